@@ -1,0 +1,122 @@
+"""Settings: defaults that just work, then a TOML file, then ``ROOMCAST_*`` variables, then CLI flags.
+
+The data directory holds everything a node owns: the SQLite database (unless a URL is given), the
+local object store, the media library and the secret key that encrypts credentials at rest.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "ROOMCAST_CONFIG"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one roomcast node."""
+
+    model_config = SettingsConfigDict(env_prefix="ROOMCAST_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    database_url: str | None = None
+    """SQLAlchemy async URL; ``None`` means an SQLite file in the data directory."""
+    storage_dir: Path | None = None
+    """Local object store; ``None`` means ``<data_dir>/storage``."""
+    public_url: str | None = None
+    """Base URL clients use to reach this node (media library links); derived from host/port if unset."""
+    s3_endpoint: str | None = None
+    """Send every S3-compatible storage target to this endpoint (self-hosted MinIO/Ceph, tests)."""
+    log_level: str = "info"
+    log_format: str = "json"
+    """``json`` (one object per line) or ``text``."""
+    dev_mode: bool = False
+    """Lets the browser client fetch join tokens without a signed request. Never in production."""
+    signature_window_s: int = Field(default=300, ge=1)
+    """How far a signed request's timestamp may be from the server clock."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in {"json", "text"}:
+            raise ValueError("log_format must be json or text")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI flags (init) beat the environment, which beats the TOML file (passed as init too,
+        # see load_settings), which beats the defaults.
+        return (init_settings, env_settings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'roomcast.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir.resolve() / "secret.key"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ValueError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
+    # Accept both a flat file and one with a [roomcast] table.
+    section = raw.get("roomcast", raw)
+    if not isinstance(section, dict):
+        raise ValueError(f"config file {path}: [roomcast] must be a table")
+    return dict(section)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from a TOML file (or ``$ROOMCAST_CONFIG``), the environment and overrides.
+
+    ``overrides`` are CLI flags; ``None`` values are ignored so unset flags fall through.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is not None:
+        file_values = _read_toml(path)
+    env_keys = {k[len("ROOMCAST_") :].lower() for k in os.environ if k.startswith("ROOMCAST_")}
+    # The environment must win over the file: drop file values the environment sets.
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**merged)

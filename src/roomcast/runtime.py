@@ -1,0 +1,57 @@
+"""The node's long-lived objects, built once and shared by the server, the CLI and the tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from roomcast.config import Settings
+from roomcast.crypto import SecretBox
+from roomcast.domain.tenancy import App, Credentials
+from roomcast.log import event, register_secret
+from roomcast.services.tenancy import TenancyService
+from roomcast.store.db import Database
+
+log = logging.getLogger("roomcast.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    tenancy: TenancyService
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Create the data directory, load (or create) the secret key and migrate the database."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
+        box = SecretBox.from_file(settings.secret_key_file)
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+        except Exception:
+            await db.close()
+            raise
+        return cls(settings=settings, db=db, box=box, tenancy=TenancyService(db.sessions, box))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def bootstrap(self) -> tuple[Credentials, App] | None:
+        """On an empty database, create a default account and app so a new user can start at once."""
+        if await self.tenancy.count_accounts() > 0:
+            return None
+        creds = await self.tenancy.create_account("default")
+        app = await self.tenancy.create_app(creds.account_id, "default")
+        register_secret(creds.secret_key)
+        register_secret(app.app_key)
+        event(
+            log,
+            "bootstrap.created",
+            account_id=creds.account_id,
+            app_id=app.app_id,
+            sdk_app_id=app.sdk_app_id,
+        )
+        return creds, app

@@ -1,0 +1,128 @@
+"""Builds the ASGI application and runs it under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from roomcast import __version__
+from roomcast.config import Settings
+from roomcast.log import event, request_id_var
+from roomcast.runtime import Runtime
+
+log = logging.getLogger("roomcast.http")
+
+
+class RequestLogMiddleware:
+    """Gives every request an id (``X-Request-Id``) and logs one line when it ends.
+
+    Pure ASGI (not BaseHTTPMiddleware) so WebSockets and streaming bodies pass untouched. Only
+    the path is logged: query strings can carry signatures and tokens.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status: dict[str, int] = {"code": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("request.failed", extra={"fields": {"path": scope.get("path")}})
+            raise
+        finally:
+            client = scope.get("client")
+            event(
+                log,
+                "request",
+                method=scope.get("method", "WS"),
+                path=scope.get("path"),
+                status=status["code"],
+                ms=round((time.perf_counter() - started) * 1000, 1),
+                client=client[0] if client else None,
+            )
+            request_id_var.reset(token)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The ASGI app. With ``runtime`` given (tests), the caller owns its lifecycle."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or await Runtime.open(settings)
+        app.state.runtime = rt
+        event(log, "server.started", version=__version__)
+        try:
+            yield
+        finally:
+            event(log, "server.stopping")
+            if runtime is None:
+                await rt.close()
+            event(log, "server.stopped")
+
+    app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.add_middleware(RequestLogMiddleware)
+
+    @app.get("/healthz", tags=["native"])
+    async def healthz(request: Request) -> JSONResponse:
+        rt: Runtime = request.app.state.runtime
+        db_ok = await rt.db.ping()
+        body: dict[str, Any] = {
+            "status": "ok" if db_ok else "degraded",
+            "version": __version__,
+            "database": db_ok,
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; uvicorn drains connections and runs the lifespan shutdown."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        ws="auto",
+    )
+
+    # uvicorn drains and shuts down on SIGTERM, then re-raises the signal against the handler that
+    # was installed before it started; make that handler a clean exit so supervisors see status 0.
+    def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.Server(config).run()
