@@ -236,12 +236,17 @@ def app_list(
 AppRef = Annotated[str, typer.Argument(help="app_id or sdk_app_id.")]
 
 
+def _ref(app_ref: str) -> str | int:
+    """A number of up to 10 digits is an sdk_app_id; anything else an app_id."""
+    return int(app_ref) if app_ref.isdigit() and len(app_ref) <= 10 else app_ref
+
+
 @app_cli.command("show")
 def app_show(
     app_ref: AppRef, as_json: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Show one app, including its app_key."""
-    app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.get_app(app_ref))
+    app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.get_app(_ref(app_ref)))
     data = _app_public(app)
     _emit(data, as_json, lambda: "\n".join(f"{k:20} {v}" for k, v in data.items()))
 
@@ -249,7 +254,7 @@ def app_show(
 def _set_state(
     app_ref: str, state: AppState, as_json: bool, config: Path | None, data_dir: Path | None
 ) -> None:
-    app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.set_app_state(app_ref, state))
+    app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.set_app_state(_ref(app_ref), state))
     _emit(_app_public(app, with_key=False), as_json, lambda: f"{app.app_id} {app.state.value}")
 
 
@@ -274,7 +279,7 @@ def app_delete(
     app_ref: AppRef, as_json: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Delete an app (its ids are never reused)."""
-    _run(_settings(config, data_dir), lambda rt: rt.tenancy.delete_app(app_ref))
+    _run(_settings(config, data_dir), lambda rt: rt.tenancy.delete_app(_ref(app_ref)))
     _emit({"deleted": app_ref}, as_json, lambda: f"{app_ref} deleted")
 
 
@@ -288,7 +293,9 @@ def app_set_callback(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Set the URL (and signing key) that receives this app's event callbacks."""
-    app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.set_callback(app_ref, url or None, key))
+    app = _run(
+        _settings(config, data_dir), lambda rt: rt.tenancy.set_callback(_ref(app_ref), url or None, key)
+    )
     _emit(
         _app_public(app, with_key=False), as_json, lambda: f"{app.app_id} callback {app.callback_url or '-'}"
     )

@@ -8,6 +8,8 @@ silently.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import string
@@ -25,6 +27,11 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A stable sub-key for one purpose (e.g. signing IAM tokens), independent of the others."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:

@@ -17,6 +17,19 @@ from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamp the request id when the record is made: a handler may format it on another thread.
+    record = _base_factory(*args, **kwargs)
+    if not hasattr(record, "request_id"):
+        record.request_id = request_id_var.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_factory)
+
 _SECRET_FIELD = re.compile(
     r"(secret|password|passwd|token|signature|sig$|authorization|app_key|sk$|key$)", re.I
 )

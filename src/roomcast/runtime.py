@@ -9,6 +9,7 @@ from roomcast.config import Settings
 from roomcast.crypto import SecretBox
 from roomcast.domain.tenancy import App, Credentials
 from roomcast.log import event, register_secret
+from roomcast.services.reservations import ReservationService
 from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
 
@@ -21,6 +22,7 @@ class Runtime:
     db: Database
     box: SecretBox
     tenancy: TenancyService
+    reservations: ReservationService
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -34,7 +36,13 @@ class Runtime:
         except Exception:
             await db.close()
             raise
-        return cls(settings=settings, db=db, box=box, tenancy=TenancyService(db.sessions, box))
+        return cls(
+            settings=settings,
+            db=db,
+            box=box,
+            tenancy=TenancyService(db.sessions, box),
+            reservations=ReservationService(db.sessions),
+        )
 
     async def close(self) -> None:
         await self.db.close()

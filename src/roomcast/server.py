@@ -16,9 +16,16 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
+from roomcast.api.jocloud.gateway import build_router as jocloud_router
+from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
+from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
+from roomcast.api.trtc.actions import register as register_trtc_actions
+from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
+from roomcast.api.trtc.gateway import build_router as trtc_router
 from roomcast.config import Settings
 from roomcast.log import event, request_id_var
 from roomcast.runtime import Runtime
+from roomcast.services.ratelimit import RateLimiter
 
 log = logging.getLogger("roomcast.http")
 
@@ -89,6 +96,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.add_middleware(RequestLogMiddleware)
+    limiter = RateLimiter()
+    app.state.limiter = limiter
+
+    # Dialects. TRTC and TIW share API 3.0's "/" endpoint and its signing.
+    registry = ActionRegistry()
+    register_trtc_actions(registry)
+    app.state.trtc_registry = registry
+    app.include_router(trtc_router(Tc3Gateway(registry, limiter)))
+    app.include_router(sparkrtc_apps_router())
+    joy = jocloud_default_gateway()
+    joy.limiter = limiter
+    app.state.jocloud = joy
+    app.include_router(jocloud_router(joy))
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

@@ -37,7 +37,6 @@ async def test_app_lifecycle(runtime: Runtime) -> None:
     assert len(app.app_key) == 64
     assert await t.get_app(app.app_id) == app
     assert await t.get_app(app.sdk_app_id) == app
-    assert await t.get_app(str(app.sdk_app_id)) == app
     disabled = await t.set_app_state(app.app_id, AppState.DISABLED)
     assert disabled.state is AppState.DISABLED and disabled.state_updated_at >= app.state_updated_at
     total, listed = await t.list_apps(acc.account_id, state=AppState.DISABLED)

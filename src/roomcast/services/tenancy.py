@@ -270,10 +270,7 @@ class TenancyService:
 
     async def _app_row(self, s: AsyncSession, ref: str | int, account_id: str | None) -> tuple[AppRow, str]:
         q = select(AppRow, AccountRow.account_id).join(AccountRow, AppRow.account_pk == AccountRow.id)
-        if isinstance(ref, int) or (ref.isdigit() and len(ref) <= 10):
-            q = q.where(AppRow.sdk_app_id == int(ref))
-        else:
-            q = q.where(AppRow.app_id == ref)
+        q = q.where(AppRow.sdk_app_id == ref) if isinstance(ref, int) else q.where(AppRow.app_id == ref)
         row = (await s.execute(q.where(AppRow.state != AppState.DELETED.value))).one_or_none()
         # Another tenant's app is reported exactly like a missing one: no existence oracle.
         if row is None or (account_id is not None and row[1] != account_id):
@@ -281,7 +278,7 @@ class TenancyService:
         return row[0], row[1]
 
     async def get_app(self, ref: str | int, account_id: str | None = None) -> App:
-        """An app by ``app_id`` or ``sdk_app_id``; with ``account_id``, only that tenant's."""
+        """An app by ``app_id`` (str) or ``sdk_app_id`` (int); with ``account_id``, only that tenant's."""
         async with self._sessions() as s:
             row, acc_id = await self._app_row(s, ref, account_id)
             return self._app(row, acc_id)

@@ -81,3 +81,18 @@ class AppRow(Base):
     auth_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     callback_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReservationRow(Base):
+    """A recording reservation: a resource id handed out before a recording starts (valid briefly)."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_app", "app_pk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), nullable=False)
+    reservation_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    task_id: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -1,0 +1,176 @@
+"""SparkRTC application management (A1-A6) and the IAM token endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from roomcast.api.sparkrtc.errors import SparkError, invalid, malformed_body
+from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, utc_text
+from roomcast.api.sparkrtc.iam import password_auth
+from roomcast.domain.tenancy import App, AppState
+from roomcast.runtime import Runtime
+
+STATE_NAMES: dict[AppState, str] = {AppState.ENABLED: "ACTIVATION", AppState.DISABLED: "DEACTIVATION"}
+STATE_FILTERS: dict[str, AppState | None] = {
+    "ACTIVATION": AppState.ENABLED,
+    "DEACTIVATION": AppState.DISABLED,
+    "ARREARS": None,  # no billing here: no app is ever in arrears
+}
+APP_NAME_MAX = 64
+DEFAULT_SCOPE = "GLOBAL"
+
+
+class AppReq(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    app_name: str = Field(min_length=1, max_length=APP_NAME_MAX)
+
+    @field_validator("app_name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if not v.strip() or any(ord(c) < 32 for c in v):
+            raise ValueError("app_name must be printable text")
+        return v
+
+
+def _state(app: App) -> dict[str, Any]:
+    return {"state": STATE_NAMES.get(app.state, "DELETED"), "update_time": utc_text(app.state_updated_at)}
+
+
+def render_app(app: App, tenant_name: str, host: str) -> dict[str, Any]:
+    callback_update = utc_text(app.callback_updated_at)
+    return {
+        "app_name": app.name,
+        "app_id": app.app_id,
+        "state": _state(app),
+        "scope": DEFAULT_SCOPE,
+        "tenant_name": tenant_name,
+        "domain": f"{app.app_id}.{host}",
+        "create_time": utc_text(app.created_at),
+        "authentication": {
+            "enable": app.auth_enabled,
+            "expire": app.auth_expire_s,
+            "app_key": app.app_key,
+            "update_time": utc_text(app.auth_updated_at or app.created_at),
+        },
+        "callbacks": {
+            "push_callback": {"url": "", "auth_key": "", "notify_event_subscription": [], "update_time": ""},
+            "record_callback": {
+                "url": app.callback_url or "",
+                "auth_key": app.callback_key or "",
+                "notify_event_subscription": list(app.callback_events),
+                "update_time": callback_update,
+            },
+        },
+        "auto_record_mode": {
+            "mode": "AUTO_RECORD_OFF",
+            "record_rule_id": "",
+            "update_time": utc_text(app.created_at),
+        },
+    }
+
+
+def _host(request: Request) -> str:
+    return (request.headers.get("host") or "localhost").split(":")[0]
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(route_class=SparkRoute, tags=["sparkrtc"])
+
+    @router.post("/v3/auth/tokens", status_code=201, include_in_schema=False)
+    async def iam_tokens(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        raw = await request.body()
+        try:
+            import json
+
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise malformed_body() from None
+        token, result = await password_auth(rt, body)
+        return JSONResponse(result, status_code=201, headers={"X-Subject-Token": token})
+
+    @router.post("/v2/apps", status_code=201)
+    async def create_app(request: Request) -> Response:
+        caller = await authenticate(request, "app")
+        req = await json_body(request, AppReq)
+        rt: Runtime = request.app.state.runtime
+        app = await rt.tenancy.create_app(caller.account_id, req.app_name)
+        return JSONResponse({"app_id": app.app_id}, status_code=201)
+
+    @router.get("/v2/apps")
+    async def list_apps(
+        request: Request,
+        state: str | None = Query(default=None),
+        offset: str | None = Query(default=None),
+        limit: str | None = Query(default=None),
+    ) -> Response:
+        caller = await authenticate(request, "app")
+        state_filter: AppState | None = None
+        if state is not None:
+            if state not in STATE_FILTERS:
+                raise invalid("state must be ACTIVATION, DEACTIVATION or ARREARS")
+            if STATE_FILTERS[state] is None:
+                return JSONResponse({"count": 0, "apps": []})
+            state_filter = STATE_FILTERS[state]
+        off = _int_param("offset", offset, 0, 0, 10**9)
+        lim = _int_param("limit", limit, 100, 1, 100)
+        rt: Runtime = request.app.state.runtime
+        account = await rt.tenancy.get_account(caller.account_id)
+        total, apps = await rt.tenancy.list_apps(caller.account_id, state=state_filter, offset=off, limit=lim)
+        host = _host(request)
+        return JSONResponse({"count": total, "apps": [render_app(a, account.name, host) for a in apps]})
+
+    @router.get("/v2/apps/{app_id}")
+    async def show_app(request: Request, app_id: str) -> Response:
+        caller = await authenticate(request, "app")
+        rt: Runtime = request.app.state.runtime
+        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        account = await rt.tenancy.get_account(caller.account_id)
+        return JSONResponse(render_app(app, account.name, _host(request)))
+
+    @router.delete("/v2/apps/{app_id}", status_code=204)
+    async def delete_app(request: Request, app_id: str) -> Response:
+        caller = await authenticate(request, "app")
+        rt: Runtime = request.app.state.runtime
+        await rt.tenancy.delete_app(_app_ref(app_id), caller.account_id)
+        return Response(status_code=204)
+
+    async def _set_state(request: Request, app_id: str, state: AppState) -> Response:
+        caller = await authenticate(request, "app")
+        rt: Runtime = request.app.state.runtime
+        app = await rt.tenancy.set_app_state(_app_ref(app_id), state, caller.account_id)
+        return JSONResponse({"app_id": app.app_id, "state": _state(app)})
+
+    @router.post("/v2/apps/{app_id}/enable")
+    async def enable_app(request: Request, app_id: str) -> Response:
+        return await _set_state(request, app_id, AppState.ENABLED)
+
+    @router.post("/v2/apps/{app_id}/disable")
+    async def disable_app(request: Request, app_id: str) -> Response:
+        return await _set_state(request, app_id, AppState.DISABLED)
+
+    return router
+
+
+def _app_ref(app_id: str) -> str:
+    """SparkRTC addresses apps by their string app_id only (never by the numeric SdkAppId)."""
+    if not app_id or len(app_id) > 64 or not app_id.isalnum():
+        raise SparkError(404, "RTC.00001015", "AppNotExist: app does not exist under your account")
+    return app_id
+
+
+def _int_param(name: str, value: str | None, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise invalid(f"{name} must be an integer") from None
+    if not low <= n <= high:
+        raise invalid(f"{name} must be between {low} and {high}")
+    return n

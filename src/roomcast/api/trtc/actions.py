@@ -1,0 +1,11 @@
+"""The TRTC and TIW actions roomcast serves. Each feature module registers its own here."""
+
+from __future__ import annotations
+
+from roomcast.api.trtc.gateway import ActionRegistry
+
+
+def register(registry: ActionRegistry) -> None:
+    """Add every served action to ``registry``; unregistered actions answer ``InvalidAction``."""
+    # Feature modules (rooms, recording, relay, ...) add their actions as they land.
+    del registry

@@ -1,0 +1,79 @@
+"""A real roomcast server on 127.0.0.1 in a background thread, for API and end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from roomcast.config import Settings
+from roomcast.runtime import Runtime
+from roomcast.server import create_app
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    settings: Settings
+    app: FastAPI
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, body: Callable[[Runtime], Awaitable[T]]) -> T:
+        """Run ``body`` against the server's data (own engine, same database) from the test thread."""
+
+        async def main() -> T:
+            rt = await Runtime.open(self.settings)
+            try:
+                return await body(rt)
+            finally:
+                await rt.close()
+
+        return asyncio.run(main())
+
+
+@contextmanager
+def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    port = free_port()
+    cfg = Settings(data_dir=data_dir, port=port, **settings)
+    app = create_app(cfg)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="roomcast-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
+        yield LiveServer(cfg, app, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
