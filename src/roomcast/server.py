@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
+from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
@@ -109,6 +110,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     joy.limiter = limiter
     app.state.jocloud = joy
     app.include_router(jocloud_router(joy))
+    app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

@@ -212,3 +212,22 @@ def test_throttling(server: LiveServer) -> None:
     u = make_tenant(server, "idle")
     c = client(server, u.creds.secret_id, u.creds.secret_key, u.creds.project_id)
     assert c.list_apps(ListAppsRequest()).count == 1
+
+
+def test_v1_project_routes_check_the_project(
+    server: LiveServer, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    r = _iam(
+        server, tenant.creds.secret_id, tenant.creds.secret_key, {"project": {"id": tenant.creds.project_id}}
+    )
+    headers = {"X-Auth-Token": r.headers["x-subject-token"]}
+    own = httpx.get(f"{server.url}/v1/{tenant.creds.project_id}/rtc/rooms", headers=headers)
+    assert (
+        own.status_code == 404 and own.json()["error_code"] == "APIGW.0101"
+    )  # authenticated, not served yet
+    foreign = httpx.get(f"{server.url}/v1/{other_tenant.creds.project_id}/rtc/rooms", headers=headers)
+    assert foreign.status_code == 400 and foreign.json()["error_code"] == "RTC.00001001"
+    sub = httpx.get(f"{server.url}/v2/apps/{other_tenant.app.app_id}/record-rules", headers=headers)
+    assert sub.status_code == 404 and sub.json()["error_code"] == "RTC.00001015"
+    anon = httpx.get(f"{server.url}/v1/{tenant.creds.project_id}/rtc/rooms")
+    assert anon.status_code == 401

@@ -88,6 +88,20 @@ def test_unserved_action_is_invalid_action(server: LiveServer, tenant: Tenant) -
     assert ei.value.get_code() == "InvalidAction" and ei.value.get_request_id()
 
 
+def test_tiw_wrong_key_and_expired(
+    server: LiveServer, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = tiw_client.TiwClient(
+        credential.Credential(tenant.creds.secret_id, "wrong" * 6), "ap-guangzhou", profile(server)
+    )
+    req = tiw_models.DescribeOnlineRecordRequest()
+    req.SdkAppId = tenant.app.sdk_app_id
+    req.TaskId = "x"
+    with pytest.raises(TencentCloudSDKException) as ei:
+        wrong.DescribeOnlineRecord(req)
+    assert ei.value.get_code() == "AuthFailure.SignatureFailure"
+
+
 def test_tiw_shares_the_endpoint(server: LiveServer, tenant: Tenant) -> None:
     c = tiw_client.TiwClient(
         credential.Credential(tenant.creds.secret_id, tenant.creds.secret_key),

@@ -174,3 +174,30 @@ def _int_param(name: str, value: str | None, default: int, low: int, high: int) 
     if not low <= n <= high:
         raise invalid(f"{name} must be between {low} and {high}")
     return n
+
+
+def build_fallback_router() -> APIRouter:
+    """SparkRTC paths roomcast does not serve (yet): authenticated, then the gateway's "no such API".
+
+    Included after every other SparkRTC router so that served routes win.
+    """
+    router = APIRouter(route_class=SparkRoute, include_in_schema=False)
+
+    def not_served() -> SparkError:
+        return SparkError(
+            404, "APIGW.0101", "The API does not exist or has not been published in the environment"
+        )
+
+    @router.api_route("/v1/{project_id}/rtc/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    async def v1_project(request: Request, project_id: str, rest: str) -> Response:
+        await authenticate(request, "stats", path_project_id=project_id)
+        raise not_served()
+
+    @router.api_route("/v2/apps/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    async def v2_apps(request: Request, rest: str) -> Response:
+        caller = await authenticate(request, "app")
+        rt: Runtime = request.app.state.runtime
+        await rt.tenancy.get_app(_app_ref(rest.split("/", 1)[0]), caller.account_id)
+        raise not_served()
+
+    return router
