@@ -1,0 +1,462 @@
+"""A Python client for roomcast's WebSocket signalling and WHIP/WHEP.
+
+Used by bots and tests: publish given aiortc tracks, subscribe, and count what
+arrives per track.  By default received media is not decoded (packets are
+counted), which keeps many clients cheap; pass ``decode=True`` to get frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import httpx
+import websockets
+from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from . import aiortc_compat as compat
+from .track import TrackKind
+
+log = logging.getLogger(__name__)
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+@dataclass
+class ReceivedTrack:
+    """Counters for one received track (keyed by track id, or by mid for WHEP)."""
+
+    key: str
+    kind: str
+    frames: int = 0
+    keyframes: int = 0
+    bytes: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+
+
+@dataclass
+class _Receiving:
+    transceiver: RTCRtpTransceiver
+    task: asyncio.Task[None]
+
+
+class MediaCounter:
+    """Reads every remote track of a peer connection and counts frames under a key."""
+
+    def __init__(self, key_for: Callable[[RTCRtpTransceiver], str | None], decode: bool) -> None:
+        self.tracks: dict[str, ReceivedTrack] = {}
+        self._key_for = key_for
+        self._decode = decode
+        self._receiving: list[_Receiving] = []
+        self._changed = asyncio.Event()
+
+    def attach(self, pc: RTCPeerConnection) -> None:
+        @pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            tr = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
+            if tr is None:
+                return
+            if not self._decode:
+                compat.enable_passthrough(tr.receiver)
+            task = asyncio.ensure_future(self._read(tr, track))
+            self._receiving.append(_Receiving(tr, task))
+
+    async def _read(self, tr: RTCRtpTransceiver, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                key = self._key_for(tr)
+                if key is None:
+                    continue
+                rt = self.tracks.get(key)
+                if rt is None:
+                    rt = self.tracks[key] = ReceivedTrack(key=key, kind=tr.kind)
+                now = time.monotonic()
+                rt.frames += 1
+                if rt.first_at is None:
+                    rt.first_at = now
+                rt.last_at = now
+                if isinstance(frame, av.Packet):
+                    rt.keyframes += int(bool(frame.is_keyframe))
+                    rt.bytes += int(frame.size)
+                self._changed.set()
+
+    def frames(self, key: str) -> int:
+        rt = self.tracks.get(key)
+        return rt.frames if rt else 0
+
+    async def wait_frames(self, key: str, count: int, time_limit: float = 10.0) -> int:
+        """Wait until ``count`` more frames than now arrived for ``key``; return the total."""
+        target = self.frames(key) + count
+        deadline = time.monotonic() + time_limit
+        while self.frames(key) < target:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{key}: {self.frames(key)} frames, wanted {target}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return self.frames(key)
+
+    def receiver_for(self, key: str) -> Any:
+        for r in self._receiving:
+            if self._key_for(r.transceiver) == key:
+                return r.transceiver.receiver
+        return None
+
+    async def close(self) -> None:
+        for r in self._receiving:
+            r.task.cancel()
+        await asyncio.gather(*(r.task for r in self._receiving), return_exceptions=True)
+
+
+async def _publishing_pc(
+    tracks: dict[TrackKind, MediaStreamTrack], video_codecs: Sequence[str]
+) -> tuple[RTCPeerConnection, dict[str, TrackKind], dict[TrackKind, RTCRtpTransceiver]]:
+    pc = RTCPeerConnection(compat.rtc_configuration())
+    by_kind: dict[TrackKind, RTCRtpTransceiver] = {}
+    for kind, track in tracks.items():
+        tr = pc.addTransceiver(track, direction="sendonly")
+        compat.prefer_codecs(tr, list(video_codecs) if kind.media == "video" else list(compat.AUDIO_CODECS))
+        by_kind[kind] = tr
+    await pc.setLocalDescription(await pc.createOffer())
+    kinds_by_mid = {tr.mid: kind for kind, tr in by_kind.items() if tr.mid is not None}
+    return pc, kinds_by_mid, by_kind
+
+
+class RoomClient:
+    """One participant over the WebSocket protocol (see docs/signalling.md)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        app_id: str,
+        room_id: str,
+        user_id: str,
+        token: str,
+        ws_path: str = "/rtc/ws",
+        decode: bool = False,
+    ) -> None:
+        ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        self.url = ws_base.rstrip("/") + ws_path
+        self.app_id = app_id
+        self.room_id = room_id
+        self.user_id = user_id
+        self.token = token
+        self.session_id: str | None = None
+        self.room: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+        self.mapping: dict[str, str] = {}  # mid -> track id on the receiving connection
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.keyframe_requests: dict[TrackKind, int] = {}
+        self.pub_pc: RTCPeerConnection | None = None
+        self.sub_pc: RTCPeerConnection | None = None
+        self.received = MediaCounter(lambda tr: self.mapping.get(tr.mid or ""), decode)
+        self._ws: Any = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._event_changed = asyncio.Event()
+        self._published: dict[TrackKind, MediaStreamTrack] = {}
+        self._pub_transceivers: dict[TrackKind, RTCRtpTransceiver] = {}
+
+    # ----------------------------------------------------------- plumbing
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps(msg))
+
+    async def request(self, msg: dict[str, Any], time_limit: float = 15.0) -> dict[str, Any]:
+        rid = next(self._ids)
+        msg = {**msg, "id": rid}
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await self._send(msg)
+            reply = await asyncio.wait_for(fut, time_limit)
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("type") == "error":
+            raise ClientError(str(reply.get("code")), str(reply.get("message")))
+        return reply
+
+    async def _read_loop(self) -> None:
+        try:
+            async for text in self._ws:
+                msg = json.loads(text)
+                rid = msg.get("id")
+                if rid is not None and rid in self._pending:
+                    fut = self._pending[rid]
+                    if not fut.done():
+                        fut.set_result(msg)
+                    continue
+                await self._on_message(msg)
+        except websockets.ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("client %s: reader failed", self.user_id)
+        finally:
+            ws = self._ws
+            if ws is not None:
+                self.close_code = ws.close_code
+                self.close_reason = ws.close_reason
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ClientError("closed", "connection closed"))
+            self.closed.set()
+            self._event_changed.set()
+
+    async def _on_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "offer":
+            await self._answer_offer(msg)
+            return
+        if kind == "subscriptions":
+            self.mapping = dict(msg.get("mapping") or {})
+        self.events.append(msg)
+        self._event_changed.set()
+
+    async def _answer_offer(self, msg: dict[str, Any]) -> None:
+        if self.sub_pc is None:
+            self.sub_pc = RTCPeerConnection(compat.rtc_configuration())
+            self.received.attach(self.sub_pc)
+        self.mapping = dict(msg.get("mapping") or {})
+        await self.sub_pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+        await self.sub_pc.setLocalDescription(await self.sub_pc.createAnswer())
+        # Not awaited through request(): the reader must keep running.
+        rid = next(self._ids)
+        await self._send({"type": "answer", "id": rid, "sdp": self.sub_pc.localDescription.sdp})
+
+    # ------------------------------------------------------------- public
+
+    async def connect(self, *, auto_subscribe: bool = False, time_limit: float = 10.0) -> dict[str, Any]:
+        self._ws = await websockets.connect(self.url, open_timeout=time_limit)
+        self._reader = asyncio.create_task(self._read_loop())
+        reply = await self.request(
+            {
+                "type": "join",
+                "app_id": self.app_id,
+                "room_id": self.room_id,
+                "user_id": self.user_id,
+                "token": self.token,
+                "auto_subscribe": auto_subscribe,
+            },
+            time_limit,
+        )
+        self.session_id = reply.get("session_id")
+        self.room = dict(reply.get("room") or {})
+        return reply
+
+    async def publish(
+        self,
+        tracks: dict[TrackKind, MediaStreamTrack],
+        *,
+        video_codecs: Sequence[str] = compat.DEFAULT_VIDEO_CODECS,
+    ) -> list[str]:
+        """Publish tracks (first call creates the connection; later calls renegotiate)."""
+        if self.pub_pc is None:
+            self._published = dict(tracks)
+            pc, kinds_by_mid, by_kind = await _publishing_pc(self._published, video_codecs)
+            self.pub_pc = pc
+            msg_type = "publish"
+        else:
+            pc = self.pub_pc
+            by_kind = {}
+            for kind, track in tracks.items():
+                tr = pc.addTransceiver(track, direction="sendonly")
+                compat.prefer_codecs(tr, list(video_codecs) if kind.media == "video" else ["audio/opus"])
+                by_kind[kind] = tr
+            self._published.update(tracks)
+            await pc.setLocalDescription(await pc.createOffer())
+            kinds_by_mid = {tr.mid: k for k, tr in {**self._pub_transceivers, **by_kind}.items() if tr.mid}
+            msg_type = "renegotiate"
+        for kind, tr in by_kind.items():
+            self._pub_transceivers[kind] = tr
+            compat.on_keyframe_request(tr.sender, functools.partial(self._count_pli, kind))
+        reply = await self.request(
+            {
+                "type": msg_type,
+                "sdp": pc.localDescription.sdp,
+                "tracks": {m: k.value for m, k in kinds_by_mid.items()},
+            }
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        return list(reply.get("tracks") or [])
+
+    def _count_pli(self, kind: TrackKind) -> None:
+        self.keyframe_requests[kind] = self.keyframe_requests.get(kind, 0) + 1
+
+    async def unpublish(self, kind: TrackKind) -> None:
+        await self.request({"type": "unpublish", "kind": kind.value})
+
+    async def subscribe(self, tracks: Sequence[str] = (), *, all_tracks: bool = False) -> None:
+        await self.request({"type": "subscribe", "tracks": list(tracks), "all": all_tracks})
+
+    async def unsubscribe(self, tracks: Sequence[str] = (), *, all_tracks: bool = False) -> None:
+        await self.request({"type": "unsubscribe", "tracks": list(tracks), "all": all_tracks})
+
+    async def mute(self, kind: TrackKind, muted: bool = True) -> None:
+        await self.request({"type": "mute", "kind": kind.value, "muted": muted})
+
+    async def request_keyframe(self, track_id: str) -> bool:
+        """Send a PLI for a received track, as a browser does after loss."""
+        receiver = self.received.receiver_for(track_id)
+        return bool(receiver is not None and await compat.send_pli(receiver))
+
+    async def wait_frames(self, track_id: str, count: int = 1, time_limit: float = 10.0) -> int:
+        return await self.received.wait_frames(track_id, count, time_limit)
+
+    async def wait_event(
+        self, type_: str, predicate: Callable[[dict[str, Any]], bool] | None = None, time_limit: float = 10.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + time_limit
+        seen = 0
+        while True:
+            for msg in self.events[seen:]:
+                if msg.get("type") == type_ and (predicate is None or predicate(msg)):
+                    return msg
+            seen = len(self.events)
+            if self.closed.is_set():
+                raise ClientError("closed", f"connection closed while waiting for {type_}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {type_} event")
+            self._event_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event_changed.wait(), left)
+
+    async def leave(self) -> None:
+        if self._ws is not None and not self.closed.is_set():
+            with contextlib.suppress(Exception):
+                await self._send({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader, 2.0)
+        await self.received.close()
+        for pc in (self.pub_pc, self.sub_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        for track in self._published.values():
+            track.stop()
+
+    async def __aenter__(self) -> RoomClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+@dataclass
+class WhipPublisher:
+    """Publish tracks with WHIP: ``await WhipPublisher.start(url, token, tracks)``."""
+
+    pc: RTCPeerConnection
+    resource_url: str
+    token: str
+    keyframe_requests: dict[TrackKind, int] = field(default_factory=dict)
+
+    @classmethod
+    async def start(
+        cls,
+        endpoint: str,
+        token: str,
+        tracks: dict[TrackKind, MediaStreamTrack],
+        *,
+        video_codecs: Sequence[str] = compat.DEFAULT_VIDEO_CODECS,
+    ) -> WhipPublisher:
+        pc, _, by_kind = await _publishing_pc(tracks, video_codecs)
+        kinds = ",".join(k.value for k in tracks)
+        sep = "&" if "?" in endpoint else "?"
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            resp = await http.post(
+                f"{endpoint}{sep}kinds={kinds}",
+                content=pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+        if resp.status_code != 201:
+            await pc.close()
+            raise ClientError(str(resp.status_code), resp.text)
+        self = cls(pc=pc, resource_url=str(resp.url.join(resp.headers["location"])), token=token)
+        for kind, tr in by_kind.items():
+            compat.on_keyframe_request(tr.sender, functools.partial(self._count, kind))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
+        return self
+
+    def _count(self, kind: TrackKind) -> None:
+        self.keyframe_requests[kind] = self.keyframe_requests.get(kind, 0) + 1
+
+    async def stop(self) -> int:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            resp = await http.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
+        await self.pc.close()
+        return resp.status_code
+
+
+@dataclass
+class WhepViewer:
+    """Watch with WHEP; counters are keyed by media kind and order: "audio0", "video0", "video1"."""
+
+    pc: RTCPeerConnection
+    resource_url: str
+    token: str
+    received: MediaCounter
+
+    @classmethod
+    async def start(
+        cls, endpoint: str, token: str, *, audio: int = 1, video: int = 1, decode: bool = False
+    ) -> WhepViewer:
+        pc = RTCPeerConnection(compat.rtc_configuration())
+        keys: dict[int, str] = {}
+        for media, count in (("audio", audio), ("video", video)):
+            for i in range(count):
+                tr = pc.addTransceiver(media, direction="recvonly")
+                if media == "video":
+                    compat.prefer_codecs(tr, compat.DEFAULT_VIDEO_CODECS)
+                keys[id(tr)] = f"{media}{i}"
+        counter = MediaCounter(lambda tr: keys.get(id(tr)), decode)
+        counter.attach(pc)
+        await pc.setLocalDescription(await pc.createOffer())
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            resp = await http.post(
+                endpoint,
+                content=pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+        if resp.status_code != 201:
+            await pc.close()
+            raise ClientError(str(resp.status_code), resp.text)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
+        return cls(
+            pc=pc, resource_url=str(resp.url.join(resp.headers["location"])), token=token, received=counter
+        )
+
+    async def stop(self) -> int:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            resp = await http.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
+        await self.received.close()
+        await self.pc.close()
+        return resp.status_code

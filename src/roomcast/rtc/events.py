@@ -1,0 +1,269 @@
+"""Typed room events and an in-process async event bus.
+
+The lead's services subscribe to the bus to store events, fire callbacks and
+push them over signalling.  Publishing never blocks the media plane: each
+subscriber has its own bounded queue; when a subscriber falls behind, the
+oldest events are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .track import TrackKind
+
+log = logging.getLogger(__name__)
+
+
+class LeaveReason(enum.StrEnum):
+    LEFT = "left"  # the client said goodbye
+    DISCONNECTED = "disconnected"  # signalling or media connection lost
+    REMOVED = "removed"  # a moderator removed the participant
+    DISMISSED = "dismissed"  # the whole room was dismissed
+    REPLACED = "replaced"  # the same user joined again elsewhere
+    SERVER_SHUTDOWN = "server_shutdown"
+
+
+class MediaType(enum.StrEnum):
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomEvent:
+    app_key: str
+    room_id: str
+    at: float = field(default_factory=time.time)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def type(self) -> str:
+        return _TYPE_NAMES[type(self)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomOpened(RoomEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomClosed(RoomEvent):
+    """The room is gone (empty past its grace period, dismissed, or server shutdown)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomDismissed(RoomEvent):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantJoined(RoomEvent):
+    user_id: str
+    session_id: str
+    hidden: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantLeft(RoomEvent):
+    user_id: str
+    session_id: str
+    reason: LeaveReason
+    detail: str = ""
+    hidden: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantRemoved(RoomEvent):
+    user_id: str
+    session_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackPublished(RoomEvent):
+    user_id: str
+    kind: TrackKind
+    codec: str
+    track_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackUnpublished(RoomEvent):
+    user_id: str
+    kind: TrackKind
+    track_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackMuted(RoomEvent):
+    user_id: str
+    kind: TrackKind
+    track_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackUnmuted(RoomEvent):
+    user_id: str
+    kind: TrackKind
+    track_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaBlocked(RoomEvent):
+    """A moderator stopped forwarding a user's audio and/or video."""
+
+    user_id: str
+    media: frozenset[MediaType]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaUnblocked(RoomEvent):
+    user_id: str
+    media: frozenset[MediaType]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackStats(RoomEvent):
+    """A periodic sample for one publisher track (direction "in") or one
+    subscription (direction "out", ``subscriber_id`` set).  Unknown values are None."""
+
+    user_id: str
+    kind: TrackKind
+    track_id: str
+    direction: str
+    subscriber_id: str | None = None
+    interval: float = 0.0
+    bitrate_bps: float | None = None
+    packets_received: int | None = None
+    packets_lost: int | None = None
+    fraction_lost: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    frames_dropped: int | None = None
+    keyframe_requests: int | None = None
+
+
+_TYPE_NAMES: dict[type[RoomEvent], str] = {
+    RoomEvent: "event",
+    RoomOpened: "room_opened",
+    RoomClosed: "room_closed",
+    RoomDismissed: "room_dismissed",
+    ParticipantJoined: "participant_joined",
+    ParticipantLeft: "participant_left",
+    ParticipantRemoved: "participant_removed",
+    TrackPublished: "track_published",
+    TrackUnpublished: "track_unpublished",
+    TrackMuted: "track_muted",
+    TrackUnmuted: "track_unmuted",
+    MediaBlocked: "media_blocked",
+    MediaUnblocked: "media_unblocked",
+    TrackStats: "track_stats",
+}
+
+
+def event_to_dict(event: RoomEvent) -> dict[str, object]:
+    """A JSON-ready dict with a ``type`` field (enums as values, sets as sorted lists)."""
+    out: dict[str, object] = {"type": event.type}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, frozenset):
+            value = sorted(str(v) for v in value)
+        out[name] = value
+    return out
+
+
+class EventSubscription:
+    """An async iterator over events; ``close()`` (or leaving ``async with``) unsubscribes."""
+
+    def __init__(self, bus: EventBus, maxsize: int, filter_: Callable[[RoomEvent], bool] | None) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[RoomEvent | None] = asyncio.Queue()
+        self._maxsize = maxsize
+        self._filter = filter_
+        self.dropped = 0
+        self.closed = False
+
+    def _offer(self, event: RoomEvent) -> None:
+        if self.closed or (self._filter is not None and not self._filter(event)):
+            return
+        while self._queue.qsize() >= self._maxsize:
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self) -> RoomEvent:
+        item = await self._queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def __aiter__(self) -> AsyncIterator[RoomEvent]:
+        return self
+
+    async def __anext__(self) -> RoomEvent:
+        return await self.get()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._bus._subs.discard(self)
+            self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> EventSubscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+EventHandler = Callable[[RoomEvent], Awaitable[None] | None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: set[EventSubscription] = set()
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(
+        self, *, maxsize: int = 10000, filter: Callable[[RoomEvent], bool] | None = None
+    ) -> EventSubscription:
+        sub = EventSubscription(self, maxsize, filter)
+        self._subs.add(sub)
+        return sub
+
+    def add_handler(self, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for each event (sync, or async run as a task). Exceptions are logged."""
+        self._handlers.append(handler)
+
+    def remove_handler(self, handler: EventHandler) -> None:
+        self._handlers.remove(handler)
+
+    def publish(self, event: RoomEvent) -> None:
+        for sub in list(self._subs):
+            sub._offer(event)
+        for handler in list(self._handlers):
+            try:
+                result = handler(event)
+                if result is not None:
+                    task = asyncio.ensure_future(result)
+                    task.add_done_callback(_log_handler_failure)
+            except Exception:
+                log.exception("event handler failed for %s", event.type)
+
+
+def _log_handler_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("async event handler failed", exc_info=task.exception())

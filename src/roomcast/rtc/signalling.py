@@ -1,0 +1,257 @@
+"""WebSocket signalling for full clients.  The protocol is documented in docs/signalling.md."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from .auth import Authenticator
+from .errors import AuthError, RtcError
+from .events import (
+    LeaveReason,
+    ParticipantLeft,
+    RoomDismissed,
+    RoomEvent,
+    TrackStats,
+    event_to_dict,
+)
+from .participant import Participant
+from .room import RoomManager
+from .track import TrackKind
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (4000-4999 are application-defined).
+CLOSE_LEFT = 4000
+CLOSE_REMOVED = 4001
+CLOSE_DISMISSED = 4002
+CLOSE_REPLACED = 4003
+CLOSE_SHUTDOWN = 4004
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_PROTOCOL = 4400
+
+_CLOSE_FOR_REASON = {
+    LeaveReason.REMOVED: CLOSE_REMOVED,
+    LeaveReason.DISMISSED: CLOSE_DISMISSED,
+    LeaveReason.REPLACED: CLOSE_REPLACED,
+    LeaveReason.SERVER_SHUTDOWN: CLOSE_SHUTDOWN,
+}
+
+# Events forwarded to clients; per-track stats stay server-side.
+_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats,)
+
+
+class ProtocolError(RtcError):
+    code = "bad_request"
+
+
+def create_signalling_router(
+    manager: RoomManager, authenticator: Authenticator, *, path: str = "/rtc/ws"
+) -> APIRouter:
+    """An APIRouter with one WebSocket endpoint speaking the roomcast signalling protocol."""
+    router = APIRouter()
+
+    @router.websocket(path)
+    async def signalling(ws: WebSocket) -> None:
+        await ws.accept()
+        session = _Session(ws, manager, authenticator)
+        await session.run()
+
+    return router
+
+
+class _Session:
+    def __init__(self, ws: WebSocket, manager: RoomManager, authenticator: Authenticator) -> None:
+        self.ws = ws
+        self.manager = manager
+        self.auth = authenticator
+        self.participant: Participant | None = None
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(json.dumps(msg))
+            except Exception:
+                self._closed = True
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=reason[:120])
+
+    async def run(self) -> None:
+        try:
+            first = await self._receive()
+            if first.get("type") != "join":
+                await self.send(
+                    {"type": "error", "code": "bad_request", "message": "first message must be join"}
+                )
+                await self.close(CLOSE_PROTOCOL, "join first")
+                return
+            try:
+                await self._join(first)
+            except AuthError as exc:
+                await self.send(_error(first, exc))
+                await self.close(CLOSE_UNAUTHORIZED, "unauthorized")
+                return
+            except RtcError as exc:
+                await self.send(_error(first, exc))
+                await self.close(CLOSE_PROTOCOL, exc.code)
+                return
+            await self._serve()
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("signalling session failed")
+        finally:
+            p = self.participant
+            if p is not None and p.active:
+                await p.leave(LeaveReason.DISCONNECTED, "signalling closed")
+            await self.close(CLOSE_LEFT)
+
+    async def _receive(self) -> dict[str, Any]:
+        text = await self.ws.receive_text()
+        try:
+            msg = json.loads(text)
+        except ValueError as exc:
+            raise ProtocolError("invalid JSON") from exc
+        if not isinstance(msg, dict):
+            raise ProtocolError("messages are JSON objects")
+        return msg
+
+    async def _join(self, msg: dict[str, Any]) -> None:
+        app_id = str(msg.get("app_id") or "")
+        room_id = str(msg.get("room_id") or "")
+        user_id = str(msg.get("user_id") or "")
+        token = str(msg.get("token") or "")
+        if not (app_id and room_id and user_id):
+            raise ProtocolError("join needs app_id, room_id and user_id")
+        identity = await self.auth.authenticate(token, app_id=app_id, room_id=room_id, user_id=user_id)
+        p = await self.manager.join(identity)
+        p.signal = self.send
+        p.auto_subscribe = bool(msg.get("auto_subscribe", False))
+        self.participant = p
+        await self.send(
+            {
+                "type": "joined",
+                "id": msg.get("id"),
+                "session_id": p.session_id,
+                "user_id": p.user_id,
+                "room": p.room.snapshot(),
+            }
+        )
+        if p.auto_subscribe:
+            await p.room._sync_subscriptions(p)
+
+    async def _serve(self) -> None:
+        p = self.participant
+        assert p is not None
+        events = self.manager.events.subscribe(
+            filter=lambda e: (
+                e.app_key == p.room.app_key
+                and e.room_id == p.room.room_id
+                and not isinstance(e, _HIDDEN_EVENT_TYPES)
+            )
+        )
+        pump = asyncio.create_task(self._pump_events(events))
+        reader = asyncio.create_task(self._read_loop())
+        closed = asyncio.create_task(p.closed.wait())
+        try:
+            await asyncio.wait({pump, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not p.active and not pump.done():
+                # Let the pump flush the final events (removed / dismissed) before closing.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pump), 2.0)
+        finally:
+            events.close()
+            for task in (reader, closed, pump):
+                task.cancel()
+            await asyncio.gather(reader, closed, pump, return_exceptions=True)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                exc = reader.exception()
+                if not isinstance(exc, WebSocketDisconnect):
+                    log.warning("signalling reader ended: %r", exc)
+        if not p.active:
+            reason = p.leave_reason or LeaveReason.LEFT
+            await self.close(_CLOSE_FOR_REASON.get(reason, CLOSE_LEFT), p.leave_detail or reason.value)
+
+    async def _pump_events(self, events: Any) -> None:
+        p = self.participant
+        assert p is not None
+        async for event in events:
+            if isinstance(event, ParticipantLeft) and event.session_id == p.session_id:
+                if event.reason == LeaveReason.REMOVED:
+                    await self.send({"type": "removed", "reason": event.detail})
+                elif event.reason == LeaveReason.REPLACED:
+                    await self.send({"type": "replaced", "reason": event.detail})
+                return
+            if isinstance(event, RoomDismissed):
+                await self.send({"type": "room_dismissed", "reason": event.reason})
+                continue
+            if getattr(event, "hidden", False):
+                continue
+            await self.send(event_to_dict(event))
+
+    async def _read_loop(self) -> None:
+        p = self.participant
+        assert p is not None
+        while p.active:
+            msg = await self._receive()
+            try:
+                reply = await self._handle(p, msg)
+            except RtcError as exc:
+                reply = _error(msg, exc)
+            except (KeyError, ValueError, TypeError) as exc:
+                reply = _error(msg, ProtocolError(str(exc)))
+            if reply is not None:
+                reply.setdefault("id", msg.get("id"))
+                await self.send(reply)
+            if msg.get("type") == "leave":
+                return
+
+    async def _handle(self, p: Participant, msg: dict[str, Any]) -> dict[str, Any] | None:
+        kind = msg.get("type")
+        if kind in ("publish", "renegotiate"):
+            tracks = {str(mid): TrackKind(k) for mid, k in (msg.get("tracks") or {}).items()}
+            answer = await p.publish(str(msg["sdp"]), tracks or None)
+            return {
+                "type": "answer",
+                "sdp": answer,
+                "tracks": [pt.info.track_id for pt in p.published.values()],
+            }
+        if kind == "unpublish":
+            await p.unpublish(TrackKind(msg["kind"]))
+            return {"type": "ok"}
+        if kind == "subscribe":
+            await p.subscribe(list(msg.get("tracks") or []), all_tracks=bool(msg.get("all", False)))
+            return {"type": "ok"}
+        if kind == "unsubscribe":
+            await p.unsubscribe(list(msg.get("tracks") or []), all_tracks=bool(msg.get("all", False)))
+            return {"type": "ok"}
+        if kind == "answer":
+            await p.apply_answer(str(msg["sdp"]))
+            return {"type": "ok", "mapping": p.subscriptions()}
+        if kind == "mute":
+            await p.set_muted(TrackKind(msg["kind"]), bool(msg.get("muted", True)))
+            return {"type": "ok"}
+        if kind == "leave":
+            await p.leave(LeaveReason.LEFT, str(msg.get("reason") or ""))
+            return None
+        if kind == "ping":
+            return {"type": "pong"}
+        raise ProtocolError(f"unknown message type {kind!r}")
+
+
+def _error(msg: dict[str, Any], exc: RtcError) -> dict[str, Any]:
+    return {"type": "error", "id": msg.get("id"), "code": exc.code, "message": str(exc)}
