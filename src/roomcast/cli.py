@@ -301,5 +301,34 @@ def app_set_callback(
     )
 
 
+@cli.command()
+def token(
+    app: Annotated[str, typer.Option("--app", help="sdk_app_id (or app_id) of the app.")],
+    user: Annotated[str, typer.Option("--user", help="User id the token is for.")],
+    expire: Annotated[
+        int, typer.Option("--expire", help="Validity in seconds.", min=1, max=180 * 86400)
+    ] = 86400,
+    jwt: Annotated[bool, typer.Option("--jwt", help="Issue a native JWT instead of a UserSig.")] = False,
+    room: Annotated[str | None, typer.Option("--room", help="JWT only: restrict to this room.")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a room-join token (a Tencent UserSig by default) signed with the app's key."""
+    from roomcast.services.join_tokens import issue_jwt, issue_usersig
+
+    if room is not None and not jwt:
+        typer.echo("error: --room applies to --jwt tokens (a UserSig is valid for every room)", err=True)
+        raise typer.Exit(2)
+    the_app = _run(_settings(config, data_dir), lambda rt: rt.tenancy.get_app(_ref(app)))
+    tok = (
+        issue_jwt(the_app, user, room_id=room, expire_s=expire)
+        if jwt
+        else issue_usersig(the_app, user, expire)
+    )
+    data = {"sdk_app_id": the_app.sdk_app_id, "user_id": user, "expire": expire, "token": tok}
+    _emit(data, as_json, lambda: tok)
+
+
 def main() -> None:
     cli()

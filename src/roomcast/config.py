@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     """Lets the browser client fetch join tokens without a signed request. Never in production."""
     signature_window_s: int = Field(default=300, ge=1)
     """How far a signed request's timestamp may be from the server clock."""
+    max_participants_per_room: int = Field(default=50, ge=1)
+    max_rooms: int = Field(default=1000, ge=1)
+    empty_room_grace_s: float = Field(default=30.0, ge=0)
+    """How long an empty room stays open (a quick rejoin keeps its session)."""
+    stats_interval_s: float = Field(default=5.0, ge=0)
+    """How often per-track quality samples are taken (0 turns sampling off)."""
+    ice_host_addresses: list[str] | None = None
+    """Host ICE candidates to offer (e.g. ["127.0.0.1"] on a loopback-only box); default: all."""
 
     @field_validator("log_level")
     @classmethod

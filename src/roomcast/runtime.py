@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 from roomcast.config import Settings
 from roomcast.crypto import SecretBox
+from roomcast.domain.errors import Unavailable
 from roomcast.domain.tenancy import App, Credentials
 from roomcast.log import event, register_secret
+from roomcast.rtc.room import RoomManager
 from roomcast.services.reservations import ReservationService
+from roomcast.services.rooms import RoomService
 from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
 
@@ -23,6 +26,14 @@ class Runtime:
     box: SecretBox
     tenancy: TenancyService
     reservations: ReservationService
+    sfu: RoomManager | None = None
+    """Set by the server: the CLI has a runtime but no media plane."""
+
+    @property
+    def rooms(self) -> RoomService:
+        if self.sfu is None:
+            raise Unavailable("the media plane runs only in the server", subject="sfu")
+        return RoomService(self.sfu)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:

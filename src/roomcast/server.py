@@ -20,12 +20,19 @@ from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
+from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
 from roomcast.api.trtc.gateway import build_router as trtc_router
 from roomcast.config import Settings
 from roomcast.log import event, request_id_var
+from roomcast.rtc.auth import Identity
+from roomcast.rtc.room import RoomManager, SfuConfig
+from roomcast.rtc.signalling import create_signalling_router
+from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
+from roomcast.services.activity import ActivityRecorder
+from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.ratelimit import RateLimiter
 
 log = logging.getLogger("roomcast.http")
@@ -79,18 +86,48 @@ class RequestLogMiddleware:
             request_id_var.reset(token)
 
 
+class _RuntimeJoinAuthenticator:
+    """Checks join tokens with the running server's tenancy (available once the lifespan started)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    async def authenticate(self, token: str, *, app_id: str, room_id: str, user_id: str) -> Identity:
+        rt: Runtime = self._app.state.runtime
+        return await JoinAuthenticator(rt.tenancy).authenticate(
+            token, app_id=app_id, room_id=room_id, user_id=user_id
+        )
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app. With ``runtime`` given (tests), the caller owns its lifecycle."""
+
+    sfu = RoomManager(
+        SfuConfig(
+            max_participants_per_room=settings.max_participants_per_room,
+            max_rooms=settings.max_rooms,
+            empty_room_grace=settings.empty_room_grace_s,
+            stats_interval=settings.stats_interval_s,
+            ice_host_addresses=tuple(settings.ice_host_addresses) if settings.ice_host_addresses else None,
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or await Runtime.open(settings)
+        rt.sfu = sfu
         app.state.runtime = rt
+        activity = ActivityRecorder(rt.db.sessions, sfu.events)
+        app.state.activity = activity
+        await activity.start()
+        await sfu.start()
         event(log, "server.started", version=__version__)
         try:
             yield
         finally:
             event(log, "server.stopping")
+            await sfu.close()  # everyone leaves with reason server_shutdown
+            await activity.stop()
             if runtime is None:
                 await rt.close()
             event(log, "server.stopped")
@@ -110,7 +147,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     joy.limiter = limiter
     app.state.jocloud = joy
     app.include_router(jocloud_router(joy))
+    app.include_router(sparkrtc_rooms_router())
     app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
+
+    # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.
+    app.state.sfu = sfu
+    join_auth = _RuntimeJoinAuthenticator(app)
+    app.include_router(create_signalling_router(sfu, join_auth))
+    app.include_router(create_whip_router(sfu, join_auth))
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

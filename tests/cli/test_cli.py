@@ -78,3 +78,36 @@ def test_bad_config_file(tmp_path: Path) -> None:
     cfg.write_text("port = 'x'\n")
     result = runner.invoke(cli, ["account", "list", "--config", str(cfg)])
     assert result.exit_code == 2 and "error:" in result.stderr
+
+
+def test_token_command(data_dir: Path) -> None:
+    import asyncio
+
+    from roomcast.config import Settings
+    from roomcast.runtime import Runtime
+    from roomcast.services.join_tokens import JoinAuthenticator
+
+    acc = rc(data_dir, "account", "create", "--name", "acme", "--json")
+    app = rc(data_dir, "app", "create", "--account", acc["account_id"], "--name", "demo", "--json")
+    sig = rc(data_dir, "token", "--app", str(app["sdk_app_id"]), "--user", "alice").strip()
+    jwt_out = rc(
+        data_dir, "token", "--app", app["app_id"], "--user", "bob", "--jwt", "--room", "r1", "--json"
+    )
+    assert jwt_out["token"].startswith("eyJ") and jwt_out["sdk_app_id"] == app["sdk_app_id"]
+
+    async def check() -> None:
+        rt = await Runtime.open(Settings(data_dir=data_dir))
+        try:
+            auth = JoinAuthenticator(rt.tenancy)
+            who = await auth.authenticate(sig, app_id=str(app["sdk_app_id"]), room_id="any", user_id="alice")
+            assert who.app_key == str(app["sdk_app_id"]) and who.user_id == "alice"
+            who = await auth.authenticate(jwt_out["token"], app_id=app["app_id"], room_id="r1", user_id="bob")
+            assert who.room_id == "r1"
+        finally:
+            await rt.close()
+
+    asyncio.run(check())
+    assert rc(data_dir, "token", "--app", "1", "--user", "x", ok=False).exit_code == 1
+    assert (
+        rc(data_dir, "token", "--app", app["app_id"], "--user", "x", "--room", "r", ok=False).exit_code == 2
+    )

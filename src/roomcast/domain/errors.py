@@ -61,3 +61,7 @@ class FailedPrecondition(RoomcastError):
 
 class LimitExceeded(RoomcastError):
     kind = ErrorKind.LIMIT_EXCEEDED
+
+
+class Unavailable(RoomcastError):
+    kind = ErrorKind.UNAVAILABLE

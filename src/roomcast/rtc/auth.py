@@ -32,6 +32,8 @@ class Identity:
     user_id: str
     permissions: frozenset[Permission] = field(default=ALL_PERMISSIONS)
     hidden: bool = False  # e.g. a recorder bot: not announced, not counted toward room limits
+    client_ip: str | None = None  # filled in by signalling, for the session record
+    user_agent: str | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

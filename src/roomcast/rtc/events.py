@@ -69,6 +69,8 @@ class ParticipantJoined(RoomEvent):
     user_id: str
     session_id: str
     hidden: bool = False
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

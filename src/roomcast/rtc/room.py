@@ -148,7 +148,14 @@ class Room:
             self._close_timer = None
         p = Participant(self, identity)
         self.participants[p.user_id] = p
-        self._emit(ParticipantJoined, user_id=p.user_id, session_id=p.session_id, hidden=p.hidden)
+        self._emit(
+            ParticipantJoined,
+            user_id=p.user_id,
+            session_id=p.session_id,
+            hidden=p.hidden,
+            ip=identity.client_ip,
+            user_agent=identity.user_agent,
+        )
         return p
 
     async def leave(self, p: Participant, reason: LeaveReason, detail: str = "") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -138,6 +139,12 @@ class _Session:
         if not (app_id and room_id and user_id):
             raise ProtocolError("join needs app_id, room_id and user_id")
         identity = await self.auth.authenticate(token, app_id=app_id, room_id=room_id, user_id=user_id)
+        client = self.ws.client
+        identity = dataclasses.replace(
+            identity,
+            client_ip=client.host if client else None,
+            user_agent=str(msg.get("sdk") or self.ws.headers.get("user-agent") or "")[:256] or None,
+        )
         p = await self.manager.join(identity)
         p.signal = self.send
         p.auto_subscribe = bool(msg.get("auto_subscribe", False))

@@ -15,6 +15,7 @@ claims in the path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ def _error(exc: RtcError) -> Response:
         status_code=http_status(exc),
         media_type="application/json",
         headers=headers,
+    )
+
+
+def _with_client(identity: Identity, request: Request) -> Identity:
+    """Note where the session comes from (stored with the session, never used for auth)."""
+    ua = request.headers.get("user-agent")
+    return dataclasses.replace(
+        identity,
+        client_ip=request.client.host if request.client else None,
+        user_agent=ua[:256] if ua else None,
     )
 
 
@@ -134,7 +145,7 @@ def create_whip_router(
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
-            p = await _participant(identity)
+            p = await _participant(_with_client(identity, request))
             joined = p if not p.resources and p.signal is None else None
             answer, res = await p.publish_resource(offer, kinds)
         except RtcError as exc:
@@ -155,7 +166,8 @@ def create_whip_router(
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
-            if manager.get_room(app_id, room_id) is None:
+            identity = _with_client(identity, request)
+            if manager.get_room(identity.app_key, room_id) is None:
                 raise NotFoundError(f"no room {room_id}")
             p = await _participant(identity)
             joined = p if not p.resources and p.signal is None else None

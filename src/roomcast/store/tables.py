@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -96,3 +107,78 @@ class ReservationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     task_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class RoomSessionRow(Base):
+    """One life of a room: opened at the first join, closed when empty past its grace or dismissed."""
+
+    __tablename__ = "room_sessions"
+    __table_args__ = (Index("ix_room_sessions_room", "app_key", "room_id", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class UserSessionRow(Base):
+    """One participant's stay in a room."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_room", "app_key", "room_id", "joined_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    hidden: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    leave_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RoomEventRow(Base):
+    """Publish/unpublish/mute/block/remove events, each once (by its event id)."""
+
+    __tablename__ = "room_events"
+    __table_args__ = (Index("ix_room_events_room", "app_key", "room_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class TrackSampleRow(Base):
+    """A periodic quality sample of a published track (direction in) or a subscription (out)."""
+
+    __tablename__ = "track_samples"
+    __table_args__ = (Index("ix_track_samples_room", "app_key", "room_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    track_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)
+    subscriber_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    interval_s: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    bitrate_bps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    packets_lost: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fraction_lost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    jitter_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rtt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)

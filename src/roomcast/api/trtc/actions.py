@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from roomcast.api.trtc import rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
 def register(registry: ActionRegistry) -> None:
     """Add every served action to ``registry``; unregistered actions answer ``InvalidAction``."""
-    # Feature modules (rooms, recording, relay, ...) add their actions as they land.
-    del registry
+    rooms.register(registry)
