@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
+from roomcast.api.native import web
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
@@ -155,6 +156,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     join_auth = _RuntimeJoinAuthenticator(app)
     app.include_router(create_signalling_router(sfu, join_auth))
     app.include_router(create_whip_router(sfu, join_auth))
+    web.mount(app)
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:
