@@ -1,0 +1,212 @@
+"""Event callbacks: a transactional outbox and a deliverer with retries.
+
+A callback is written to the ``callbacks`` table in the same transaction as the state change it
+reports (:meth:`CallbackOutbox.add`), so an event is never lost and never sent for a change that
+did not commit. Workers POST due rows; a 2xx answer marks a row delivered, anything else schedules
+a retry with exponential backoff until the row is too old. Delivery is at least once: a crash
+between the POST and the commit sends the event again, so every body carries a stable event id
+for receivers to drop duplicates.
+
+The body and headers (vendor signature included) are fixed when the row is written; the dialect
+adapters build them (see ``roomcast.api.*.callbacks``), nothing here knows a vendor format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from roomcast.log import event
+from roomcast.store.tables import CallbackRow, utcnow
+
+log = logging.getLogger("roomcast.callbacks")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again. The first retry is immediate (as TRTC does), then backoff with jitter."""
+
+    timeout_s: float = 5.0
+    first_delay_s: float = 10.0
+    max_delay_s: float = 300.0
+    max_age_s: float = 3600.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after ``attempts`` failed tries."""
+        if attempts <= 1:
+            return 0.0
+        base = min(self.max_delay_s, self.first_delay_s * 2 ** (attempts - 2))
+        return base * (0.8 + 0.4 * random.random())
+
+
+@dataclass(frozen=True)
+class Callback:
+    event_id: str
+    app_key: str
+    kind: str
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class CallbackOutbox:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: RetryPolicy | None = None,
+        *,
+        workers: int = 4,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self.policy = policy or RetryPolicy()
+        self._workers = workers
+        self._poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self._claim_lock = asyncio.Lock()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def add(self, s: AsyncSession, cb: Callback, now: datetime | None = None) -> None:
+        """Queue ``cb`` inside the caller's transaction; call :meth:`notify` after it commits."""
+        now = now or utcnow()
+        s.add(
+            CallbackRow(
+                event_id=cb.event_id,
+                app_key=cb.app_key,
+                kind=cb.kind,
+                url=cb.url,
+                body=cb.body.decode("utf-8"),
+                headers=json.dumps(dict(cb.headers)),
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                expires_at=now + timedelta(seconds=self.policy.max_age_s),
+                created_at=now,
+            )
+        )
+
+    async def enqueue(self, cb: Callback) -> None:
+        """Queue ``cb`` in a transaction of its own (idempotent per event id)."""
+        async with self._sessions.begin() as s:
+            exists = await s.execute(select(CallbackRow.id).where(CallbackRow.event_id == cb.event_id))
+            if exists.first() is None:
+                self.add(s, cb)
+        self.notify()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    # -- delivering ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.policy.timeout_s, follow_redirects=False)
+        self._tasks = [
+            asyncio.create_task(self._worker(i), name=f"callbacks-{i}") for i in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _claim(self) -> CallbackRow | None:
+        """Take the oldest due row, leasing it so no other worker takes it meanwhile."""
+        async with self._claim_lock, self._sessions.begin() as s:
+            now = utcnow()
+            row = (
+                await s.execute(
+                    select(CallbackRow)
+                    .where(CallbackRow.state == "pending", CallbackRow.next_attempt_at <= now)
+                    .order_by(CallbackRow.next_attempt_at, CallbackRow.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            if now >= row.expires_at:
+                row.state = "failed"
+                row.last_error = (row.last_error or "") + " (gave up: too old)"
+                event(log, "callback.gave_up", event_id=row.event_id, attempts=row.attempts, kind=row.kind)
+                return None
+            # Lease: if this process dies mid-delivery, the row becomes due again after this.
+            row.next_attempt_at = now + timedelta(seconds=self.policy.timeout_s * 3)
+            row.attempts += 1
+            await s.flush()
+            s.expunge(row)
+            return row
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            try:
+                row = await self._claim()
+            except Exception:
+                log.exception("callback.claim_failed")
+                row = None
+            if row is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                continue
+            await self._deliver(row)
+
+    async def _deliver(self, row: CallbackRow) -> None:
+        assert self._client is not None
+        error: str | None = None
+        try:
+            headers = {"Content-Type": "application/json", **json.loads(row.headers)}
+            resp = await self._client.post(row.url, content=row.body.encode("utf-8"), headers=headers)
+            if not 200 <= resp.status_code < 300:
+                error = f"HTTP {resp.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:  # a bad URL must never kill the worker
+            error = f"{type(exc).__name__}"
+        async with self._sessions.begin() as s:
+            current = await s.get(CallbackRow, row.id)
+            if current is None:
+                return
+            if error is None:
+                current.state = "delivered"
+                current.delivered_at = utcnow()
+                current.last_error = None
+                event(log, "callback.delivered", event_id=row.event_id, kind=row.kind, attempts=row.attempts)
+            else:
+                current.last_error = error
+                current.next_attempt_at = utcnow() + timedelta(seconds=self.policy.delay(row.attempts))
+                event(
+                    log,
+                    "callback.retry",
+                    level=logging.WARNING,
+                    event_id=row.event_id,
+                    kind=row.kind,
+                    attempts=row.attempts,
+                    error=error,
+                )
+        if error is not None:
+            self.notify()
+
+    # -- inspection ------------------------------------------------------------------------------
+    async def states(self, app_key: str | None = None) -> dict[str, str]:
+        async with self._sessions() as s:
+            q = select(CallbackRow.event_id, CallbackRow.state)
+            if app_key is not None:
+                q = q.where(CallbackRow.app_key == app_key)
+            return {eid: st for eid, st in (await s.execute(q)).all()}
