@@ -15,8 +15,8 @@ def cb(url: str, n: int = 0, event_id: str | None = None) -> Callback:
     return Callback(eid, "1400000001", "test", url, f'{{"n":{n},"id":"{eid}"}}'.encode(), {"Sign": "abc"})
 
 
-async def wait_for(pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(pred, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + limit
     while not await pred():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)

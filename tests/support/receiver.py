@@ -39,7 +39,7 @@ def callback_receiver() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             got = Received(self.path, {k: v for k, v in self.headers.items()}, self.rfile.read(length))
             with receiver.lock:

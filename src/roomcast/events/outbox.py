@@ -45,8 +45,8 @@ class RetryPolicy:
         """Seconds to wait after ``attempts`` failed tries."""
         if attempts <= 1:
             return 0.0
-        base = min(self.max_delay_s, self.first_delay_s * 2 ** (attempts - 2))
-        return base * (0.8 + 0.4 * random.random())
+        base = min(self.max_delay_s, self.first_delay_s * 2.0 ** (attempts - 2))
+        return float(base * (0.8 + 0.4 * random.random()))
 
 
 @dataclass(frozen=True)
