@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from enum import Enum
@@ -332,3 +332,105 @@ def token(
 
 def main() -> None:
     cli()
+
+
+# -- bots ----------------------------------------------------------------------------------------
+bot_cli = typer.Typer(help="Synthetic participants for tests, demos and benchmarks.", no_args_is_help=True)
+cli.add_typer(bot_cli, name="bot")
+
+ServerOpt = Annotated[str, typer.Option("--server", help="Server base URL, e.g. http://127.0.0.1:8080.")]
+BotAppOpt = Annotated[str, typer.Option("--app", help="sdk_app_id (or app_id) of the app.")]
+BotRoomOpt = Annotated[str, typer.Option("--room", help="Room id.")]
+BotUserOpt = Annotated[str, typer.Option("--user", help="User id of the bot.")]
+BotTokenOpt = Annotated[str, typer.Option("--token", help="Join token (UserSig or JWT) for the user.")]
+DurationOpt = Annotated[
+    float | None, typer.Option("--duration", help="Seconds to stay (default: until Ctrl-C).", min=0)
+]
+
+
+def _bot_run(body: Callable[[], Coroutine[Any, Any, Any]], as_json: bool) -> None:
+    """Run a bot; print its result; exit 0 (normal end), 3 (removed), 4 (dismissed), 2 (bad
+    arguments or unauthorized) or 1 (anything else) with a one-line reason on stderr."""
+    from roomcast.bots import BotError, BotResult
+
+    setup_logging("error", "text")
+    try:
+        result: BotResult = asyncio.run(body())
+    except BotError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(exc.exit_code) from exc
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(f"{result.user_id}: {result.reason.value} after {result.seconds:.1f} s")
+        for tid in result.published:
+            typer.echo(f"  published {tid}")
+        for tid, tc in result.received.items():
+            typer.echo(f"  received  {tid:32} {tc.frames:6} frames  {tc.fps:5.1f} fps")
+    if result.exit_code != 0:
+        typer.echo(f"error: {result.describe()}", err=True)
+        raise typer.Exit(result.exit_code)
+
+
+@bot_cli.command("publish")
+def bot_publish(
+    server: ServerOpt,
+    app: BotAppOpt,
+    room: BotRoomOpt,
+    user: BotUserOpt,
+    token: BotTokenOpt,
+    duration: DurationOpt = None,
+    video: Annotated[str, typer.Option("--video", help="Camera as WIDTHxHEIGHT@FPS.")] = "640x360@15",
+    no_video: Annotated[bool, typer.Option("--no-video", help="Publish no camera.")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Publish no microphone.")] = False,
+    screen: Annotated[bool, typer.Option("--screen", help="Also share a 1280x720@5 screen.")] = False,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Publish this media file instead of the test pattern.")
+    ] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Repeat --file until stopped.")] = False,
+    subscribe: Annotated[
+        bool, typer.Option("--subscribe", help="Also receive everyone else and count frames.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish the test pattern (colour, clock, flash and beep each second) or a media file."""
+    from roomcast.bots import BotError, parse_video, publish_bot
+
+    try:
+        spec = None if no_video else parse_video(video)
+    except BotError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    _bot_run(
+        lambda: publish_bot(
+            server,
+            app,
+            room,
+            user,
+            token,
+            duration=duration,
+            video=spec,
+            audio=not no_audio,
+            screen=screen,
+            file=file,
+            loop_file=loop,
+            subscribe=subscribe,
+        ),
+        as_json,
+    )
+
+
+@bot_cli.command("subscribe")
+def bot_subscribe(
+    server: ServerOpt,
+    app: BotAppOpt,
+    room: BotRoomOpt,
+    user: BotUserOpt,
+    token: BotTokenOpt,
+    duration: DurationOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Subscribe to every track in the room and print the frames received per track."""
+    from roomcast.bots import subscribe_bot
+
+    _bot_run(lambda: subscribe_bot(server, app, room, user, token, duration=duration), as_json)

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
-from roomcast.api.native import web
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
+from roomcast.api.native import web
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router

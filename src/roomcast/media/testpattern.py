@@ -422,6 +422,8 @@ class PatternVideoTrack(MediaStreamTrack):
         bx, by, bw, bh = self.layout.box
         x_end = bx + bw
         y_end = min(by + bh, y + self.font.height)
+        if y_end <= y:
+            return
         for ch in text:
             g = self._glyph_y[ch]
             w = min(g.shape[1], x_end - x)
@@ -454,8 +456,9 @@ class PatternVideoTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._index is None:
             start = self.clock.anchor()
-            # join the shared clock at the current media time (skip ahead if started late)
-            self._index = max(0, math.ceil((time.time() - start) * self.fps - 1e-6))
+            # join the shared clock at the current media time (skip ahead if started late); the
+            # frame whose slot contains `now` is sent at once, so a few ms late still gets frame 0
+            self._index = max(0, math.floor((time.time() - start) * self.fps))
         else:
             self._index += 1
         if self.realtime:
@@ -487,7 +490,7 @@ class PatternAudioTrack(MediaStreamTrack):
         user_id: str,
         *,
         clock: MediaClock | None = None,
-        layout: Literal["mono", "stereo"] = "mono",
+        layout: Literal["mono", "stereo"] = "stereo",
         ptime: float = 0.020,
         beep_ms: int = 100,
         level: float = 0.3,
@@ -550,7 +553,7 @@ class PatternAudioTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._index is None:
             start = self.clock.anchor()
-            self._index = max(0, math.ceil((time.time() - start) * self.frames_per_second - 1e-6))
+            self._index = max(0, math.floor((time.time() - start) * self.frames_per_second))
         else:
             self._index += 1
         if self.realtime:
@@ -580,7 +583,7 @@ class SyntheticParticipant:
         width: int = 640,
         height: int = 360,
         fps: int = 15,
-        audio_layout: Literal["mono", "stereo"] = "mono",
+        audio_layout: Literal["mono", "stereo"] = "stereo",
         clock: MediaClock | None = None,
         realtime: bool = True,
     ) -> None:

@@ -55,7 +55,9 @@ def build_router() -> APIRouter:
     async def dev_token(request: Request, req: DevTokenReq) -> Response:
         rt: Runtime = request.app.state.runtime
         if not rt.settings.dev_mode:
-            return JSONResponse({"error": "dev mode is off: get tokens from your application"}, status_code=404)
+            return JSONResponse(
+                {"error": "dev mode is off: get tokens from your application"}, status_code=404
+            )
         ref: str | int = int(req.app_id) if req.app_id.isdigit() and len(req.app_id) <= 10 else req.app_id
         try:
             app = await rt.tenancy.get_app(ref)
