@@ -310,7 +310,7 @@ def _solid_planes(width: int, height: int, rgb: tuple[int, int, int]) -> _PlaneS
 
 def _screen_planes(width: int, height: int, rgb: tuple[int, int, int]) -> _PlaneSet:
     """Screen-share look: vertical bars of the user colour (3/4) and a dark shade of it (1/4),
-    plus a dark "title bar" along the top, so it is visibly not a camera, while the user colour
+    plus a dark "taskbar" along the bottom, so it is visibly not a camera, while the user colour
     stays the dominant colour of the frame."""
     base = _solid_planes(width, height, rgb)
     dark = rgb_to_yuv((rgb[0] * 3 // 10, rgb[1] * 3 // 10, rgb[2] * 3 // 10))
