@@ -121,9 +121,12 @@ class Participant:
 
     async def unpublish(self, kind: TrackKind) -> None:
         self._check()
-        if kind not in self.published:
+        pt = self.published.get(kind)
+        if pt is None:
             raise NotFoundError(f"{self.user_id} does not publish {kind.value}")
         await self.room._remove_track(self, kind)
+        if self.publisher is not None and pt.peer is self.publisher:
+            self.publisher.release(kind)
 
     async def set_muted(self, kind: TrackKind, muted: bool) -> None:
         self._check()

@@ -127,6 +127,7 @@ class PublisherPeer:
         self.pc = _rtc_peer()
         self._video_codecs = tuple(video_codecs)
         self._known: dict[str, IncomingTrack] = {}  # mid -> track
+        self._released: dict[str, IncomingTrack] = {}  # mid -> track unpublished, may come back
         self._lock = asyncio.Lock()
 
         @self.pc.on("connectionstatechange")
@@ -152,6 +153,15 @@ class PublisherPeer:
                 mid = tr.mid
                 if mid is None or mid in self._known or tr.receiver.track is None:
                     continue
+                again = self._released.get(mid)
+                if again is not None:
+                    # Published again on the m-line it used before (a browser's second screen share).
+                    if (kinds_by_mid or {}).get(mid) == again.kind and again.kind not in used:
+                        del self._released[mid]
+                        self._known[mid] = again
+                        used.add(again.kind)
+                        new.append(again)
+                    continue
                 kind = (kinds_by_mid or {}).get(mid) or _default_kind(tr.kind, used)
                 if kind is None or kind.media != tr.kind or kind in used:
                     tr.direction = "inactive"
@@ -169,6 +179,16 @@ class PublisherPeer:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             return self.pc.localDescription.sdp, new
+
+    def release(self, kind: TrackKind) -> None:
+        """Forget an unpublished kind, so a later offer may publish it again.
+
+        Its m-line is only taken back when a re-offer names it with the same kind.
+        """
+        for mid, incoming in list(self._known.items()):
+            if incoming.kind == kind:
+                del self._known[mid]
+                self._released[mid] = incoming
 
     async def close(self) -> None:
         await self.pc.close()

@@ -1,0 +1,741 @@
+// roomcast browser client: join a room over the WebSocket protocol of docs/signalling.md,
+// publish camera + microphone (and the screen), and show everyone else. No build step.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+
+  const CLOSE_MESSAGES = {
+    4000: 'You left the room.',
+    4001: 'You were removed from the room',
+    4002: 'The room was dismissed',
+    4003: 'You joined this room from somewhere else, so this session ended.',
+    4004: 'The server is shutting down.',
+    4400: 'The server did not understand this client (protocol error).',
+    4401: 'The server refused the token.',
+  };
+  const ICE_GATHER_LIMIT_MS = 5000;
+  const LOG_LIMIT = 100;
+
+  let config = { dev_mode: false, signalling: '/rtc/ws' };
+  let session = null;
+  const log = [];
+  const ui = { phase: 'idle', notice: null, closeCode: null };
+
+  // ------------------------------------------------------------------ helpers
+
+  function trackParts(trackId) {
+    const cut = trackId.lastIndexOf('/');
+    return { user: trackId.slice(0, cut), kind: trackId.slice(cut + 1) };
+  }
+
+  function iceGathered(pc) {
+    // Non-trickle ICE: the SDP we send must already hold every candidate.
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        pc.removeEventListener('icegatheringstatechange', check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+      const timer = setTimeout(done, ICE_GATHER_LIMIT_MS);
+      pc.addEventListener('icegatheringstatechange', check);
+    });
+  }
+
+  function h264Rank(codec) {
+    const fmtp = codec.sdpFmtpLine || '';
+    if (!/packetization-mode=1/.test(fmtp)) return -1;
+    const profile = (/profile-level-id=([0-9a-f]{6})/i.exec(fmtp) || [])[1] || '';
+    // Constrained baseline first (what the SFU and every browser handle), then baseline.
+    if (/^42e0/i.test(profile)) return 0;
+    if (/^4200/i.test(profile)) return 1;
+    return -1;
+  }
+
+  function videoCodecPreferences() {
+    // H.264 lets recordings copy the stream as-is; VP8 is the fallback.
+    const receive = (RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities('video')) || { codecs: [] };
+    const send = (RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video')) || { codecs: [] };
+    const canSend = (c) => send.codecs.some((s) => s.mimeType === c.mimeType && (s.sdpFmtpLine || '') === (c.sdpFmtpLine || ''));
+    const mime = (c) => c.mimeType.toLowerCase();
+    const h264 = receive.codecs
+      .filter((c) => mime(c) === 'video/h264' && h264Rank(c) >= 0 && canSend(c))
+      .sort((a, b) => h264Rank(a) - h264Rank(b));
+    const vp8 = receive.codecs.filter((c) => mime(c) === 'video/vp8');
+    const rtx = receive.codecs.filter((c) => mime(c) === 'video/rtx');
+    return [...h264, ...vp8, ...rtx];
+  }
+
+  function preferCodecs(transceiver, media) {
+    if (media !== 'video' || typeof transceiver.setCodecPreferences !== 'function') return;
+    const prefs = videoCodecPreferences();
+    if (!prefs.length) return;
+    try {
+      transceiver.setCodecPreferences(prefs);
+    } catch (err) {
+      console.warn('setCodecPreferences failed; using the browser default', err);
+    }
+  }
+
+  // --------------------------------------------------------------- rendering
+
+  function setStatus(text) { $('status').textContent = text; }
+
+  function showNotice(text, kind = 'error') {
+    ui.notice = text;
+    const el = $('notice');
+    el.textContent = text;
+    el.className = kind === 'info' ? 'notice info' : 'notice';
+    el.hidden = !text;
+  }
+
+  function clearNotice() {
+    ui.notice = null;
+    $('notice').hidden = true;
+  }
+
+  function addLog(text) {
+    const at = new Date();
+    log.push({ at: at.toISOString(), text });
+    if (log.length > LOG_LIMIT) log.shift();
+    const li = document.createElement('li');
+    const time = document.createElement('time');
+    time.dateTime = at.toISOString();
+    time.textContent = at.toLocaleTimeString();
+    li.append(time, document.createTextNode(text));
+    const list = $('log');
+    list.append(li);
+    while (list.children.length > LOG_LIMIT) list.firstElementChild.remove();
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function setPhase(phase) {
+    ui.phase = phase;
+    const inCall = phase === 'joined';
+    $('join-panel').hidden = inCall;
+    $('call-panel').hidden = !inCall;
+    $('join').disabled = phase === 'joining';
+    $('dev-token').hidden = !config.dev_mode;
+    if (phase === 'idle' || phase === 'ended') $('tiles').replaceChildren();
+  }
+
+  function renderControls() {
+    if (!session) return;
+    const mic = $('toggle-mic');
+    const cam = $('toggle-camera');
+    const screen = $('toggle-screen');
+    mic.disabled = !session.pubTransceivers.audio;
+    cam.disabled = !session.pubTransceivers.camera;
+    mic.setAttribute('aria-pressed', String(session.muted.audio));
+    mic.textContent = session.muted.audio ? 'Unmute mic' : 'Mute mic';
+    cam.setAttribute('aria-pressed', String(session.muted.camera));
+    cam.textContent = session.muted.camera ? 'Start camera' : 'Stop camera';
+    screen.disabled = !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia;
+    screen.setAttribute('aria-pressed', String(Boolean(session.screenTrack)));
+    screen.textContent = session.screenTrack ? 'Stop sharing' : 'Share screen';
+  }
+
+  function wantedTiles(s) {
+    // key -> {user, stream: 'main' | 'screen', tracks, local}
+    const want = new Map();
+    const tile = (user, stream, local) => {
+      const key = `${local ? 'local' : 'remote'}:${user}/${stream}`;
+      if (!want.has(key)) want.set(key, { user, stream, tracks: [], local });
+      return want.get(key);
+    };
+    if (s.localStream) tile(s.userId, 'main', true).tracks.push(...s.localStream.getVideoTracks());
+    if (s.screenTrack) tile(s.userId, 'screen', true).tracks.push(s.screenTrack);
+    for (const user of s.participants.keys()) if (user !== s.userId) tile(user, 'main', false);
+    if (s.subPc) {
+      for (const tr of s.subPc.getTransceivers()) {
+        const trackId = tr.mid != null ? s.mapping[tr.mid] : undefined;
+        if (!trackId || !tr.receiver.track) continue;
+        const { user, kind } = trackParts(trackId);
+        if (user === s.userId) continue;
+        tile(user, kind === 'screen' ? 'screen' : 'main', false).tracks.push(tr.receiver.track);
+      }
+    }
+    return want;
+  }
+
+  function renderTiles() {
+    const s = session;
+    const box = $('tiles');
+    if (!s) { box.replaceChildren(); return; }
+    const want = wantedTiles(s);
+    for (const el of [...box.children]) if (!want.has(el.dataset.key)) el.remove();
+    for (const [key, t] of want) {
+      let fig = [...box.children].find((el) => el.dataset.key === key);
+      if (!fig) {
+        fig = document.createElement('figure');
+        fig.className = t.local ? 'tile local' : 'tile';
+        fig.dataset.key = key;
+        fig.dataset.user = t.user;
+        fig.dataset.stream = t.stream;
+        fig.dataset.initial = (t.user[0] || '?').toUpperCase();
+        const video = document.createElement('video');
+        video.autoplay = true;
+        video.playsInline = true;
+        video.muted = t.local;
+        const cap = document.createElement('figcaption');
+        fig.append(video, cap);
+        // New tiles go in order (you first, then others by name); existing ones never move,
+        // since taking a playing video out of the page pauses it.
+        const order = tileOrder(t);
+        const next = [...box.children].find((el) => el.dataset.order > order);
+        box.insertBefore(fig, next || null);
+        fig.dataset.order = order;
+      }
+      const video = fig.querySelector('video');
+      const current = video.srcObject ? video.srcObject.getTracks() : [];
+      const same = current.length === t.tracks.length && t.tracks.every((x) => current.includes(x));
+      if (!same) {
+        video.srcObject = t.tracks.length ? new MediaStream(t.tracks) : null;
+        if (t.tracks.length) video.play().catch(() => {});
+      }
+      const label = t.stream === 'screen' ? `${t.user} (screen)` : t.user;
+      video.setAttribute('aria-label', t.local ? `Your ${t.stream === 'screen' ? 'screen' : 'camera'}` : `Video of ${label}`);
+      const flags = tileFlags(s, t);
+      const hasVideo = t.tracks.some((x) => x.kind === 'video') && !flags.videoOff;
+      fig.classList.toggle('no-video', !hasVideo);
+      const cap = fig.querySelector('figcaption');
+      cap.textContent = t.local ? `${label} (you)` : label;
+      for (const badge of flags.badges) {
+        const b = document.createElement('span');
+        b.className = 'badge';
+        b.textContent = badge;
+        cap.append(b);
+      }
+    }
+  }
+
+  function tileOrder(t) {
+    return `${t.local ? 0 : 1}\u0000${t.user}\u0000${t.stream === 'screen' ? 1 : 0}`;
+  }
+
+  function tileFlags(s, t) {
+    const badges = [];
+    let videoOff = false;
+    if (t.local) {
+      if (t.stream === 'main' && s.muted.audio) badges.push('mic off');
+      if (t.stream === 'main' && s.muted.camera) { badges.push('camera off'); videoOff = true; }
+      return { badges, videoOff };
+    }
+    const p = s.participants.get(t.user);
+    if (!p) return { badges, videoOff };
+    const videoKind = t.stream === 'screen' ? 'screen' : 'camera';
+    const audio = p.tracks.get('audio');
+    const video = p.tracks.get(videoKind);
+    if (t.stream === 'main' && audio && (audio.muted || p.blocked.has('audio'))) badges.push('mic off');
+    if (video && (video.muted || p.blocked.has('video'))) { badges.push(t.stream === 'screen' ? 'paused' : 'camera off'); videoOff = true; }
+    if (!video && t.stream === 'main') videoOff = true;
+    return { badges, videoOff };
+  }
+
+  // ----------------------------------------------------------------- session
+
+  class Session {
+    constructor(settings) {
+      this.settings = settings;
+      this.userId = settings.user_id;
+      this.sessionId = null;
+      this.ws = null;
+      this.nextId = 1;
+      this.pending = new Map();
+      this.participants = new Map(); // user -> {session_id, tracks: Map(kind -> {track_id, muted}), blocked: Set}
+      this.mapping = {}; // mid -> track id on the receiving connection
+      this.pubPc = null;
+      this.subPc = null;
+      this.pubTransceivers = {}; // kind -> RTCRtpTransceiver
+      this.localStream = null;
+      this.screenTrack = null;
+      this.muted = { audio: false, camera: false };
+      this.published = [];
+      this.subQueue = Promise.resolve();
+      this.pubQueue = Promise.resolve();
+      this.removedReason = '';
+      this.dismissedReason = '';
+      this.ended = false;
+    }
+
+    send(msg) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+    }
+
+    request(msg) {
+      const id = this.nextId++;
+      return new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        this.send({ ...msg, id });
+      });
+    }
+
+    async open() {
+      const url = new URL(config.signalling || '/rtc/ws', location.href);
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      this.ws = new WebSocket(url);
+      this.ws.addEventListener('message', (ev) => this.onMessage(ev.data));
+      this.ws.addEventListener('close', (ev) => this.onClose(ev.code, ev.reason));
+      await new Promise((resolve, reject) => {
+        this.ws.addEventListener('open', resolve, { once: true });
+        this.ws.addEventListener('close', () => reject(new Error('could not reach the signalling server')), { once: true });
+      });
+      const { app_id, room_id, user_id, token } = this.settings;
+      const joined = await this.request({ type: 'join', app_id, room_id, user_id, token, auto_subscribe: true });
+      this.sessionId = joined.session_id;
+      for (const p of (joined.room && joined.room.participants) || []) this.addParticipant(p.user_id, p.session_id, p.tracks);
+    }
+
+    onMessage(text) {
+      let msg;
+      try { msg = JSON.parse(text); } catch { return; }
+      const waiter = msg.id != null ? this.pending.get(msg.id) : undefined;
+      if (waiter) {
+        this.pending.delete(msg.id);
+        if (msg.type === 'error') {
+          const err = new Error(msg.message || msg.code);
+          err.code = msg.code;
+          waiter.reject(err);
+        } else {
+          waiter.resolve(msg);
+        }
+        return;
+      }
+      this.onEvent(msg);
+    }
+
+    addParticipant(user, sessionId, tracks = []) {
+      const p = { session_id: sessionId, tracks: new Map(), blocked: new Set() };
+      for (const t of tracks) p.tracks.set(t.kind, { track_id: t.track_id, muted: Boolean(t.muted) });
+      this.participants.set(user, p);
+      return p;
+    }
+
+    onEvent(msg) {
+      const user = msg.user_id;
+      const self = user === this.userId;
+      const who = self ? 'You' : user;
+      const p = user ? this.participants.get(user) : undefined;
+      switch (msg.type) {
+        case 'offer':
+          this.subQueue = this.subQueue.then(() => this.answerOffer(msg)).catch((err) => {
+            showNotice(`Could not receive media: ${err.message}`);
+          });
+          return;
+        case 'subscriptions':
+          this.mapping = msg.mapping || {};
+          break;
+        case 'participant_joined':
+          if (!self) { this.addParticipant(user, msg.session_id); addLog(`${user} joined`); }
+          break;
+        case 'participant_left':
+          if (!self) {
+            this.participants.delete(user);
+            this.dropTracks((t) => trackParts(t).user === user);
+            addLog(`${user} left${msg.reason && msg.reason !== 'left' ? ` (${msg.reason})` : ''}`);
+          }
+          break;
+        case 'participant_removed':
+          addLog(`${who} ${self ? 'were' : 'was'} removed by a moderator`);
+          break;
+        case 'track_published':
+          if (p) p.tracks.set(msg.kind, { track_id: msg.track_id, muted: false });
+          if (!self) addLog(msg.kind === 'screen' ? `${user} started sharing the screen` : `${user} published ${msg.kind}`);
+          break;
+        case 'track_unpublished':
+          if (p) p.tracks.delete(msg.kind);
+          this.dropTracks((t) => t === msg.track_id);
+          if (!self) addLog(msg.kind === 'screen' ? `${user} stopped sharing the screen` : `${user} unpublished ${msg.kind}`);
+          break;
+        case 'track_muted':
+        case 'track_unmuted': {
+          const t = p && p.tracks.get(msg.kind);
+          if (t) t.muted = msg.type === 'track_muted';
+          if (!self) addLog(`${user} ${msg.type === 'track_muted' ? 'muted' : 'unmuted'} ${msg.kind}`);
+          break;
+        }
+        case 'media_blocked':
+        case 'media_unblocked':
+          for (const m of msg.media || []) {
+            if (p) { if (msg.type === 'media_blocked') p.blocked.add(m); else p.blocked.delete(m); }
+          }
+          addLog(`${self ? 'Your' : `${user}'s`} ${(msg.media || []).join(' and ')} ${msg.type === 'media_blocked' ? 'was blocked' : 'was unblocked'} by a moderator`);
+          break;
+        case 'removed':
+          this.removedReason = msg.reason || '';
+          break;
+        case 'room_dismissed':
+          this.dismissedReason = msg.reason || '';
+          break;
+        case 'replaced':
+          break;
+        default:
+          return;
+      }
+      renderTiles();
+    }
+
+    dropTracks(match) {
+      for (const [mid, trackId] of Object.entries(this.mapping)) if (match(trackId)) delete this.mapping[mid];
+    }
+
+    async answerOffer(msg) {
+      if (!this.subPc) {
+        const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+        pc.addEventListener('track', () => renderTiles());
+        pc.addEventListener('connectionstatechange', () => this.onPcState('receiving', pc));
+        this.subPc = pc;
+      }
+      const pc = this.subPc;
+      this.mapping = { ...(msg.mapping || {}) };
+      await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await iceGathered(pc);
+      if (this.ended) return;
+      const reply = await this.request({ type: 'answer', sdp: pc.localDescription.sdp });
+      if (reply.mapping) this.mapping = { ...reply.mapping };
+      renderTiles();
+    }
+
+    onPcState(label, pc) {
+      if (pc.connectionState === 'failed' && !this.ended) {
+        showNotice(`The ${label} media connection failed. Check that UDP can reach the server.`);
+      }
+      if (label === 'publishing' || label === 'receiving') updateStatus();
+    }
+
+    async getLocalMedia() {
+      const video = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+      const attempts = [{ audio: true, video }, { audio: true }, { video }];
+      let lastErr = null;
+      for (const constraints of attempts) {
+        try {
+          return await navigator.mediaDevices.getUserMedia(constraints);
+        } catch (err) {
+          lastErr = err;
+        }
+      }
+      throw lastErr || new Error('no camera or microphone');
+    }
+
+    async publish() {
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        showNotice('This browser cannot capture media here (a secure context is needed). You can still watch.', 'info');
+        return;
+      }
+      let stream;
+      try {
+        stream = await this.getLocalMedia();
+      } catch (err) {
+        showNotice(`Camera and microphone are unavailable (${err.message}). You can still watch and listen.`, 'info');
+        return;
+      }
+      if (this.ended) { stream.getTracks().forEach((t) => t.stop()); return; }
+      this.localStream = stream;
+      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      pc.addEventListener('connectionstatechange', () => this.onPcState('publishing', pc));
+      this.pubPc = pc;
+      for (const track of stream.getTracks()) {
+        const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+        preferCodecs(tr, track.kind);
+        this.pubTransceivers[track.kind === 'audio' ? 'audio' : 'camera'] = tr;
+      }
+      renderTiles();
+      renderControls();
+      await this.negotiate('publish');
+    }
+
+    negotiate(type) {
+      const run = async () => {
+        const pc = this.pubPc;
+        await pc.setLocalDescription(await pc.createOffer());
+        await iceGathered(pc);
+        if (this.ended) return;
+        const tracks = {};
+        for (const [kind, tr] of Object.entries(this.pubTransceivers)) {
+          if (tr.mid != null && tr.sender.track && tr.currentDirection !== 'stopped') tracks[tr.mid] = kind;
+        }
+        const reply = await this.request({ type, sdp: pc.localDescription.sdp, tracks });
+        await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+        this.published = reply.tracks || [];
+      };
+      this.pubQueue = this.pubQueue.then(run, run);
+      return this.pubQueue;
+    }
+
+    async setMuted(kind, muted) {
+      const tr = this.pubTransceivers[kind];
+      if (!tr) return;
+      if (tr.sender.track) tr.sender.track.enabled = !muted;
+      this.muted[kind] = muted;
+      renderControls();
+      renderTiles();
+      if (this.published.includes(`${this.userId}/${kind}`)) await this.request({ type: 'mute', kind, muted });
+    }
+
+    async startScreen() {
+      if (!this.pubPc) throw new Error('join with a camera or microphone first');
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+      const track = stream.getVideoTracks()[0];
+      if (!track) throw new Error('no screen was chosen');
+      if (this.ended) { track.stop(); return; }
+      track.addEventListener('ended', () => { if (this.screenTrack === track) this.stopScreen().catch(reportError); });
+      this.screenTrack = track;
+      let tr = this.pubTransceivers.screen;
+      if (tr) {
+        await tr.sender.replaceTrack(track);
+        tr.direction = 'sendonly';
+      } else {
+        tr = this.pubPc.addTransceiver(track, { direction: 'sendonly' });
+        preferCodecs(tr, 'video');
+        this.pubTransceivers.screen = tr;
+      }
+      renderControls();
+      renderTiles();
+      await this.negotiate('renegotiate');
+      if (!this.published.includes(`${this.userId}/screen`)) {
+        await this.stopScreen();
+        throw new Error('the server did not accept the screen share');
+      }
+    }
+
+    async stopScreen() {
+      const track = this.screenTrack;
+      this.screenTrack = null;
+      if (track) track.stop();
+      const tr = this.pubTransceivers.screen;
+      if (tr) await tr.sender.replaceTrack(null);
+      renderControls();
+      renderTiles();
+      if (this.published.includes(`${this.userId}/screen`)) {
+        this.published = this.published.filter((t) => t !== `${this.userId}/screen`);
+        await this.request({ type: 'unpublish', kind: 'screen' });
+      }
+    }
+
+    leave() {
+      this.send({ type: 'leave' });
+      // The server closes with 4000; do not wait for ever if it does not.
+      setTimeout(() => { if (!this.ended) this.ws.close(1000); }, 2000);
+    }
+
+    onClose(code, reason) {
+      if (this.ended) return;
+      this.ended = true;
+      for (const { reject } of this.pending.values()) reject(new Error(`connection closed (${code})`));
+      this.pending.clear();
+      for (const pc of [this.pubPc, this.subPc]) if (pc) pc.close();
+      if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
+      if (this.screenTrack) this.screenTrack.stop();
+      ended(this, code, reason);
+    }
+  }
+
+  // -------------------------------------------------------------- lifecycle
+
+  function updateStatus() {
+    const s = session;
+    if (!s || ui.phase !== 'joined') return;
+    const state = (pc) => (pc ? pc.connectionState : 'idle');
+    setStatus(`In room ${s.settings.room_id} as ${s.userId}. Sending: ${state(s.pubPc)}, receiving: ${state(s.subPc)}`);
+  }
+
+  function ended(s, code, reason) {
+    if (session !== s) return;
+    ui.closeCode = code;
+    let text = CLOSE_MESSAGES[code];
+    if (code === 4001) text += s.removedReason || reason ? `: ${s.removedReason || reason}.` : '.';
+    if (code === 4002) text += s.dismissedReason || reason ? `: ${s.dismissedReason || reason}.` : '.';
+    if (!text) text = `The connection to the server was lost (code ${code}${reason ? `, ${reason}` : ''}).`;
+    if (ui.phase === 'joined') {
+      addLog(text);
+      if (code === 4000) showNotice(text, 'info'); else showNotice(text);
+    }
+    setPhase('ended');
+    setStatus('Not connected');
+    session = null;
+  }
+
+  function reportError(err) {
+    showNotice(err && err.message ? err.message : String(err));
+  }
+
+  async function join(settings) {
+    if (session) return;
+    clearNotice();
+    ui.closeCode = null;
+    setPhase('joining');
+    setStatus('Joining…');
+    const s = new Session(settings);
+    session = s;
+    try {
+      await s.open();
+    } catch (err) {
+      if (session === s) session = null;
+      s.ended = true;
+      if (s.ws) s.ws.close();
+      const text = err.code === 'unauthorized'
+        ? `The server refused the token: ${err.message}.`
+        : `Could not join: ${err.message}.`;
+      showNotice(text);
+      addLog(text);
+      setPhase('idle');
+      setStatus('Not connected');
+      return;
+    }
+    setPhase('joined');
+    addLog(`You joined room ${settings.room_id} as ${settings.user_id}`);
+    const others = [...s.participants.keys()].filter((u) => u !== s.userId);
+    if (others.length) addLog(`Already here: ${others.join(', ')}`);
+    updateStatus();
+    renderTiles();
+    renderControls();
+    try {
+      await s.publish();
+    } catch (err) {
+      if (!s.ended) showNotice(`Could not publish: ${err.message}`);
+    }
+    updateStatus();
+  }
+
+  // ---------------------------------------------------------------- the form
+
+  const FIELDS = { app_id: 'app-id', room_id: 'room-id', user_id: 'user-id', token: 'token' };
+
+  function readForm() {
+    const out = {};
+    for (const [name, id] of Object.entries(FIELDS)) out[name] = $(id).value.trim();
+    return out;
+  }
+
+  function prefillForm() {
+    const params = new URLSearchParams(location.search);
+    const aliases = { app_id: ['app_id', 'app', 'sdkappid'], room_id: ['room_id', 'room'], user_id: ['user_id', 'user'] };
+    for (const [name, keys] of Object.entries(aliases)) {
+      const fromUrl = keys.map((k) => params.get(k)).find((v) => v);
+      const saved = localStorage.getItem(`roomcast.${name}`);
+      const value = fromUrl || saved;
+      if (value) $(FIELDS[name]).value = value;
+    }
+  }
+
+  function remember(settings) {
+    try {
+      for (const name of ['app_id', 'room_id', 'user_id']) localStorage.setItem(`roomcast.${name}`, settings[name]);
+    } catch { /* storage may be disabled */ }
+  }
+
+  async function getDevToken() {
+    const { app_id, room_id, user_id } = readForm();
+    if (!app_id || !room_id || !user_id) {
+      showNotice('Fill in app id, room and user first.');
+      return;
+    }
+    const btn = $('dev-token');
+    btn.disabled = true;
+    try {
+      const resp = await fetch('/api/dev/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ app_id, room_id, user_id }),
+      });
+      const body = await resp.json().catch(() => ({}));
+      if (!resp.ok || !body.token) throw new Error(body.error || `HTTP ${resp.status}`);
+      $('token').value = body.token;
+      clearNotice();
+      addLog(`Got a dev token for ${user_id}`);
+    } catch (err) {
+      showNotice(`Could not get a dev token: ${err.message}.`);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function loadConfig() {
+    try {
+      const resp = await fetch('/api/config', { cache: 'no-store' });
+      if (resp.ok) config = { ...config, ...(await resp.json()) };
+    } catch { /* keep the defaults */ }
+    setPhase(ui.phase);
+  }
+
+  function bind() {
+    $('join-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const settings = readForm();
+      remember(settings);
+      join(settings).catch(reportError);
+    });
+    $('dev-token').addEventListener('click', () => { getDevToken(); });
+    $('toggle-mic').addEventListener('click', () => {
+      if (session) session.setMuted('audio', !session.muted.audio).catch(reportError);
+    });
+    $('toggle-camera').addEventListener('click', () => {
+      if (session) session.setMuted('camera', !session.muted.camera).catch(reportError);
+    });
+    $('toggle-screen').addEventListener('click', () => {
+      if (!session) return;
+      const action = session.screenTrack ? session.stopScreen() : session.startScreen();
+      action.catch((err) => { if (err.name !== 'NotAllowedError') reportError(err); });
+    });
+    $('leave').addEventListener('click', () => { if (session) session.leave(); });
+    window.addEventListener('pagehide', () => { if (session) session.send({ type: 'leave', reason: 'page closed' }); });
+  }
+
+  // ------------------------------------------------------------ test hook
+
+  async function inboundStats() {
+    const s = session;
+    if (!s || !s.subPc) return [];
+    const report = await s.subPc.getStats();
+    const codecs = new Map();
+    report.forEach((r) => { if (r.type === 'codec') codecs.set(r.id, r.mimeType); });
+    const out = [];
+    report.forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      out.push({
+        kind: r.kind,
+        mid: r.mid ?? null,
+        trackId: (r.mid != null && s.mapping[r.mid]) || null,
+        codec: codecs.get(r.codecId) || null,
+        packetsReceived: r.packetsReceived || 0,
+        bytesReceived: r.bytesReceived || 0,
+        framesDecoded: r.framesDecoded || 0,
+        frameWidth: r.frameWidth || 0,
+        frameHeight: r.frameHeight || 0,
+        totalSamplesReceived: r.totalSamplesReceived || 0,
+        audioLevel: r.audioLevel || 0,
+      });
+    });
+    return out;
+  }
+
+  window.roomcast = {
+    get state() {
+      const s = session;
+      return {
+        phase: ui.phase,
+        notice: ui.notice,
+        closeCode: ui.closeCode,
+        devMode: Boolean(config.dev_mode),
+        userId: s ? s.userId : null,
+        sessionId: s ? s.sessionId : null,
+        participants: s ? [...s.participants.keys()].filter((u) => u !== s.userId) : [],
+        mapping: s ? { ...s.mapping } : {},
+        published: s ? [...s.published] : [],
+        muted: s ? { ...s.muted } : { audio: false, camera: false },
+        sharing: Boolean(s && s.screenTrack),
+        tiles: [...document.querySelectorAll('#tiles .tile')].map((el) => el.dataset.key),
+        log: log.map((e) => e.text),
+      };
+    },
+    stats: inboundStats,
+  };
+
+  bind();
+  prefillForm();
+  setPhase('idle');
+  loadConfig();
+})();
