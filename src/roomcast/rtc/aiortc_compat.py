@@ -17,6 +17,9 @@ Internals touched:
   PLI upstream.
 * ``RTCRtpSender._send_keyframe`` - called by aiortc on incoming PLI/FIR;
   wrapped per sender instance.
+* ``RTCRtpReceiver._handle_rtcp_packet`` (wrapped per passthrough receiver) and the
+  receiver's ``__timestamp_mapper`` - to turn RTCP sender reports into a
+  :class:`~roomcast.rtc.track.SenderReport` on the packets' own pts scale (lip sync).
 * ``RTCRtpTransceiver._codecs`` - narrowed after ``setRemoteDescription`` so an
   answer carries exactly one video codec (the one the SFU will forward).
 """
@@ -45,6 +48,9 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RtcpSrPacket
+
+from .track import SenderReport
 
 TESTED_AIORTC_SERIES = "1.16."
 
@@ -144,12 +150,14 @@ class PacketInfo:
     codec: str
     arrival: float  # time.monotonic() when the frame left the jitter buffer
     wallclock: float  # time.time() at the same moment
+    sender_report: SenderReport | None = None  # the receiver's latest RTCP SR, if any
 
 
 class PassthroughDecoder:
     """Stands in for aiortc's decoder: returns the re-assembled frame as an ``av.Packet``."""
 
-    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+    def __init__(self, codec: RTCRtpCodecParameters, reports: _ReportBox | None = None) -> None:
+        self.reports = reports
         self.mime = codec.mimeType
         self.kind = codec.mimeType.split("/")[0].lower()
         self.time_base = VIDEO_TIME_BASE if self.kind == "video" else Fraction(1, codec.clockRate)
@@ -161,14 +169,60 @@ class PassthroughDecoder:
         packet.dts = encoded_frame.timestamp
         packet.time_base = self.time_base
         packet.is_keyframe = is_keyframe(self.mime, data)
-        packet.opaque = PacketInfo(codec=self.mime, arrival=time.monotonic(), wallclock=time.time())
+        report = self.reports.latest if self.reports is not None else None
+        packet.opaque = PacketInfo(
+            codec=self.mime, arrival=time.monotonic(), wallclock=time.time(), sender_report=report
+        )
         return [packet]
+
+
+class _ReportBox:
+    """The latest sender report of one receiver (written on the loop, read by its decoder thread)."""
+
+    __slots__ = ("latest",)
+
+    def __init__(self) -> None:
+        self.latest: SenderReport | None = None
+
+
+NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def sender_report_pts(receiver: RTCRtpReceiver, rtp_timestamp: int) -> int | None:
+    """Map a raw 32-bit RTP timestamp onto the rebased pts aiortc gives the frames (None if
+    no frame has been mapped yet)."""
+    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+    origin = getattr(mapper, "_origin", None)
+    last = getattr(mapper, "_last", None)
+    if origin is None or last is None:
+        return None
+    pts = int(rtp_timestamp) - int(origin)
+    last_pts = int(last) - int(origin)
+    # bring it to within half the RTP range of the latest mapped timestamp
+    pts = last_pts + ((pts - last_pts + (1 << 31)) % (1 << 32)) - (1 << 31)
+    return pts
+
+
+def _hook_sender_reports(receiver: RTCRtpReceiver, box: _ReportBox) -> None:
+    original: Callable[[Any], Any] = receiver._handle_rtcp_packet
+
+    async def _handle_rtcp_packet(packet: Any) -> None:
+        await original(packet)
+        if isinstance(packet, RtcpSrPacket) and packet.ssrc in receiver_media_ssrcs(receiver):
+            info = packet.sender_info
+            pts = sender_report_pts(receiver, info.rtp_timestamp)
+            if pts is not None:
+                ntp = info.ntp_timestamp / float(1 << 32) - NTP_UNIX_OFFSET
+                box.latest = SenderReport(ntp_time=ntp, pts=pts)
+
+    receiver._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
 
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] = _receiver_mod.get_decoder  # type: ignore[attr-defined]
 _original_decoder_worker: Callable[..., None] = _receiver_mod.decoder_worker
 # output queue of a receiver's track -> kinds ("audio", "video") to pass through
 _passthrough: weakref.WeakKeyDictionary[asyncio.Queue[Any], frozenset[str]] = weakref.WeakKeyDictionary()
+_report_boxes: weakref.WeakKeyDictionary[asyncio.Queue[Any], _ReportBox] = weakref.WeakKeyDictionary()
 _worker_state = threading.local()
 _installed = False
 
@@ -177,7 +231,7 @@ def _dispatch_get_decoder(codec: RTCRtpCodecParameters) -> Any:
     queue = getattr(_worker_state, "output_q", None)
     kinds = _passthrough.get(queue) if queue is not None else None
     if kinds and codec.mimeType.split("/")[0].lower() in kinds:
-        return PassthroughDecoder(codec)
+        return PassthroughDecoder(codec, _report_boxes.get(queue) if queue is not None else None)
     return _original_get_decoder(codec)
 
 
@@ -218,7 +272,12 @@ def enable_passthrough(receiver: RTCRtpReceiver, kinds: Iterable[str] = ("audio"
     track = receiver.track
     if track is None:
         raise RuntimeError("receiver has no track yet (call after setRemoteDescription)")
-    _passthrough[_track_queue(track)] = frozenset(kinds)
+    queue = _track_queue(track)
+    _passthrough[queue] = frozenset(kinds)
+    if queue not in _report_boxes:
+        box = _ReportBox()
+        _report_boxes[queue] = box
+        _hook_sender_reports(receiver, box)
 
 
 def is_passthrough(receiver: RTCRtpReceiver) -> bool:
@@ -361,6 +420,13 @@ def check_internals() -> list[str]:
         problems.append(f"cannot inspect aiortc source: {exc}")
     if not callable(getattr(RTCRtpReceiver, "_send_rtcp_pli", None)):
         problems.append("RTCRtpReceiver._send_rtcp_pli is gone")
+    if not callable(getattr(RTCRtpReceiver, "_handle_rtcp_packet", None)):
+        problems.append("RTCRtpReceiver._handle_rtcp_packet is gone")
+    try:
+        if "self.__timestamp_mapper" not in inspect.getsource(RTCRtpReceiver.__init__):
+            problems.append("RTCRtpReceiver lost its __timestamp_mapper")
+    except (OSError, TypeError):  # pragma: no cover
+        pass
     if not callable(getattr(RTCRtpSender, "_send_keyframe", None)):
         problems.append("RTCRtpSender._send_keyframe is gone")
     if "_codecs" not in RTCRtpTransceiver.__init__.__code__.co_names:

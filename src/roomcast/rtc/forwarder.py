@@ -202,8 +202,10 @@ class TrackForwarder:
 
     def _on_packet(self, packet: av.Packet[Any]) -> None:
         meta = packet.opaque
+        sender_report = None
         if isinstance(meta, PacketInfo):
             arrival, wallclock = meta.arrival, meta.wallclock
+            sender_report = meta.sender_report
         else:
             arrival, wallclock = time.monotonic(), time.time()
         keyframe = bool(packet.is_keyframe)
@@ -228,6 +230,7 @@ class TrackForwarder:
             arrival=arrival,
             wallclock=wallclock,
             keyframe=keyframe,
+            sender_report=sender_report,
         )
         for sub in self._subs:
             sub._push(pkt)

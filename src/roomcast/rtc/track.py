@@ -62,6 +62,19 @@ class TrackInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SenderReport:
+    """The latest RTCP sender report of a publisher track, mapped onto the track's pts.
+
+    ``ntp_time`` is the sender's wall clock (seconds since the Unix epoch) at the moment its RTP
+    clock read ``pts`` (in the track's time base).  All tracks sent by one peer connection share
+    that clock, which is what lip sync needs; the clock itself may be off from ours.
+    """
+
+    ntp_time: float
+    pts: int
+
+
+@dataclass(frozen=True, slots=True)
 class MediaPacket:
     """One encoded frame (video) or packet (audio) as received from a publisher.
 
@@ -77,6 +90,7 @@ class MediaPacket:
     arrival: float
     wallclock: float
     keyframe: bool
+    sender_report: SenderReport | None = None  # latest RTCP SR, when the publisher sent one
 
     @property
     def data(self) -> bytes:

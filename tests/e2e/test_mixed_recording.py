@@ -1,0 +1,131 @@
+"""Mixed recording end to end: 4 synthetic publishers -> SFU -> MixedRecorder -> MP4 on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from roomcast.domain.layout import Canvas, Layout, MainSelector, Participant, floating, grid
+from roomcast.domain.recording import FileNaming
+from roomcast.media.mixed import MixedRecorder, MixedSettings, MixedStats, local_outputs
+from roomcast.media.outputs import OutputContext
+from roomcast.media.testpattern import SyntheticParticipant, user_beep_hz
+from roomcast.rtc.auth import StaticTokenAuthenticator
+from roomcast.rtc.client import RoomClient
+from roomcast.rtc.room import RoomManager, SfuConfig
+from roomcast.rtc.testing import serve_sfu
+from roomcast.rtc.track import TrackKind
+from tests.support import avcheck
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+
+TOKEN = "t"
+APP = "app1"
+ROOM = "mixroom"
+USERS = ["u1", "u2", "u3", "u4"]
+
+
+@pytest.fixture
+async def sfu() -> AsyncIterator[tuple[RoomManager, str]]:
+    manager = RoomManager(SfuConfig(empty_room_grace=0.3, stats_interval=0, min_keyframe_interval=0.2))
+    async with serve_sfu(manager, StaticTokenAuthenticator(TOKEN)) as url:
+        yield manager, url
+
+
+def grid_layout(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+    return grid(participants, canvas)
+
+
+def floating_u3(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+    return floating(participants, canvas, main=MainSelector("u3"))
+
+
+async def wait_published(manager: RoomManager, n: int, limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if len(manager.list_tracks(APP, ROOM)) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {manager.list_tracks(APP, ROOM)} published")
+
+
+async def test_four_users_grid_then_floating(sfu: tuple[RoomManager, str], tmp_path: Path) -> None:
+    manager, url = sfu
+    clients: list[RoomClient] = []
+    people: list[SyntheticParticipant] = []
+    try:
+        for uid in USERS:
+            person = SyntheticParticipant(uid, width=320, height=180, fps=15)
+            people.append(person)
+            c = RoomClient(url, app_id=APP, room_id=ROOM, user_id=uid, token=TOKEN)
+            await c.connect()
+            await c.publish({TrackKind.CAMERA: person.video, TrackKind.AUDIO: person.audio})
+            clients.append(c)
+        await wait_published(manager, 8)
+
+        ctx = OutputContext(
+            root=tmp_path,
+            naming=FileNaming("{room_id}_{user_id}_{index}"),
+            variables={"task_id": "t1", "app": APP, "room_id": ROOM, "user_id": "mix", "stream": "mix"},
+            wall_origin=time.time(),
+        )
+        events: list[object] = []
+        settings = MixedSettings(
+            canvas=Canvas(640, 360), fps=15, video_bitrate_kbps=800, preset="veryfast", latency=0.4
+        )
+        rec = MixedRecorder(
+            manager, APP, ROOM, grid_layout, settings, local_outputs(ctx), on_output_events=events.extend
+        )
+        await rec.start()
+        await asyncio.sleep(2.2)
+        rec.update_layout(floating_u3)
+        await asyncio.sleep(2.0)
+        stats = await rec.stop()
+        await asyncio.sleep(0.05)
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people:
+            p.stop()
+    check_recording(tmp_path, stats, events)
+
+
+def check_recording(tmp_path: Path, stats: MixedStats, events: list[object]) -> None:
+    files = sorted(tmp_path.rglob("*.mp4"))
+    assert len(files) == 1, files
+    path = files[0]
+    info = avcheck.probe(path)
+    assert info.video is not None and info.audio is not None
+    assert (info.video.codec, info.video.width, info.video.height) == ("h264", 640, 360)
+    assert info.audio.codec == "aac" and info.audio.sample_rate == 48_000
+    assert info.video.duration is not None and 4.0 <= info.video.duration <= 4.6
+    assert info.audio.duration is not None and abs(info.audio.duration - info.video.duration) < 0.2
+    assert info.video.measured_fps is not None and abs(info.video.measured_fps - 15) < 0.5
+    assert stats.late_frames == 0
+    assert avcheck.starts_with_keyframe(path)
+    assert avcheck.is_monotonic(path)
+
+    # grid: 2x2 quadrants in join order
+    quads = [(0, 0, 320, 180), (320, 0, 320, 180), (0, 180, 320, 180), (320, 180, 320, 180)]
+    assert avcheck.region_users(path, quads, USERS, at=1.5) == USERS
+    # after the layout change: u3 fills the canvas, the others float along the bottom
+    main_region = (100, 20, 440, 200)
+    assert avcheck.region_users(path, [main_region], USERS, at=3.6) == ["u3"]
+    # lip sync per pane: each user's flashes (in their pane) against their beeps (in the mix)
+    offsets: list[float] = []
+    for uid, quad in zip(USERS, quads, strict=True):
+        flashes = [t for t in avcheck.flash_times(path, quad) if t < 2.0]
+        offsets += avcheck.pair_offsets(flashes, avcheck.beep_times(path, user_beep_hz(uid)))
+    main_flashes = [t for t in avcheck.flash_times(path, main_region) if t > 2.5]
+    offsets += avcheck.pair_offsets(main_flashes, avcheck.beep_times(path, user_beep_hz("u3")))
+    assert len(offsets) >= 4
+    assert max(abs(o) for o in offsets) < 80, offsets
+    # every user is heard in the mix
+    for uid in USERS:
+        assert len(avcheck.user_beeps(path, uid)) >= 2, uid
+    assert stats.layouts >= 2
+    assert events  # the writer's file events reached the event loop

@@ -1,0 +1,59 @@
+"""Mixer glue that needs no media: layout references and settings from a recording spec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from roomcast.domain.layout import Canvas, CustomSlot, Layout, Participant, Rect, grid
+from roomcast.domain.recording import (
+    LayoutRef,
+    OutputFormat,
+    RecordingMode,
+    RecordingSpec,
+    UserFilter,
+    UserSelection,
+    VideoEncoding,
+)
+from roomcast.media.mixed import audio_codec_for, resolve_layout, settings_from_spec
+
+PEOPLE = [Participant(f"u{i}", join_order=i) for i in range(1, 4)]
+CANVAS = Canvas(640, 360)
+
+
+def test_resolve_named_presets() -> None:
+    assert resolve_layout(None)(PEOPLE, CANVAS) == grid(PEOPLE, CANVAS)
+    assert len(resolve_layout(LayoutRef("grid", {"max_tiles": 2}))(PEOPLE, CANVAS).panes) == 2
+    assert resolve_layout(LayoutRef("floating"))(PEOPLE, CANVAS).panes[0].rect == Rect(0, 0, 640, 360)
+    slots = [CustomSlot(Rect(0, 0, 100, 100), user_id="u2")]
+    lay = resolve_layout(LayoutRef("custom", {"slots": slots}))(PEOPLE, CANVAS)
+    assert [p.user_id for p in lay.panes] == ["u2"]
+    with pytest.raises(ValueError):
+        resolve_layout(LayoutRef("nope"))
+
+
+def test_resolve_function_wins() -> None:
+    def only_first(ps: Sequence[Participant], canvas: Canvas) -> Layout:
+        return grid(ps[:1], canvas)
+
+    assert len(resolve_layout(LayoutRef("grid", function=only_first))(PEOPLE, CANVAS).panes) == 1
+
+
+def test_settings_from_spec() -> None:
+    spec = RecordingSpec(
+        mode=RecordingMode.MIXED,
+        outputs=(OutputFormat.MP4, OutputFormat.MP3),
+        video=VideoEncoding(1280, 720, 30, 2000, 2.0, "superfast"),
+        users=UserSelection(audio=UserFilter.of(deny=["u2"]), video=UserFilter.of(allow=["u1"])),
+    )
+    s = settings_from_spec(spec)
+    assert (s.canvas.width, s.canvas.height, s.fps, s.preset) == (1280, 720, 30, "superfast")
+    assert s.record_video and s.record_audio
+    assert s.audio_users is not None and not s.audio_users("u2") and s.audio_users("u3")
+    assert s.video_users is not None and s.video_users("u1") and not s.video_users("u3")
+    assert [audio_codec_for(f) for f in s.outputs] == ["aac", "mp3"]
+    audio_only = settings_from_spec(
+        RecordingSpec(mode=RecordingMode.MIXED, outputs=(OutputFormat.M4A,), video=VideoEncoding(640, 360))
+    )
+    assert not audio_only.record_video
