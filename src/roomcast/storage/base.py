@@ -1,0 +1,161 @@
+"""The object store interface shared by the local directory store and the S3-compatible store.
+
+Keys are relative, slash-separated paths (``task-1/seg00001.ts``). They are validated the same way
+for every store, so a key that works against the local store in tests also works against S3, and a
+key can never climb out of the local store's root.
+"""
+
+from __future__ import annotations
+
+import abc
+import posixpath
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+MAX_KEY_BYTES = 1024
+"""S3's limit on the length of an object key (UTF-8 bytes), including any store prefix."""
+
+TMP_MARKER = ".rc-tmp-"
+"""Name prefix of the local store's in-flight temporary files; never a valid key segment."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Explicit types for what recordings produce: ``mimetypes`` reads /etc/mime.types, which differs
+# between hosts (e.g. ``.ts`` is sometimes "text/vnd.trolltech.linguist").
+CONTENT_TYPES: dict[str, str] = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".webm": "video/webm",
+    ".flv": "video/x-flv",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".vtt": "text/vtt",
+    ".srt": "application/x-subrip",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def guess_content_type(name: str) -> str:
+    """The content type recordings use for a file name (by extension), octet-stream otherwise."""
+    return CONTENT_TYPES.get(posixpath.splitext(name)[1].lower(), DEFAULT_CONTENT_TYPE)
+
+
+class StorageError(Exception):
+    """A store operation failed. The message never contains credentials.
+
+    ``retryable`` is False only for failures that retrying the same request cannot fix (an invalid
+    key, a missing local file); network errors, 5xx, throttling and even 4xx answers (a bucket may be
+    created, a policy fixed) count as retryable.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key that is empty, absolute, contains ``.``/``..`` segments, control characters, etc."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False, code="InvalidKey")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise :class:`InvalidKey`.
+
+    Rejected: empty keys, absolute keys (``/a``), backslashes, empty segments (``a//b``, a trailing
+    slash), ``.`` and ``..`` segments, control characters, the local store's temporary-file marker
+    and keys longer than 1024 UTF-8 bytes.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("object key is empty")
+    if key.startswith("/"):
+        raise InvalidKey("object key must be relative (it starts with '/')")
+    if "\\" in key:
+        raise InvalidKey("object key must not contain backslashes")
+    if _CONTROL.search(key):
+        raise InvalidKey("object key must not contain control characters")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidKey(f"object key is longer than {MAX_KEY_BYTES} bytes")
+    for seg in key.split("/"):
+        if seg in {"", ".", ".."}:
+            raise InvalidKey(f"object key has an empty, '.' or '..' segment: {key!r}")
+        if seg.startswith(TMP_MARKER):
+            raise InvalidKey(f"object key segments must not start with {TMP_MARKER!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Normalize a store prefix: ``""`` or a valid key ending in ``/`` (``"a/b"`` -> ``"a/b/"``)."""
+    p = prefix.strip("/")
+    if not p:
+        return ""
+    check_key(p)
+    return p + "/"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object. ``key`` is relative to the store's prefix."""
+
+    key: str
+    size: int
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: datetime | None = None
+
+
+class ObjectStore(abc.ABC):
+    """Where recordings go. Every method is a coroutine; blocking work runs off the event loop."""
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    async def put_file(self, path: Path, key: str, content_type: str | None = None) -> ObjectInfo:
+        """Store the local file ``path`` under ``key`` (replacing any object there).
+
+        Returns once the object is durable in the store. ``content_type`` defaults to a guess from
+        the key's extension.
+        """
+
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo | None:
+        """The object's size and type, or ``None`` if there is no such object."""
+
+    async def exists(self, key: str) -> bool:
+        return await self.head(key) is not None
+
+    @abc.abstractmethod
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        """Download ``key`` into the local file ``path`` (raises :class:`StorageError` if missing)."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+
+    @abc.abstractmethod
+    async def url(self, key: str, expires_s: int = 3600) -> str:
+        """A URL a client can read the object from (presigned for private S3 buckets)."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (plain string match), sorted by key."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release connections and threads."""
