@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     """How long an empty room stays open (a quick rejoin keeps its session)."""
     stats_interval_s: float = Field(default=5.0, ge=0)
     """How often per-track quality samples are taken (0 turns sampling off)."""
+    max_recordings: int = Field(default=100, ge=0)
+    """Concurrent recording tasks per node (beyond: the vendor's "restricted concurrency" error)."""
+    recording_capacity: float | None = Field(default=None, gt=0)
+    """CPU cores recordings may use (admission control); default 80 % of the machine's cores."""
     ice_host_addresses: list[str] | None = None
     """Host ICE candidates to offer (e.g. ["127.0.0.1"] on a loopback-only box); default: all."""
 

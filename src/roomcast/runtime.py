@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from roomcast.config import Settings
 from roomcast.crypto import SecretBox
@@ -15,6 +16,9 @@ from roomcast.services.reservations import ReservationService
 from roomcast.services.rooms import RoomService
 from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
+
+if TYPE_CHECKING:
+    from roomcast.services.recordings import RecordingService
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -28,6 +32,8 @@ class Runtime:
     reservations: ReservationService
     sfu: RoomManager | None = None
     """Set by the server: the CLI has a runtime but no media plane."""
+    recordings: RecordingService | None = None
+    """Set by the server: recording tasks (engine, uploads, callbacks)."""
 
     @property
     def rooms(self) -> RoomService:

@@ -19,14 +19,20 @@ from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
 from roomcast.api.native import web
+from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
+from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
 from roomcast.api.trtc.gateway import build_router as trtc_router
 from roomcast.config import Settings
+from roomcast.domain.tenancy import App
+from roomcast.events.outbox import CallbackOutbox
 from roomcast.log import event, request_id_var
+from roomcast.media.engine import RecordingEngine
+from roomcast.media.mixed_job import register_mixed_mode
 from roomcast.rtc.auth import Identity
 from roomcast.rtc.room import RoomManager, SfuConfig
 from roomcast.rtc.signalling import create_signalling_router
@@ -35,6 +41,10 @@ from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.ratelimit import RateLimiter
+from roomcast.services.recordings import RecordingService
+from roomcast.services.rooms import RoomService
+from roomcast.services.tasks import TaskService
+from roomcast.storage.queue import UploadQueue, queue_from_runtime
 
 log = logging.getLogger("roomcast.http")
 
@@ -87,6 +97,59 @@ class RequestLogMiddleware:
             request_id_var.reset(token)
 
 
+class RecordingStack:
+    """The recording engine with its upload queue and callback outbox, started and stopped together."""
+
+    def __init__(
+        self, engine: RecordingEngine, uploads: UploadQueue, outbox: CallbackOutbox, service: RecordingService
+    ):
+        self.engine = engine
+        self.uploads = uploads
+        self.outbox = outbox
+        self.service = service
+
+    async def close(self) -> None:
+        await self.service.close()
+        await self.engine.close()
+        await self.uploads.stop()
+        await self.outbox.stop()
+
+
+async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStack:
+    settings = rt.settings
+    engine = RecordingEngine(
+        sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
+    )
+    register_mixed_mode(engine)
+    uploads = queue_from_runtime(rt)
+    outbox = CallbackOutbox(rt.db.sessions)
+    rooms = RoomService(sfu)
+
+    async def app_by_sdk_id(sdk_app_id: int) -> App:
+        return await rt.tenancy.get_app(sdk_app_id)
+
+    def room_users(app_key: str, room_id: str) -> list[str]:
+        return rooms.users(app_key, room_id) if rooms.exists(app_key, room_id) else []
+
+    service = RecordingService(
+        tasks=TaskService(rt.db.sessions, rt.box),
+        engine=engine,
+        uploads=uploads,
+        outbox=outbox,
+        apps=app_by_sdk_id,
+        public_url=settings.resolved_public_url,
+        max_tasks=settings.max_recordings,
+        room_exists=rooms.exists,
+        room_users=room_users,
+    )
+    trtc_recording.register_dialect(service)
+    await uploads.start()
+    await outbox.start()
+    rt.recordings = service
+    await service.recover()
+    return RecordingStack(engine, uploads, outbox, service)
+
+
 class _RuntimeJoinAuthenticator:
     """Checks join tokens with the running server's tenancy (available once the lifespan started)."""
 
@@ -122,11 +185,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.activity = activity
         await activity.start()
         await sfu.start()
+        recording = await _start_recording_stack(rt, sfu)
+        app.state.recording = recording
         event(log, "server.started", version=__version__)
         try:
             yield
         finally:
             event(log, "server.stopping")
+            await recording.close()  # finalizes files; their uploads stay queued in the database
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
             if runtime is None:
@@ -157,6 +223,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(create_signalling_router(sfu, join_auth))
     app.include_router(create_whip_router(sfu, join_auth))
     web.mount(app)
+    app.include_router(media_router())
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

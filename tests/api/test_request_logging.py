@@ -32,7 +32,7 @@ def test_requests_logged_without_secrets(
         profile=prof,
     )
     with pytest.raises(TencentCloudSDKException) as ei:
-        c.call_json("DescribeCloudRecording", {"SdkAppId": tenant.app.sdk_app_id, "TaskId": "x"})
+        c.call_json("StopPublishCdnStream", {"SdkAppId": tenant.app.sdk_app_id, "TaskId": "x"})
     request_id = ei.value.get_request_id()
     basic = base64.b64encode(f"{tenant.creds.secret_id}:{tenant.creds.secret_key}".encode()).decode()
     r = httpx.post(

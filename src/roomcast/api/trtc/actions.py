@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from roomcast.api.trtc import rooms
+from roomcast.api.trtc import recording, rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
 def register(registry: ActionRegistry) -> None:
     """Add every served action to ``registry``; unregistered actions answer ``InvalidAction``."""
     rooms.register(registry)
+    recording.register(registry)

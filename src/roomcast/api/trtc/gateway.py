@@ -75,6 +75,8 @@ class Action:
     handler: Handler
     rate_per_s: float = DEFAULT_RATE_PER_S
     rate_period_s: float = 1.0
+    invalid_code: str | None = None
+    """The code for bad values when no field-specific one exists (e.g. InvalidParameter.OutOfRange)."""
 
 
 class ActionRegistry:
@@ -233,7 +235,7 @@ class Tc3Gateway:
         throttle_key = (service, sdk_app_id if sdk_app_id is not None else creds.account_id, action_name)
         if not self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
             raise TrtcError("RequestLimitExceeded", "The number of requests exceeds the frequency limit.")
-        params = parse(action.model, data)
+        params = parse(action.model, data, action.invalid_code)
         started = time.perf_counter()
         result = await action.handler(ctx, params)
         event(

@@ -75,7 +75,9 @@ def _loc_name(loc: tuple[int | str, ...]) -> tuple[str, str]:
     return leaf, path
 
 
-def parse(model: type[M], data: dict[str, Any]) -> M:
+def parse(model: type[M], data: dict[str, Any], invalid_code: str | None = None) -> M:
+    """Validate ``data``; ``invalid_code`` replaces the generic code for bad values (an action's
+    documented one, e.g. ``InvalidParameter.OutOfRange``), unless a field-specific code exists."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -89,6 +91,7 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
         if kind == "extra_forbidden":
             raise TrtcError("UnknownParameter", f"The parameter `{path}` is not recognized.") from None
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        raise TrtcError(
-            specific("InvalidParameter", leaf), f"The value of parameter `{path}` is invalid: {msg}."
-        ) from None
+        code = specific("InvalidParameter", leaf)
+        if code == "InvalidParameter" and invalid_code is not None:
+            code = invalid_code
+        raise TrtcError(code, f"The value of parameter `{path}` is invalid: {msg}.") from None
