@@ -232,6 +232,7 @@ class RecordingService:
         self.rebuilders: dict[str, Rebuilder] = {}
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._shutting_down = False
         self._lock = asyncio.Lock()
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -313,6 +314,11 @@ class RecordingService:
             run.task = await self.tasks.set_state(run.task.task_id, TaskState.RUNNING)
             await self.emit(run, TaskEventKind.RECORDER_STARTED)
         elif isinstance(ev, msink.RecordingEnded):
+            if self._shutting_down and run.task.state is not TaskState.STOPPING:
+                # The server is going down, not the task: it stays unfinished and resumes at the
+                # next start (its finalized files are in the upload queue already).
+                event(log, "recording.suspended", task_id=run.task.task_id)
+                return
             await self._finish(run, ev.reason.value, ev.error)
 
     async def _finish(self, run: _Running, reason: str, error: str | None = None) -> None:
@@ -437,7 +443,10 @@ class RecordingService:
             log.exception("recording.stop_failed")
 
     async def close(self) -> None:
-        """Server shutdown: stop every recording (files are finalized and stay queued for upload)."""
+        """Server shutdown: stop every recording (files are finalized and stay queued for upload).
+
+        Tasks that were running stay unfinished in the database and resume at the next start."""
+        self._shutting_down = True
         for task_id in list(self._running):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.engine.stop(task_id), 20)
@@ -495,11 +504,9 @@ class RecordingService:
                             await self.file_uploaded(run, tf, r.done, r.last_error)
 
                         self.watch(run, confirm_queued())
-        resumable = (
-            rebuilt is not None
-            and task.state in (TaskState.IDLE, TaskState.RUNNING)
-            and self._room_exists(str(task.sdk_app_id), task.room_id)
-        )
+        # Resume even when the room is empty: publishers reconnect after a restart, and the
+        # recording ends by its own idle rule if nobody comes back.
+        resumable = rebuilt is not None and task.state in (TaskState.IDLE, TaskState.RUNNING)
         if resumable and rebuilt is not None:
             event(log, "recording.resumed", task_id=task.task_id)
             self._running[task.task_id] = run

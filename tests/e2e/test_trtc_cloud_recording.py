@@ -1,0 +1,464 @@
+"""TRTC cloud recording end to end with the official SDK: a live room recorded mixed (to the media
+library) and per user (to an S3 server on loopback), modified live, stopped, checked file by file,
+with every callback received, signed and de-duplicated; then the documented errors and a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.trtc.v20190722 import models, trtc_client
+
+from roomcast.media.testpattern import SyntheticParticipant
+from roomcast.rtc.client import RoomClient
+from roomcast.rtc.track import TrackKind
+from roomcast.runtime import Runtime
+from roomcast.services.join_tokens import issue_usersig
+from roomcast.services.tasks import TaskService
+from tests.api.conftest import Tenant, make_tenant
+from tests.support import avcheck
+from tests.support.live import LiveServer, live_server
+from tests.support.receiver import Receiver, callback_receiver
+from tests.support.s3 import MotoS3
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+ROOM = "8888"
+CALLBACK_KEY = "callback-signing-key"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoS3]:
+    m = MotoS3()
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with callback_receiver() as rx:
+        yield rx
+
+
+def settings(moto: MotoS3) -> dict[str, Any]:
+    return {"ice_host_addresses": ["127.0.0.1"], "s3_endpoint": moto.endpoint, "empty_room_grace_s": 5.0}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoS3) -> Iterator[LiveServer]:
+    with live_server(Path(tmp_path_factory.mktemp("rec")) / "var", **settings(moto)) as srv:
+        yield srv
+
+
+def sdk(server: LiveServer, t: Tenant) -> trtc_client.TrtcClient:
+    prof = ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"))
+    return trtc_client.TrtcClient(
+        credential.Credential(t.creds.secret_id, t.creds.secret_key), "ap-guangzhou", prof
+    )
+
+
+def with_callback(server: LiveServer, url: str) -> Tenant:
+    t = make_tenant(server)
+
+    async def set_cb(rt: Runtime) -> None:
+        await rt.tenancy.set_callback(t.app.app_id, url, CALLBACK_KEY)
+
+    server.run(set_cb)
+    return make_tenant_refresh(server, t)
+
+
+def make_tenant_refresh(server: LiveServer, t: Tenant) -> Tenant:
+    async def get(rt: Runtime) -> Tenant:
+        return Tenant(t.creds, await rt.tenancy.get_app(t.app.app_id))
+
+    return server.run(get)
+
+
+@asynccontextmanager
+async def publishers(
+    server: LiveServer, t: Tenant, users: list[str], room: str = ROOM
+) -> AsyncIterator[None]:
+    clients: list[RoomClient] = []
+    people: list[SyntheticParticipant] = []
+    try:
+        for uid in users:
+            person = SyntheticParticipant(uid, width=320, height=180, fps=15)
+            people.append(person)
+            c = RoomClient(
+                server.url,
+                app_id=str(t.app.sdk_app_id),
+                room_id=room,
+                user_id=uid,
+                token=issue_usersig(t.app, uid),
+            )
+            await c.connect()
+            await c.publish({TrackKind.CAMERA: person.video, TrackKind.AUDIO: person.audio})
+            clients.append(c)
+        sfu = server.app.state.sfu
+        for _ in range(150):
+            if len(sfu.list_tracks(str(t.app.sdk_app_id), room)) >= 2 * len(users):
+                break
+            await asyncio.sleep(0.1)
+        yield
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people:
+            p.stop()
+
+
+def call(fn: Any, req: Any) -> Any:
+    return asyncio.to_thread(fn, req)
+
+
+def req(cls: type, body: dict[str, Any]) -> Any:
+    r = cls()
+    r.from_json_string(json.dumps(body))
+    return r
+
+
+def mixed_body(t: Tenant, user: str = "rec-mix") -> dict[str, Any]:
+    return {
+        "SdkAppId": t.app.sdk_app_id,
+        "RoomId": ROOM,
+        "UserId": user,
+        "UserSig": issue_usersig(t.app, user),
+        "RecordParams": {"RecordMode": 2, "MaxIdleTime": 30},
+        "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0}}},
+        "MixTranscodeParams": {
+            "VideoParams": {"Width": 640, "Height": 360, "Fps": 15, "BitRate": 600000, "Gop": 2}
+        },
+        "MixLayoutParams": {"MixLayoutMode": 3},
+    }
+
+
+def single_body(t: Tenant, bucket: str, user: str = "rec-single") -> dict[str, Any]:
+    return {
+        "SdkAppId": t.app.sdk_app_id,
+        "RoomId": ROOM,
+        "UserId": user,
+        "UserSig": issue_usersig(t.app, user),
+        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": 3, "AvMerge": 1},
+        "StorageParams": {
+            "CloudStorage": {
+                "Vendor": 0,
+                "Region": "ap-guangzhou",
+                "Bucket": bucket,
+                "AccessKey": "AKtest",
+                "SecretKey": "SKtest",
+                "FileNamePrefix": ["rec", "day1"],
+            }
+        },
+    }
+
+
+async def wait_exited(
+    client: trtc_client.TrtcClient, sdk_app_id: int, task_id: str, limit: float = 60
+) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        try:
+            await call(
+                client.DescribeCloudRecording,
+                req(models.DescribeCloudRecordingRequest, {"SdkAppId": sdk_app_id, "TaskId": task_id}),
+            )
+        except TencentCloudSDKException as e:
+            assert e.get_code() == "ResourceNotFound"
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the task did not end"
+        await asyncio.sleep(0.3)
+
+
+async def test_record_mixed_and_per_user(
+    server: LiveServer, moto: MotoS3, receiver: Receiver, tmp_path: Path
+) -> None:
+    t = await asyncio.to_thread(with_callback, server, receiver.url)
+    client = sdk(server, t)
+    bucket = moto.make_bucket()
+    receiver.fail_next = 2  # the receiver is down at first: callbacks must be retried
+    async with publishers(server, t, ["u1", "u2"]):
+        mixed = await call(
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, mixed_body(t))
+        )
+        single = await call(
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, single_body(t, bucket))
+        )
+        assert mixed.TaskId and single.TaskId and mixed.TaskId != single.TaskId
+        await asyncio.sleep(2.5)
+
+        d = await call(
+            client.DescribeCloudRecording,
+            req(
+                models.DescribeCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": single.TaskId}
+            ),
+        )
+        assert d.Status == "InProgress" and d.TaskId == single.TaskId
+        assert {f.UserId for f in d.StorageFileList} == {"u1", "u2"}
+        assert all(f.TrackType == "audio_video" and f.FileName.endswith(".mp4") for f in d.StorageFileList)
+        assert all(f.BeginTimeStamp > 1_700_000_000_000 for f in d.StorageFileList)  # milliseconds
+        dm = await call(
+            client.DescribeCloudRecording,
+            req(models.DescribeCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": mixed.TaskId}),
+        )
+        assert dm.Status == "InProgress" and dm.StorageFileList == []  # library files appear once stored
+
+        # Live changes: the mix switches to floating with u2 large; the per-user task drops u2.
+        await call(
+            client.ModifyCloudRecording,
+            req(
+                models.ModifyCloudRecordingRequest,
+                {
+                    "SdkAppId": t.app.sdk_app_id,
+                    "TaskId": mixed.TaskId,
+                    "MixLayoutParams": {"MixLayoutMode": 1, "MaxResolutionUserId": "u2"},
+                },
+            ),
+        )
+        await call(
+            client.ModifyCloudRecording,
+            req(
+                models.ModifyCloudRecordingRequest,
+                {
+                    "SdkAppId": t.app.sdk_app_id,
+                    "TaskId": single.TaskId,
+                    "SubscribeStreamUserIds": {
+                        "SubscribeAudioUserIds": ["u1"],
+                        "SubscribeVideoUserIds": ["u1"],
+                    },
+                },
+            ),
+        )
+        await asyncio.sleep(2.5)
+        for task_id in (mixed.TaskId, single.TaskId):
+            out = await call(
+                client.DeleteCloudRecording,
+                req(models.DeleteCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id}),
+            )
+            assert out.TaskId == task_id
+    await wait_exited(client, t.app.sdk_app_id, mixed.TaskId)
+    await wait_exited(client, t.app.sdk_app_id, single.TaskId)
+
+    # The mixed file is in the media library and plays over HTTP.
+    async def files(rt: Runtime, task_id: str) -> Any:
+        return await TaskService(rt.db.sessions, rt.box).files(task_id)
+
+    mixed_files = await asyncio.to_thread(server.run, lambda rt: files(rt, mixed.TaskId))
+    assert len(mixed_files) == 1 and mixed_files[0].state == "stored"
+    key = mixed_files[0].key
+    async with httpx.AsyncClient() as http:
+        got = await http.get(f"{server.url}/media/{key}")
+    assert got.status_code == 200 and got.headers["content-type"] == "video/mp4"
+    mp4 = tmp_path / "mix.mp4"
+    mp4.write_bytes(got.content)
+    info = avcheck.probe(mp4)
+    assert info.video is not None and info.audio is not None
+    assert (info.video.codec, info.video.width, info.video.height) == ("h264", 640, 360)
+    assert info.audio.codec == "aac"
+    assert info.video.duration is not None and 4.0 <= info.video.duration <= 7.5
+    # Grid first: two panes side by side; floating later: u2 fills the canvas.
+    left, right = (0, 60, 320, 240), (320, 60, 320, 240)
+    assert avcheck.region_users(mp4, [left, right], ["u1", "u2"], at=1.0) == ["u1", "u2"]
+    late = info.video.duration - 0.8
+    assert avcheck.region_users(mp4, [(200, 20, 240, 120)], ["u1", "u2"], at=late) == ["u2"]
+
+    # The per-user files are in the bucket under prefix/TaskId/, one per user, each playable.
+    s3 = moto.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and all(k.startswith(f"rec/day1/{single.TaskId}/") for k in keys), keys
+    by_user: dict[str, list[str]] = {}
+    for k in keys:
+        user = k.split("__UserId_s_")[1].split("__UserId_e_")[0]
+        by_user.setdefault(user, []).append(k)
+    assert set(by_user) == {"u1", "u2"}
+    for user, user_keys in by_user.items():
+        path = tmp_path / f"{user}.mp4"
+        s3.download_file(bucket, user_keys[0], str(path))
+        pinfo = avcheck.probe(path)
+        assert pinfo.video is not None and pinfo.audio is not None
+        assert (pinfo.video.codec, pinfo.video.width, pinfo.video.height) == ("h264", 320, 180)
+        assert avcheck.region_users(path, [(0, 60, 320, 60)], ["u1", "u2"], at=0.5) == [user]
+    u2_duration = avcheck.probe(tmp_path / "u2.mp4").video.duration  # type: ignore[union-attr]
+    u1_duration = avcheck.probe(tmp_path / "u1.mp4").video.duration  # type: ignore[union-attr]
+    assert u2_duration is not None and u1_duration is not None and u2_duration < u1_duration - 1.5
+
+    # Callbacks: every event arrived (despite the failed first deliveries), signed, once per id.
+    async def delivered() -> bool:
+        types = {b["EventType"] for b in receiver.bodies() if b["EventInfo"]["TaskId"] == single.TaskId}
+        return {301, 302, 303, 305, 310} <= types
+
+    for _ in range(100):
+        if await delivered():
+            break
+        await asyncio.sleep(0.2)
+    mine = [
+        r
+        for r in receiver.requests
+        if json.loads(r.body)["EventInfo"]["TaskId"] in (mixed.TaskId, single.TaskId)
+    ]
+    for r in mine:
+        expected = base64.b64encode(hmac.new(CALLBACK_KEY.encode(), r.body, hashlib.sha256).digest()).decode()
+        assert r.headers["Sign"] == expected and r.headers["SdkAppId"] == str(t.app.sdk_app_id)
+    unique = {json.loads(r.body)["EventInfo"]["EventId"]: json.loads(r.body) for r in mine}
+    single_types = sorted(
+        b["EventType"] for b in unique.values() if b["EventInfo"]["TaskId"] == single.TaskId
+    )
+    mixed_types = sorted(b["EventType"] for b in unique.values() if b["EventInfo"]["TaskId"] == mixed.TaskId)
+    assert {301, 302, 303, 305, 310} <= set(single_types)
+    assert single_types.count(310) == 2 and single_types.count(301) == 1  # one file per user
+    assert {301, 302, 311, 312} <= set(mixed_types)
+    commit = next(b for b in unique.values() if b["EventType"] == 311)
+    assert commit["EventInfo"]["Payload"]["VideoUrl"].endswith(key)
+    stop = next(
+        b for b in unique.values() if b["EventType"] == 302 and b["EventInfo"]["TaskId"] == single.TaskId
+    )
+    assert stop["EventInfo"]["Payload"]["LeaveCode"] == 0
+
+
+async def test_documented_errors(server: LiveServer, moto: MotoS3) -> None:
+    t = await asyncio.to_thread(make_tenant, server, "errs")
+    other = await asyncio.to_thread(make_tenant, server, "other")
+    client = sdk(server, t)
+
+    async def expect(fn: Any, body: dict[str, Any], cls: type, code: str) -> None:
+        with pytest.raises(TencentCloudSDKException) as ei:
+            await call(fn, req(cls, body))
+        assert ei.value.get_code() == code, ei.value
+
+    create = models.CreateCloudRecordingRequest
+    await expect(
+        client.CreateCloudRecording,
+        {**mixed_body(t), "SdkAppId": other.app.sdk_app_id},
+        create,
+        "UnauthorizedOperation.SdkAppId",
+    )
+    await expect(
+        client.DescribeCloudRecording,
+        {"SdkAppId": t.app.sdk_app_id, "TaskId": "no-such-task"},
+        models.DescribeCloudRecordingRequest,
+        "ResourceNotFound",
+    )
+    await expect(
+        client.DeleteCloudRecording,
+        {"SdkAppId": t.app.sdk_app_id, "TaskId": "no-such-task"},
+        models.DeleteCloudRecordingRequest,
+        "ResourceNotFound",
+    )
+    bad_layout = {**mixed_body(t), "MixLayoutParams": {"MixLayoutMode": 9}}
+    await expect(client.CreateCloudRecording, bad_layout, create, "InvalidParameter.OutOfRange")
+    bad_size = {
+        **mixed_body(t),
+        "MixTranscodeParams": {
+            "VideoParams": {"Width": 4000, "Height": 360, "Fps": 15, "BitRate": 600000, "Gop": 2}
+        },
+    }
+    await expect(client.CreateCloudRecording, bad_size, create, "InvalidParameter.OutOfRange")
+    await expect(
+        client.CreateCloudRecording,
+        {**mixed_body(t), "UserSig": "forged"},
+        create,
+        "InvalidParameter.UserSig",
+    )
+    no_storage = {k: v for k, v in mixed_body(t).items() if k != "StorageParams"}
+    await expect(client.CreateCloudRecording, no_storage, create, "MissingParameter.StorageParams")
+    async with publishers(server, t, ["u1"]):
+        # The recorder's UserId must not be someone already in the room.
+        await expect(client.CreateCloudRecording, mixed_body(t, user="u1"), create, "InvalidParameter.UserId")
+        ok = await call(client.CreateCloudRecording, req(create, mixed_body(t)))
+        await expect(
+            client.CreateCloudRecording, mixed_body(t), create, "InvalidParameter.UserId"
+        )  # same robot
+        await expect(
+            client.DescribeCloudRecording,
+            {"SdkAppId": other.app.sdk_app_id, "TaskId": ok.TaskId},
+            models.DescribeCloudRecordingRequest,
+            "UnauthorizedOperation.SdkAppId",
+        )
+        other_client = sdk(server, other)
+        await expect(
+            other_client.DescribeCloudRecording,
+            {"SdkAppId": other.app.sdk_app_id, "TaskId": ok.TaskId},
+            models.DescribeCloudRecordingRequest,
+            "ResourceNotFound",
+        )
+        await call(
+            client.DeleteCloudRecording,
+            req(models.DeleteCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": ok.TaskId}),
+        )
+    await wait_exited(client, t.app.sdk_app_id, ok.TaskId)
+
+
+async def test_idle_timeout_ends_the_task(server: LiveServer) -> None:
+    t = await asyncio.to_thread(make_tenant, server, "idle")
+    client = sdk(server, t)
+    body = {**mixed_body(t), "RecordParams": {"RecordMode": 2, "MaxIdleTime": 5}}
+    async with publishers(server, t, ["u1"]):
+        created = await call(client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, body))
+        await asyncio.sleep(1.5)
+    # The publisher left: the task ends by itself after MaxIdleTime (5 s).
+    await wait_exited(client, t.app.sdk_app_id, created.TaskId, limit=30)
+
+    async def reason(rt: Runtime) -> str | None:
+        return (await TaskService(rt.db.sessions, rt.box).get(t.app.sdk_app_id, created.TaskId)).reason
+
+    assert await asyncio.to_thread(server.run, reason) == "idle"
+
+
+async def test_restart_resumes_and_loses_nothing(tmp_path: Path, moto: MotoS3) -> None:
+    data = tmp_path / "var"
+    bucket = moto.make_bucket()
+    cm = live_server(data, **settings(moto))
+    first = cm.__enter__()
+    try:
+        t = await asyncio.to_thread(make_tenant, first)
+        client = sdk(first, t)
+        async with publishers(first, t, ["u1"]):
+            created = await call(
+                client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, single_body(t, bucket))
+            )
+            await asyncio.sleep(2.5)
+    finally:
+        await asyncio.to_thread(cm.__exit__, None, None, None)
+
+    with live_server(data, **settings(moto)) as second:
+        client = sdk(second, t)
+        d = await call(
+            client.DescribeCloudRecording,
+            req(
+                models.DescribeCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": created.TaskId}
+            ),
+        )
+        assert d.Status in ("Idle", "InProgress")  # resumed after the restart
+        async with publishers(second, t, ["u1"]):
+            await asyncio.sleep(2.5)
+            await call(
+                client.DeleteCloudRecording,
+                req(
+                    models.DeleteCloudRecordingRequest,
+                    {"SdkAppId": t.app.sdk_app_id, "TaskId": created.TaskId},
+                ),
+            )
+        await wait_exited(client, t.app.sdk_app_id, created.TaskId)
+    keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    # One file from before the restart and one (new) file after it, both stored.
+    assert len(keys) == 2, keys
+    for i, k in enumerate(sorted(keys)):
+        path = tmp_path / f"part{i}.mp4"
+        moto.client().download_file(bucket, k, str(path))
+        pinfo = avcheck.probe(path)
+        assert pinfo.video is not None and pinfo.video.duration is not None and pinfo.video.duration > 1.0
