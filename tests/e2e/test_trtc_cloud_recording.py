@@ -462,3 +462,53 @@ async def test_restart_resumes_and_loses_nothing(tmp_path: Path, moto: MotoS3) -
         moto.client().download_file(bucket, k, str(path))
         pinfo = avcheck.probe(path)
         assert pinfo.video is not None and pinfo.video.duration is not None and pinfo.video.duration > 1.0
+
+
+async def test_control_window_closes_after_resource_expired_hour(server: LiveServer) -> None:
+    """After ResourceExpiredHour the task can no longer be queried or stopped, yet it keeps recording."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from roomcast.store.tables import TaskRow, utcnow
+
+    t = await asyncio.to_thread(make_tenant, server, "expiring")
+    client = sdk(server, t)
+    body = {**mixed_body(t), "ResourceExpiredHour": 6}
+    async with publishers(server, t, ["u1"]):
+        created = await call(client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, body))
+
+        async def expire(rt: Runtime) -> None:  # six hours later, as far as the task knows
+            async with rt.db.sessions.begin() as s:
+                await s.execute(
+                    update(TaskRow)
+                    .where(TaskRow.task_id == created.TaskId)
+                    .values(control_expires_at=utcnow() - timedelta(seconds=1))
+                )
+
+        await asyncio.to_thread(server.run, expire)
+        with pytest.raises(TencentCloudSDKException) as ei:
+            await call(
+                client.DescribeCloudRecording,
+                req(
+                    models.DescribeCloudRecordingRequest,
+                    {"SdkAppId": t.app.sdk_app_id, "TaskId": created.TaskId},
+                ),
+            )
+        assert ei.value.get_code() == "ResourceNotFound"
+        with pytest.raises(TencentCloudSDKException):
+            await call(
+                client.DeleteCloudRecording,
+                req(
+                    models.DeleteCloudRecordingRequest,
+                    {"SdkAppId": t.app.sdk_app_id, "TaskId": created.TaskId},
+                ),
+            )
+
+        async def state(rt: Runtime) -> str:
+            return (
+                await TaskService(rt.db.sessions, rt.box).get(t.app.sdk_app_id, created.TaskId)
+            ).state.value
+
+        await asyncio.sleep(1.0)
+        assert await asyncio.to_thread(server.run, state) in ("idle", "running")  # still recording
