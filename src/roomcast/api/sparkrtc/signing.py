@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote, unquote
 
+from roomcast.api.authheader import AuthorizationHeaderError, split_authorization, wire_bytes
+
 __all__ = [
     "ALGORITHM",
     "DEFAULT_WINDOW_S",
@@ -126,13 +128,6 @@ class SdkAuthorization:
         )
 
 
-def _wire_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
 def _quote(value: str) -> str:
     return quote(value, safe="~")
 
@@ -189,25 +184,11 @@ def check_sdk_date(
 
 def parse_authorization(value: str | None) -> SdkAuthorization:
     """Parse an SDK-HMAC-SHA256 Authorization header. Raises MISSING, UNSUPPORTED_ALGORITHM, MALFORMED."""
-    if value is None or not value.strip():
-        raise SignatureError(SignatureReason.MISSING, "Authorization header is missing")
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != ALGORITHM:
-        if "=" in algorithm or not rest:
-            raise SignatureError(SignatureReason.MALFORMED, "Authorization header is malformed")
-        raise SignatureError(SignatureReason.UNSUPPORTED_ALGORITHM, "unsupported signature algorithm")
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        key, sep, val = part.strip().partition("=")
-        if not sep or not key or key in fields:
-            raise SignatureError(SignatureReason.MALFORMED, "Authorization header is malformed")
-        fields[key] = val.strip()
     try:
-        access, signed, sig = fields["Access"], fields["SignedHeaders"], fields["Signature"]
-    except KeyError:
-        raise SignatureError(
-            SignatureReason.MALFORMED, "Authorization needs Access, SignedHeaders and Signature"
-        ) from None
+        fields = split_authorization(value, ALGORITHM, ("Access", "SignedHeaders", "Signature"))
+    except AuthorizationHeaderError as exc:
+        raise SignatureError(SignatureReason[exc.problem.name], exc.message) from None
+    access, signed, sig = fields["Access"], fields["SignedHeaders"], fields["Signature"]
     if not access:
         raise SignatureError(SignatureReason.MALFORMED, "Access is empty")
     headers = tuple(signed.split(";"))
@@ -265,7 +246,7 @@ def canonical_request(
         value = request.header(name)
         if value is None:
             raise SignatureError(SignatureReason.MISMATCH, f"signed header {name!r} is not present")
-        lines.append(name.lower().encode("ascii") + b":" + _wire_bytes(value.strip()) + b"\n")
+        lines.append(name.lower().encode("ascii") + b":" + wire_bytes(value.strip()) + b"\n")
     return b"\n".join(
         [
             request.method.upper().encode("ascii"),

@@ -31,6 +31,8 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qsl
 
+from roomcast.api.authheader import AuthorizationHeaderError, split_authorization, wire_bytes
+
 __all__ = [
     "DEFAULT_WINDOW_S",
     "TC3_ALGORITHM",
@@ -181,13 +183,6 @@ class V1Request:
 # shared helpers
 
 
-def _wire_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
 def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -229,25 +224,11 @@ def tc3_date(timestamp: int) -> str:
 
 def parse_tc3_authorization(value: str | None) -> TC3Authorization:
     """Parse a TC3 Authorization header. Raises MISSING, UNSUPPORTED_ALGORITHM or MALFORMED."""
-    if value is None or not value.strip():
-        raise SignatureError(SignatureReason.MISSING, "Authorization header is missing")
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != TC3_ALGORITHM:
-        if "=" in algorithm or not rest:
-            raise SignatureError(SignatureReason.MALFORMED, "Authorization header is malformed")
-        raise SignatureError(SignatureReason.UNSUPPORTED_ALGORITHM, "unsupported signature algorithm")
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        key, sep, val = part.strip().partition("=")
-        if not sep or not key or key in fields:
-            raise SignatureError(SignatureReason.MALFORMED, "Authorization header is malformed")
-        fields[key] = val.strip()
     try:
-        credential, signed, signature = fields["Credential"], fields["SignedHeaders"], fields["Signature"]
-    except KeyError:
-        raise SignatureError(
-            SignatureReason.MALFORMED, "Authorization needs Credential, SignedHeaders and Signature"
-        ) from None
+        fields = split_authorization(value, TC3_ALGORITHM, ("Credential", "SignedHeaders", "Signature"))
+    except AuthorizationHeaderError as exc:
+        raise SignatureError(SignatureReason[exc.problem.name], exc.message) from None
+    credential, signed, signature = fields["Credential"], fields["SignedHeaders"], fields["Signature"]
     parts = credential.split("/")
     if len(parts) != 4 or parts[3] != TC3_TERMINATOR or not parts[0] or not parts[2]:
         raise SignatureError(
@@ -306,13 +287,13 @@ def tc3_canonical_request(
         value = value.strip()
         if lowercase_values:
             value = value.lower()
-        lines.append(name.lower().encode("ascii") + b":" + _wire_bytes(value) + b"\n")
+        lines.append(name.lower().encode("ascii") + b":" + wire_bytes(value) + b"\n")
     payload_hash = _tc3_payload_hash(request, allow_unsigned_payload=allow_unsigned_payload)
     return b"\n".join(
         [
             method.encode("ascii"),
-            _wire_bytes(request.path or "/"),
-            _wire_bytes(query),
+            wire_bytes(request.path or "/"),
+            wire_bytes(query),
             b"".join(lines),
             ";".join(h.lower() for h in signed_headers).encode("ascii"),
             payload_hash.encode("ascii"),
