@@ -12,7 +12,13 @@ Part B - end to end through the SFU, in real time: K publishers send pre-encoded
 senders), the engine records every user; the recorder's share is the process CPU with the
 recording minus without it.
 
-Part C - reserved for the mixer's figures (composited recordings).
+Part C - composited (mixed) recordings: runs ``bench/mixing.py`` (720p30 4-up, veryfast and
+ultrafast) and prints its figures.
+
+Part D - the whole product path: a roomcast server on loopback with an S3 server (moto) and a
+media library, bots publishing, one per-user recording to S3 and one mixed recording to the
+library created with the official TRTC SDK; prints the time from DeleteCloudRecording until the
+task has exited, that is until the last file is confirmed by the store.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from roomcast.domain.recording import (
@@ -299,8 +306,150 @@ async def part_b(users: int, window: float) -> None:
 
 
 def part_c() -> None:
-    print("\n== C. mixed (composited) recordings: reserved for the mixer's figures ==")
-    print("  (see bench/mixed.py / docs/mixer-status.md when available)")
+    import subprocess
+
+    print("\n== C. mixed (composited) recordings (bench/mixing.py) ==", flush=True)
+    script = Path(__file__).resolve().parent / "mixing.py"
+    subprocess.run(
+        [sys.executable, str(script), "--presets", "ultrafast,veryfast", "--max", "4", "--seconds", "5"],
+        check=False,
+    )
+
+
+async def part_d(users: int, seconds: float) -> None:
+    """Stop -> last file stored, through the API, the engine, the upload queue and a real S3 server."""
+    import json
+
+    import boto3
+    from botocore.config import Config
+    from moto.server import ThreadedMotoServer
+    from tencentcloud.common import credential
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.trtc.v20190722 import models, trtc_client
+
+    from roomcast.bots import publish_bot
+    from roomcast.runtime import Runtime
+    from roomcast.services.join_tokens import issue_usersig
+
+    sys.path.insert(0, REPO_ROOT)
+    from tests.support.live import free_port, live_server
+
+    print(f"\n== D. stop -> last file stored ({users} publishers, {seconds:.0f} s, S3 on loopback) ==")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    s3.create_bucket(Bucket="bench")
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            live_server(Path(tmp) / "var", ice_host_addresses=["127.0.0.1"], s3_endpoint=endpoint) as srv,
+        ):
+
+            async def tenant(rt: Runtime) -> Any:
+                creds = await rt.tenancy.create_account("bench")
+                return creds, await rt.tenancy.create_app(creds.account_id, "bench")
+
+            creds, app = await asyncio.to_thread(srv.run, tenant)
+            prof = ClientProfile(httpProfile=HttpProfile(endpoint=srv.endpoint, protocol="http"))
+            client = trtc_client.TrtcClient(
+                credential.Credential(creds.secret_id, creds.secret_key), "ap-guangzhou", prof
+            )
+            bots = [
+                asyncio.create_task(
+                    publish_bot(
+                        srv.url,
+                        str(app.sdk_app_id),
+                        "900",
+                        f"u{i}",
+                        issue_usersig(app, f"u{i}"),
+                        duration=seconds + 15,
+                        video=(640, 360, 15),
+                    )
+                )
+                for i in range(1, users + 1)
+            ]
+            await asyncio.sleep(3)
+
+            def create(body: dict[str, Any]) -> str:
+                req = models.CreateCloudRecordingRequest()
+                req.from_json_string(json.dumps(body))
+                return str(client.CreateCloudRecording(req).TaskId)
+
+            common = {"SdkAppId": app.sdk_app_id, "RoomId": "900"}
+            single = await asyncio.to_thread(
+                create,
+                {
+                    **common,
+                    "UserId": "rec-1",
+                    "UserSig": issue_usersig(app, "rec-1"),
+                    "RecordParams": {"RecordMode": 1, "OutputFormat": 1, "AvMerge": 1},
+                    "StorageParams": {
+                        "CloudStorage": {
+                            "Vendor": 1,
+                            "Region": "us-east-1",
+                            "Bucket": "bench",
+                            "AccessKey": "a",
+                            "SecretKey": "b",
+                        }
+                    },
+                },
+            )
+            mixed = await asyncio.to_thread(
+                create,
+                {
+                    **common,
+                    "UserId": "rec-2",
+                    "UserSig": issue_usersig(app, "rec-2"),
+                    "RecordParams": {"RecordMode": 2},
+                    "MixTranscodeParams": {
+                        "VideoParams": {"Width": 1280, "Height": 720, "Fps": 30, "BitRate": 2000000, "Gop": 2}
+                    },
+                    "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0}}},
+                },
+            )
+            await asyncio.sleep(seconds)
+
+            def delete_and_wait(task_id: str) -> float:
+                t0 = time.monotonic()
+                req = models.DeleteCloudRecordingRequest()
+                req.SdkAppId, req.TaskId = app.sdk_app_id, task_id
+                client.DeleteCloudRecording(req)
+                d = models.DescribeCloudRecordingRequest()
+                d.SdkAppId, d.TaskId = app.sdk_app_id, task_id
+                while True:
+                    try:
+                        client.DescribeCloudRecording(d)
+                    except TencentCloudSDKException:
+                        return time.monotonic() - t0
+                    time.sleep(0.05)
+
+            for name, task_id in (
+                ("per-user, MP4 + HLS to S3", single),
+                ("mixed 720p30 to the library", mixed),
+            ):
+                took = await asyncio.to_thread(delete_and_wait, task_id)
+                print(f"  {name}: stop -> last file stored in {took:.2f} s")
+            objects = s3.list_objects_v2(Bucket="bench").get("KeyCount", 0)
+            print(f"  objects in the bucket: {objects}")
+            for b in bots:
+                b.cancel()
+            await asyncio.gather(*bots, return_exceptions=True)
+    finally:
+        moto.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,6 +460,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true", help="only part B")
     ap.add_argument("--hard", action="store_true", help="camera-like (noisy, moving) video in part A")
+    ap.add_argument("--skip-mixed", action="store_true", help="skip part C")
+    ap.add_argument("--skip-product", action="store_true", help="skip part D")
     args = ap.parse_args(argv)
     global HARD
     HARD = args.hard
@@ -322,7 +473,10 @@ def main(argv: list[str] | None = None) -> None:
         part_a_parallel(min(args.seconds, 10.0), os.cpu_count() or 1)
     if not args.skip_e2e:
         asyncio.run(part_b(args.users, args.window))
-    part_c()
+    if not args.skip_mixed:
+        part_c()
+    if not args.skip_product:
+        asyncio.run(part_d(min(args.users, 4), 10.0))
 
 
 if __name__ == "__main__":
