@@ -39,7 +39,6 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-REPO_ROOT = str(Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from roomcast.domain.recording import (
@@ -305,6 +304,9 @@ async def part_b(users: int, window: float) -> None:
 # ------------------------------------------------------------------------------------- part C
 
 
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+
+
 def part_c() -> None:
     import subprocess
 
@@ -334,7 +336,7 @@ async def part_d(users: int, seconds: float) -> None:
     from roomcast.services.join_tokens import issue_usersig
 
     sys.path.insert(0, REPO_ROOT)
-    from tests.support.live import free_port, live_server
+    from tests.support.live import free_port, live_server  # noqa: E402
 
     print(f"\n== D. stop -> last file stored ({users} publishers, {seconds:.0f} s, S3 on loopback) ==")
     import logging
