@@ -336,7 +336,7 @@ async def part_d(users: int, seconds: float) -> None:
     from roomcast.services.join_tokens import issue_usersig
 
     sys.path.insert(0, REPO_ROOT)
-    from tests.support.live import free_port, live_server  # noqa: E402
+    from tests.support.live import free_port, live_server
 
     print(f"\n== D. stop -> last file stored ({users} publishers, {seconds:.0f} s, S3 on loopback) ==")
     import logging
