@@ -118,3 +118,20 @@ async def test_bootstrap_once(runtime: Runtime) -> None:
     creds, app = created
     assert app.account_id == creds.account_id
     assert await runtime.bootstrap() is None
+
+
+async def test_app_with_unfinished_tasks_cannot_be_deleted(runtime: Runtime) -> None:
+    from roomcast.domain.errors import FailedPrecondition
+    from roomcast.domain.task import TaskState
+    from roomcast.services.tasks import TaskService
+
+    acc = await runtime.tenancy.create_account("a")
+    app = await runtime.tenancy.create_app(acc.account_id, "x")
+    tasks = TaskService(runtime.db.sessions, runtime.box)
+    task = await tasks.create(
+        sdk_app_id=app.sdk_app_id, kind="recording", dialect="trtc", room_id="r", spec={}
+    )
+    with pytest.raises(FailedPrecondition):
+        await runtime.tenancy.delete_app(app.app_id)
+    await tasks.set_state(task.task_id, TaskState.EXITED, "stopped")
+    await runtime.tenancy.delete_app(app.app_id)

@@ -28,7 +28,7 @@ from roomcast.domain.tenancy import (
     Credentials,
     KeyStatus,
 )
-from roomcast.store.tables import AccountRow, ApiKeyRow, AppRow, utcnow
+from roomcast.store.tables import AccountRow, ApiKeyRow, AppRow, TaskRow, utcnow
 
 SDK_APP_ID_MIN = 1_400_000_000
 SDK_APP_ID_MAX = 1_499_999_999
@@ -299,6 +299,13 @@ class TenancyService:
         """Soft delete: the ids stay reserved so old tokens and callbacks can never hit a new app."""
         async with self._sessions.begin() as s:
             row, _ = await self._app_row(s, ref, account_id)
+            busy = await s.execute(
+                select(TaskRow.id).where(TaskRow.app_pk == row.id, TaskRow.state != "exited").limit(1)
+            )
+            if busy.first() is not None:
+                raise FailedPrecondition(
+                    "the app has unfinished tasks (recordings); stop them first", subject="app_busy"
+                )
             now = utcnow()
             row.state = AppState.DELETED.value
             row.deleted_at = now

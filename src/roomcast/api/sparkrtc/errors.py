@@ -59,6 +59,10 @@ def from_domain(err: RoomcastError) -> SparkError:
         return SparkError(400, "RTC.00001020", "AppExist: app exists")
     if err.kind is ErrorKind.LIMIT_EXCEEDED and err.subject == "app_quota":
         return SparkError(400, "RTC.00001017", "AppsExceed: app num exceed")
+    if err.kind is ErrorKind.FAILED_PRECONDITION and err.subject == "app_busy":
+        return SparkError(
+            400, "RTC.00001003", f"Deletion failed because the deletion condition is not met: {err.message}"
+        )
     if err.kind is ErrorKind.FAILED_PRECONDITION and err.subject == "app_state":
         return SparkError(400, "RTC.00001016", "AppDeactivation: app is stopped")
     if err.kind is ErrorKind.INVALID_ARGUMENT:
