@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     """Concurrent recording tasks per node (beyond: the vendor's "restricted concurrency" error)."""
     recording_capacity: float | None = Field(default=None, gt=0)
     """CPU cores recordings may use (admission control); default 80 % of the machine's cores."""
+    library_janitor_interval_s: float = Field(default=60.0, gt=0)
+    """How often expired media-library files are deleted."""
     ice_host_addresses: list[str] | None = None
     """Host ICE candidates to offer (e.g. ["127.0.0.1"] on a loopback-only box); default: all."""
 

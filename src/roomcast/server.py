@@ -147,6 +147,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
     await outbox.start()
     rt.recordings = service
     await service.recover()
+    service.start_janitor(settings.library_janitor_interval_s)
     return RecordingStack(engine, uploads, outbox, service)
 
 

@@ -57,7 +57,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def settings(moto: MotoS3) -> dict[str, Any]:
-    return {"ice_host_addresses": ["127.0.0.1"], "s3_endpoint": moto.endpoint, "empty_room_grace_s": 5.0}
+    return {
+        "ice_host_addresses": ["127.0.0.1"],
+        "s3_endpoint": moto.endpoint,
+        "empty_room_grace_s": 5.0,
+        "library_janitor_interval_s": 0.5,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -512,3 +517,34 @@ async def test_control_window_closes_after_resource_expired_hour(server: LiveSer
 
         await asyncio.sleep(1.0)
         assert await asyncio.to_thread(server.run, state) in ("idle", "running")  # still recording
+
+
+async def test_library_files_expire(server: LiveServer) -> None:
+    """TencentVod.ExpireTime: media-library files are deleted once their time is up."""
+    t = await asyncio.to_thread(make_tenant, server, "expire")
+    client = sdk(server, t)
+    body = {**mixed_body(t), "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0, "ExpireTime": 4}}}}
+    async with publishers(server, t, ["u1"]):
+        created = await call(client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, body))
+        await asyncio.sleep(2.0)
+        await call(
+            client.DeleteCloudRecording,
+            req(models.DeleteCloudRecordingRequest, {"SdkAppId": t.app.sdk_app_id, "TaskId": created.TaskId}),
+        )
+    await wait_exited(client, t.app.sdk_app_id, created.TaskId)
+
+    async def files(rt: Runtime) -> Any:
+        return await TaskService(rt.db.sessions, rt.box).files(created.TaskId)
+
+    (f,) = await asyncio.to_thread(server.run, files)
+    assert f.expires_at is not None
+    async with httpx.AsyncClient() as http:
+        assert (await http.head(f"{server.url}/media/{f.key}")).status_code == 200
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            if (await http.head(f"{server.url}/media/{f.key}")).status_code == 404:
+                break
+        else:
+            raise AssertionError("the file did not expire")
+    (f,) = await asyncio.to_thread(server.run, files)
+    assert f.state == "expired"

@@ -42,6 +42,7 @@ class TaskFile:
     height: int | None = None
     local_path: str | None = None
     url: str | None = None  # where it plays, for files in the media library
+    expires_at: datetime | None = None  # media library: deleted after this
 
 
 @dataclass(frozen=True)

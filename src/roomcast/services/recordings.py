@@ -63,6 +63,7 @@ CallbackBuilder = Callable[[App, TaskEvent], Callback | None]
 class Rebuilt:
     spec: RecordingSpec
     storage: StorageTarget | None
+    library_expire_s: int = 0
 
 
 Rebuilder = Callable[[dict[str, Any]], Rebuilt]
@@ -79,6 +80,7 @@ class RecordingRequest:
     stored_request: dict[str, Any]  # what the dialect needs to rebuild the spec (secrets sealed)
     robot_user_id: str | None = None
     control_hours: float | None = None
+    library_expire_s: int = 0  # media library: delete files this long after they are stored (0: keep)
 
 
 def _ts(wallclock: float) -> datetime:
@@ -100,6 +102,7 @@ class _Running:
     uploads_started: bool = False
     playlists: set[str] = field(default_factory=set)
     failed_files: int = 0
+    expire_s: int = 0
 
 
 class TaskSink:
@@ -232,6 +235,7 @@ class RecordingService:
         self.rebuilders: dict[str, Rebuilder] = {}
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._janitor: asyncio.Future[None] | None = None
         self._shutting_down = False
         self._lock = asyncio.Lock()
 
@@ -299,7 +303,8 @@ class RecordingService:
     async def file_uploaded(self, run: _Running, f: TaskFile, ok: bool, error: str | None) -> None:
         library = run.target.kind == "local" and run.target.bucket == LIBRARY_BUCKET
         url = self.library_url(f.key) if library and ok else None
-        stored = replace(f, state="stored" if ok else "failed", url=url)
+        expires = utcnow() + timedelta(seconds=run.expire_s) if library and ok and run.expire_s > 0 else None
+        stored = replace(f, state="stored" if ok else "failed", url=url, expires_at=expires)
         await self.tasks.upsert_file(run.task.task_id, stored)
         if not ok:
             run.failed_files += 1
@@ -373,11 +378,13 @@ class RecordingService:
                 robot_user_id=req.robot_user_id,
                 control_expires_at=control,
             )
-            await self._start(task, req.app, req.spec, req.storage)
+            await self._start(task, req.app, req.spec, req.storage, req.library_expire_s)
             return task
 
-    async def _start(self, task: Task, app: App, spec: RecordingSpec, storage: StorageTarget | None) -> None:
-        run = _Running(task=task, target=storage or self.library_target(), app=app)
+    async def _start(
+        self, task: Task, app: App, spec: RecordingSpec, storage: StorageTarget | None, expire_s: int = 0
+    ) -> None:
+        run = _Running(task=task, target=storage or self.library_target(), app=app, expire_s=expire_s)
         self._running[task.task_id] = run
 
         async def listener(ev: object) -> None:
@@ -447,12 +454,39 @@ class RecordingService:
 
         Tasks that were running stay unfinished in the database and resume at the next start."""
         self._shutting_down = True
+        if self._janitor is not None:
+            self._janitor.cancel()
         for task_id in list(self._running):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.engine.stop(task_id), 20)
         for run in list(self._running.values()):
             for w in list(run.watchers):
                 w.cancel()
+
+    # -- media library expiry ------------------------------------------------------------------
+    async def expire_library_files(self) -> int:
+        """Delete media-library files whose expiry passed; returns how many went."""
+        root = (Path(self.uploads.options.local_root) / LIBRARY_BUCKET).resolve()
+        gone = 0
+        for task_id, f in await self.tasks.expired_files(utcnow()):
+            path = (root / f.key).resolve()
+            if path.is_relative_to(root):
+                await asyncio.to_thread(path.unlink, True)
+            await self.tasks.upsert_file(task_id, replace(f, state="expired"))
+            event(log, "recording.file_expired", task_id=task_id, key=f.key)
+            gone += 1
+        return gone
+
+    def start_janitor(self, interval_s: float = 60.0) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.expire_library_files()
+                except Exception:
+                    log.exception("recording.janitor_failed")
+                await asyncio.sleep(interval_s)
+
+        self._janitor = asyncio.ensure_future(loop())
 
     # -- restart ---------------------------------------------------------------------------------
     async def recover(self) -> None:
@@ -470,7 +504,7 @@ class RecordingService:
         rebuilt = rebuild(task.spec) if rebuild else None
         target = (rebuilt.storage if rebuilt else None) or self.library_target()
         app = await self._apps(task.sdk_app_id)
-        run = _Running(task=task, target=target, app=app)
+        run = _Running(task=task, target=target, app=app, expire_s=rebuilt.library_expire_s if rebuilt else 0)
         # Files the old process was writing: finalize what a crash left, then upload them.
         for f in await self.tasks.files(task.task_id):
             if f.state != "recording" or not f.local_path:

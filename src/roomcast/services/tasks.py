@@ -52,6 +52,25 @@ def _open_tree(value: Any, box: SecretBox) -> Any:
     return value
 
 
+def _file(r: TaskFileRow) -> TaskFile:
+    return TaskFile(
+        key=r.key,
+        track_type=r.track_type,
+        content_type=r.content_type,
+        begin_at=r.begin_at,
+        state=r.state,
+        user_id=r.user_id,
+        stream=r.stream,
+        end_at=r.end_at,
+        duration_ms=r.duration_ms,
+        size=r.size,
+        width=r.width,
+        height=r.height,
+        local_path=r.local_path,
+        expires_at=r.expires_at,
+    )
+
+
 class TaskService:
     SECRET_KEYS = frozenset({"secret_key", "access_key", "token", "password"})
 
@@ -187,6 +206,7 @@ class TaskService:
                 s.add(row)
             row.user_id = f.user_id
             row.local_path = f.local_path
+            row.expires_at = f.expires_at
             row.stream = f.stream
             row.track_type = f.track_type
             row.content_type = f.content_type
@@ -206,21 +226,15 @@ class TaskService:
                 .where(TaskRow.task_id == task_id)
                 .order_by(TaskFileRow.id)
             )
-            return [
-                TaskFile(
-                    key=r.key,
-                    track_type=r.track_type,
-                    content_type=r.content_type,
-                    begin_at=r.begin_at,
-                    state=r.state,
-                    user_id=r.user_id,
-                    stream=r.stream,
-                    end_at=r.end_at,
-                    duration_ms=r.duration_ms,
-                    size=r.size,
-                    width=r.width,
-                    height=r.height,
-                    local_path=r.local_path,
-                )
-                for r in rows.scalars()
-            ]
+            return [_file(r) for r in rows.scalars()]
+
+    async def expired_files(self, now: datetime) -> list[tuple[str, TaskFile]]:
+        """Stored files whose expiry has passed, with their task ids."""
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(TaskRow.task_id, TaskFileRow)
+                .join(TaskRow, TaskFileRow.task_pk == TaskRow.id)
+                .where(TaskFileRow.expires_at.is_not(None), TaskFileRow.expires_at <= now)
+                .where(TaskFileRow.state == "stored")
+            )
+            return [(task_id, _file(r)) for task_id, r in rows.all()]

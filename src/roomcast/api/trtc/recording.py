@@ -77,7 +77,12 @@ def rebuild(stored: dict[str, Any]) -> Rebuilt:
         cs["AccessKey"] = stored.get("access_key", "")
         cs["SecretKey"] = stored.get("secret_key", "")
     p = parse(CreateCloudRecordingParams, params)
-    return Rebuilt(spec=recording_spec(p), storage=_target(p))
+    return Rebuilt(spec=recording_spec(p), storage=_target(p), library_expire_s=_expire_s(p))
+
+
+def _expire_s(p: CreateCloudRecordingParams) -> int:
+    d = storage_description(p)
+    return int(d.get("expire_s", 0)) if d["kind"] == "library" else 0
 
 
 def _map_errors(exc: Exception) -> TrtcError:
@@ -115,6 +120,7 @@ async def create(ctx: ActionContext, p: CreateCloudRecordingParams) -> dict[str,
         stored_request=stored_request(p),
         robot_user_id=p.UserId,
         control_hours=float(p.ResourceExpiredHour),
+        library_expire_s=_expire_s(p),
     )
     try:
         task = await _service(ctx).create(req)
