@@ -153,13 +153,13 @@ def mixed_body(t: Tenant, user: str = "rec-mix") -> dict[str, Any]:
     }
 
 
-def single_body(t: Tenant, bucket: str, user: str = "rec-single") -> dict[str, Any]:
+def single_body(t: Tenant, bucket: str, user: str = "rec-single", output_format: int = 3) -> dict[str, Any]:
     return {
         "SdkAppId": t.app.sdk_app_id,
         "RoomId": ROOM,
         "UserId": user,
         "UserSig": issue_usersig(t.app, user),
-        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": 3, "AvMerge": 1},
+        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": output_format, "AvMerge": 1},
         "StorageParams": {
             "CloudStorage": {
                 "Vendor": 0,
@@ -202,7 +202,8 @@ async def test_record_mixed_and_per_user(
             client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, mixed_body(t))
         )
         single = await call(
-            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, single_body(t, bucket))
+            client.CreateCloudRecording,
+            req(models.CreateCloudRecordingRequest, single_body(t, bucket, output_format=1)),  # HLS + MP4
         )
         assert mixed.TaskId and single.TaskId and mixed.TaskId != single.TaskId
         await asyncio.sleep(2.5)
@@ -215,7 +216,8 @@ async def test_record_mixed_and_per_user(
         )
         assert d.Status == "InProgress" and d.TaskId == single.TaskId
         assert {f.UserId for f in d.StorageFileList} == {"u1", "u2"}
-        assert all(f.TrackType == "audio_video" and f.FileName.endswith(".mp4") for f in d.StorageFileList)
+        assert all(f.TrackType == "audio_video" for f in d.StorageFileList)
+        assert {f.FileName.rsplit(".", 1)[1] for f in d.StorageFileList} == {"mp4", "m3u8"}
         assert all(f.BeginTimeStamp > 1_700_000_000_000 for f in d.StorageFileList)  # milliseconds
         dm = await call(
             client.DescribeCloudRecording,
@@ -291,9 +293,17 @@ async def test_record_mixed_and_per_user(
         user = k.split("__UserId_s_")[1].split("__UserId_e_")[0]
         by_user.setdefault(user, []).append(k)
     assert set(by_user) == {"u1", "u2"}
+    for user_keys in by_user.values():  # HLS: a finished playlist whose every segment is stored
+        (playlist,) = [k for k in user_keys if k.endswith(".m3u8")]
+        text = s3.get_object(Bucket=bucket, Key=playlist)["Body"].read().decode()
+        assert "#EXT-X-ENDLIST" in text
+        folder = playlist.rsplit("/", 1)[0]
+        segments = [line for line in text.splitlines() if line.endswith(".ts")]
+        assert segments and all(f"{folder}/{seg}" in keys for seg in segments)
     for user, user_keys in by_user.items():
         path = tmp_path / f"{user}.mp4"
-        s3.download_file(bucket, user_keys[0], str(path))
+        (mp4_key,) = [k for k in user_keys if k.endswith(".mp4")]
+        s3.download_file(bucket, mp4_key, str(path))
         pinfo = avcheck.probe(path)
         assert pinfo.video is not None and pinfo.audio is not None
         assert (pinfo.video.codec, pinfo.video.width, pinfo.video.height) == ("h264", 320, 180)
@@ -325,7 +335,9 @@ async def test_record_mixed_and_per_user(
     )
     mixed_types = sorted(b["EventType"] for b in unique.values() if b["EventInfo"]["TaskId"] == mixed.TaskId)
     assert {301, 302, 303, 305, 310} <= set(single_types)
-    assert single_types.count(310) == 2 and single_types.count(301) == 1  # one file per user
+    # Per user: an MP4 and a playlist stored (310), the playlist reported once (304, 307).
+    assert single_types.count(310) == 4 and single_types.count(301) == 1
+    assert single_types.count(304) == 2 and single_types.count(307) == 2
     assert {301, 302, 311, 312} <= set(mixed_types)
     commit = next(b for b in unique.values() if b["EventType"] == 311)
     assert commit["EventInfo"]["Payload"]["VideoUrl"].endswith(key)

@@ -73,7 +73,7 @@ class TaskEventKind(StrEnum):
     RECORDER_STOPPED = "recorder_stopped"
     UPLOAD_STARTED = "upload_started"
     PLAYLIST_STARTED = "playlist_started"  # the first playlist was produced and stored
-    SEGMENT_STORED = "segment_stored"  # a playlist segment (slice) was stored
+    SEGMENT_STORED = "segment_stored"  # a playlist's first segment (slice) was stored
     FILE_STORED = "file_stored"  # a complete file is in the storage target
     UPLOAD_STOPPED = "upload_stopped"  # every file of the task is stored (or failed)
     LIBRARY_COMMITTED = "library_committed"  # a file entered the media library (playable URL)

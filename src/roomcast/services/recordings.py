@@ -156,22 +156,16 @@ class TaskSink:
         if is_playlist:
             self._run.playlists.add(key)
 
+        if not first_playlist:
+            return
+
         async def confirm() -> None:
+            # Reported once per playlist: it exists in the store, and so does its first slice.
             rec = await self._svc.uploads.wait(upload_id)
-            if not rec.done:
-                return
-            if first_playlist:
-                await self._svc.emit(
-                    self._run, TaskEventKind.PLAYLIST_STARTED, file=await self._svc.file(self.task_id, key)
-                )
-            elif not is_playlist:
-                await self._svc.emit(
-                    self._run,
-                    TaskEventKind.SEGMENT_STORED,
-                    file=TaskFile(
-                        key=key, track_type="", content_type=content_type, begin_at=utcnow(), state="stored"
-                    ),
-                )
+            if rec.done:
+                playlist = await self._svc.file(self.task_id, key)
+                await self._svc.emit(self._run, TaskEventKind.PLAYLIST_STARTED, file=playlist)
+                await self._svc.emit(self._run, TaskEventKind.SEGMENT_STORED, file=playlist)
 
         self._svc.watch(self._run, confirm())
 

@@ -8,7 +8,8 @@ Format (from Tencent's "Cloud Recording Callback" page; the seed has none): a PO
 
 Event types: 301 recorder start, 302 recorder stop (``LeaveCode``: 0 stopped through the API,
 1 idle timeout, 2 room dismissed, 3 failure), 303 upload start, 304 file info (the first playlist),
-305 upload stop (``Status`` 0 all stored, 1 some files failed), 307 file slice, 310 file stored
+305 upload stop (``Status`` 0 all stored, 1 some files failed), 307 file slice (once per playlist,
+after its first segment is stored), 310 file stored
 (roomcast's own number for "an MP4/AAC file is complete"; receivers may ignore it), 311 VOD commit
 (the media library: ``VideoUrl``), 312 VOD stop.
 """
