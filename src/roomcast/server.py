@@ -6,7 +6,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -34,6 +34,7 @@ from roomcast.log import event, request_id_var
 from roomcast.media.engine import RecordingEngine
 from roomcast.media.mixed_job import register_mixed_mode
 from roomcast.rtc.auth import Identity
+from roomcast.rtc.events import RoomDismissed, RoomEvent
 from roomcast.rtc.room import RoomManager, SfuConfig
 from roomcast.rtc.signalling import create_signalling_router
 from roomcast.rtc.whip import create_whip_router
@@ -143,6 +144,13 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
         room_users=room_users,
     )
     trtc_recording.register_dialect(service)
+
+    def on_room_event(ev: RoomEvent) -> Awaitable[None] | None:
+        if isinstance(ev, RoomDismissed):
+            return service.room_dismissed(ev.app_key, ev.room_id)
+        return None
+
+    sfu.events.add_handler(on_room_event)
     await uploads.start()
     await outbox.start()
     rt.recordings = service

@@ -560,3 +560,32 @@ async def test_library_files_expire(server: LiveServer) -> None:
             raise AssertionError("the file did not expire")
     (f,) = await asyncio.to_thread(server.run, files)
     assert f.state == "expired"
+
+
+async def test_dismissing_the_room_ends_its_recordings(server: LiveServer, receiver: Receiver) -> None:
+    t = await asyncio.to_thread(with_callback, server, receiver.url)
+    client = sdk(server, t)
+    async with publishers(server, t, ["u1"]):
+        created = await call(
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, mixed_body(t))
+        )
+        await asyncio.sleep(1.5)
+        dismiss = models.DismissRoomRequest()
+        dismiss.SdkAppId, dismiss.RoomId = t.app.sdk_app_id, int(ROOM)
+        await call(client.DismissRoom, dismiss)
+        await wait_exited(client, t.app.sdk_app_id, created.TaskId, limit=30)
+
+    async def reason(rt: Runtime) -> str | None:
+        return (await TaskService(rt.db.sessions, rt.box).get(t.app.sdk_app_id, created.TaskId)).reason
+
+    assert await asyncio.to_thread(server.run, reason) == "room_dismissed"
+    for _ in range(50):
+        stops = [
+            b
+            for b in receiver.bodies()
+            if b["EventInfo"]["TaskId"] == created.TaskId and b["EventType"] == 302
+        ]
+        if stops:
+            break
+        await asyncio.sleep(0.2)
+    assert stops and stops[0]["EventInfo"]["Payload"]["LeaveCode"] == 2

@@ -329,6 +329,7 @@ class RecordingService:
             "idle": EndReason.IDLE,
             "no_stream": EndReason.IDLE,
             "room_closed": EndReason.ROOM_DISMISSED,
+            "room_dismissed": EndReason.ROOM_DISMISSED,
             "error": EndReason.FAILED,
             "server_restart": EndReason.SERVER_RESTART,
         }.get(reason, EndReason.STOPPED)
@@ -437,11 +438,22 @@ class RecordingService:
             stopper.add_done_callback(self._background.discard)
         return run.task
 
-    async def _stop_engine(self, task_id: str) -> None:
+    async def _stop_engine(self, task_id: str, reason: msink.EndReason = msink.EndReason.STOPPED) -> None:
         try:
-            await self.engine.stop(task_id)
+            await self.engine.stop(task_id, reason)
         except Exception:
             log.exception("recording.stop_failed")
+
+    async def room_dismissed(self, app_key: str, room_id: str) -> None:
+        """A dismissed room takes its recorders with it (they were participants too)."""
+        for task_id, run in list(self._running.items()):
+            t = run.task
+            if str(t.sdk_app_id) != app_key or t.room_id != room_id or t.state is TaskState.STOPPING:
+                continue
+            run.task = await self.tasks.set_state(task_id, TaskState.STOPPING)
+            stopper = asyncio.ensure_future(self._stop_engine(task_id, msink.EndReason.ROOM_CLOSED))
+            self._background.add(stopper)
+            stopper.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         """Server shutdown: stop every recording (files are finalized and stay queued for upload).
