@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class HeaderProblem(enum.Enum):
@@ -51,3 +52,13 @@ def wire_bytes(value: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8")
+
+
+def find_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup (the last one wins if a plain dict holds case duplicates)."""
+    wanted = name.lower()
+    found: str | None = None
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            found = value
+    return found

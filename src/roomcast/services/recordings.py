@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from roomcast.domain.errors import FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
-from roomcast.domain.recording import OutputFormat, RecordingSpec, UserSelection, validate_spec
+from roomcast.domain.recording import RecordingSpec, UserSelection, validate_spec
 from roomcast.domain.task import EndReason, Task, TaskEvent, TaskEventKind, TaskFile, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import Callback, CallbackOutbox
 from roomcast.log import event
 from roomcast.media import sink as msink
-from roomcast.media.outputs import FileInfo, FileStarted
+from roomcast.media.outputs import FileInfo, FileStarted, finalize_mp4
 from roomcast.services.tasks import TaskService
 from roomcast.storage.queue import UploadQueue
 from roomcast.storage.target import StorageTarget
@@ -97,7 +97,6 @@ def _track_type(info: FileInfo) -> str:
 class _Running:
     task: Task
     target: StorageTarget
-    app: App
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
     uploads_started: bool = False
     playlists: set[str] = field(default_factory=set)
@@ -257,6 +256,12 @@ class RecordingService:
         run.watchers.add(t)
         t.add_done_callback(run.watchers.discard)
 
+    def _in_background(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` without waiting for it, keeping a reference until it ends."""
+        t = asyncio.ensure_future(coro)
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
     async def file(self, task_id: str, key: str) -> TaskFile | None:
         return next((f for f in await self.tasks.files(task_id) if f.key == key), None)
 
@@ -373,13 +378,19 @@ class RecordingService:
                 robot_user_id=req.robot_user_id,
                 control_expires_at=control,
             )
-            await self._start(task, req.app, req.spec, req.storage, req.library_expire_s)
+            run = _Running(
+                task=task, target=req.storage or self.library_target(), expire_s=req.library_expire_s
+            )
+            try:
+                await self._launch(run, req.spec)
+            except Exception:
+                await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.FAILED.value)
+                raise
             return task
 
-    async def _start(
-        self, task: Task, app: App, spec: RecordingSpec, storage: StorageTarget | None, expire_s: int = 0
-    ) -> None:
-        run = _Running(task=task, target=storage or self.library_target(), app=app, expire_s=expire_s)
+    async def _launch(self, run: _Running, spec: RecordingSpec) -> None:
+        """Start the engine for ``run`` (a new task, or one resumed after a restart)."""
+        task = run.task
         self._running[task.task_id] = run
 
         async def listener(ev: object) -> None:
@@ -399,7 +410,6 @@ class RecordingService:
             )
         except Exception:
             self._running.pop(task.task_id, None)
-            await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.FAILED.value)
             raise
 
     async def get(self, app: App, task_id: str) -> tuple[Task, list[TaskFile]]:
@@ -433,9 +443,7 @@ class RecordingService:
         run = self._live(task_id)
         if task.state is not TaskState.STOPPING:
             run.task = await self.tasks.set_state(task_id, TaskState.STOPPING)
-            stopper = asyncio.ensure_future(self._stop_engine(task_id))
-            self._background.add(stopper)
-            stopper.add_done_callback(self._background.discard)
+            self._in_background(self._stop_engine(task_id))
         return run.task
 
     async def _stop_engine(self, task_id: str, reason: msink.EndReason = msink.EndReason.STOPPED) -> None:
@@ -451,9 +459,7 @@ class RecordingService:
             if str(t.sdk_app_id) != app_key or t.room_id != room_id or t.state is TaskState.STOPPING:
                 continue
             run.task = await self.tasks.set_state(task_id, TaskState.STOPPING)
-            stopper = asyncio.ensure_future(self._stop_engine(task_id, msink.EndReason.ROOM_CLOSED))
-            self._background.add(stopper)
-            stopper.add_done_callback(self._background.discard)
+            self._in_background(self._stop_engine(task_id, msink.EndReason.ROOM_CLOSED))
 
     async def close(self) -> None:
         """Server shutdown: stop every recording (files are finalized and stay queued for upload).
@@ -503,18 +509,31 @@ class RecordingService:
                 log.exception("recording.recover_failed")
                 await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
 
-    async def _recover(self, task: Task) -> None:
-        from roomcast.media.outputs import finalize_mp4
+    def _report_when_stored(self, run: _Running, upload_id: int, f: TaskFile) -> None:
+        async def confirm() -> None:
+            rec = await self.uploads.wait(upload_id)
+            await self.file_uploaded(run, f, rec.done, rec.last_error)
 
+        self.watch(run, confirm())
+
+    async def _recover(self, task: Task) -> None:
         rebuild = self.rebuilders.get(task.dialect)
         rebuilt = rebuild(task.spec) if rebuild else None
         target = (rebuilt.storage if rebuilt else None) or self.library_target()
-        app = await self._apps(task.sdk_app_id)
-        run = _Running(task=task, target=target, app=app, expire_s=rebuilt.library_expire_s if rebuilt else 0)
-        # Files the old process was writing: finalize what a crash left, then upload them.
+        run = _Running(task=task, target=target, expire_s=rebuilt.library_expire_s if rebuilt else 0)
+        queued = {
+            r.label: r.id
+            for r in await self.uploads.records(owner=task.task_id, limit=100_000)
+            if not r.finished
+        }
         for f in await self.tasks.files(task.task_id):
+            if f.state == "uploading" and f.key in queued:
+                # Queued before the restart: report it when it lands.
+                self._report_when_stored(run, queued[f.key], f)
+                continue
             if f.state != "recording" or not f.local_path:
                 continue
+            # Being written when the old process went: finalize what a crash left, then upload.
             path = Path(f.local_path)
             if not await asyncio.to_thread(path.exists):
                 await self.tasks.upsert_file(task.task_id, replace(f, state="failed"))
@@ -524,48 +543,18 @@ class RecordingService:
             upload_id = await self.uploads.enqueue(
                 target, path, f.key, owner=task.task_id, ordered=True, label=f.key
             )
-            size = (await asyncio.to_thread(path.stat)).st_size
-            pending = replace(f, state="uploading", size=size)
+            pending = replace(f, state="uploading", size=(await asyncio.to_thread(path.stat)).st_size)
             await self.tasks.upsert_file(task.task_id, pending)
-
-            async def confirm(uid: int = upload_id, tf: TaskFile = pending) -> None:
-                rec = await self.uploads.wait(uid)
-                await self.file_uploaded(run, tf, rec.done, rec.last_error)
-
-            self.watch(run, confirm())
-        # Uploads queued before the restart: report them when they land.
-        for f in await self.tasks.files(task.task_id):
-            if f.state == "uploading":
-                for rec in await self.uploads.records(owner=task.task_id, limit=100_000):
-                    if rec.label == f.key and not rec.finished:
-
-                        async def confirm_queued(uid: int = rec.id, tf: TaskFile = f) -> None:
-                            r = await self.uploads.wait(uid)
-                            await self.file_uploaded(run, tf, r.done, r.last_error)
-
-                        self.watch(run, confirm_queued())
+            self._report_when_stored(run, upload_id, pending)
         # Resume even when the room is empty: publishers reconnect after a restart, and the
         # recording ends by its own idle rule if nobody comes back.
-        resumable = rebuilt is not None and task.state in (TaskState.IDLE, TaskState.RUNNING)
-        if resumable and rebuilt is not None:
+        if rebuilt is not None and task.state in (TaskState.IDLE, TaskState.RUNNING):
             event(log, "recording.resumed", task_id=task.task_id)
-            self._running[task.task_id] = run
             try:
-                await self.engine.start(
-                    task.task_id,
-                    str(task.sdk_app_id),
-                    task.room_id,
-                    rebuilt.spec,
-                    sink=TaskSink(self, run),
-                    listener=lambda ev: self._on_engine_event(run, ev),
-                )
+                await self._launch(run, rebuilt.spec)
                 return
             except Exception:
                 log.exception("recording.resume_failed")
-                self._running.pop(task.task_id, None)
+        # Ending waits for the uploads above; start-up must not.
         self._running[task.task_id] = run
-        await self._finish(run, "server_restart")
-
-
-def outputs_include_hls(spec: RecordingSpec) -> bool:
-    return OutputFormat.HLS in spec.outputs
+        self._in_background(self._finish(run, "server_restart"))

@@ -145,11 +145,6 @@ class TaskService:
         async with self._sessions() as s:
             return self._task(await self._row(s, sdk_app_id, task_id))
 
-    async def find(self, task_id: str) -> Task | None:
-        async with self._sessions() as s:
-            row = (await s.execute(select(TaskRow).where(TaskRow.task_id == task_id))).scalar_one_or_none()
-            return self._task(row) if row else None
-
     async def unfinished(self, kind: str | None = None) -> list[Task]:
         async with self._sessions() as s:
             q = select(TaskRow).where(TaskRow.state != TaskState.EXITED.value)
@@ -167,9 +162,6 @@ class TaskService:
                 )
             )
             return [self._task(r) for r in rows.scalars()]
-
-    async def count_unfinished(self, kind: str) -> int:
-        return len(await self.unfinished(kind))
 
     async def set_state(self, task_id: str, state: TaskState, reason: str | None = None) -> Task:
         async with self._sessions.begin() as s:

@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from roomcast.domain.errors import NotFound, RoomcastError
+from roomcast.domain.errors import ErrorKind, NotFound, RoomcastError
 from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
 from roomcast.runtime import Runtime
@@ -127,7 +127,7 @@ class JoyGateway:
                 {"code": err.code, "message": err.message, "traceId": trace_id}, status_code=err.status
             )
         except RoomcastError as err:
-            code = 2101 if err.kind.value == "invalid_argument" else 2104
+            code = 2101 if err.kind is ErrorKind.INVALID_ARGUMENT else 2104
             e = JoyError(code, err.message)
             return JSONResponse(
                 {"code": e.code, "message": e.message, "traceId": trace_id}, status_code=e.status

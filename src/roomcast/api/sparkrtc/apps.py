@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from roomcast.api.sparkrtc.errors import SparkError, invalid, malformed_body
-from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, utc_text
+from roomcast.api.sparkrtc.errors import SparkError, invalid
+from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, json_object, utc_text
 from roomcast.api.sparkrtc.iam import password_auth
 from roomcast.domain.tenancy import App, AppState
 from roomcast.runtime import Runtime
@@ -84,14 +84,7 @@ def build_router() -> APIRouter:
     @router.post("/v3/auth/tokens", status_code=201, include_in_schema=False)
     async def iam_tokens(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
-        raw = await request.body()
-        try:
-            import json
-
-            body = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            raise malformed_body() from None
-        token, result = await password_auth(rt, body)
+        token, result = await password_auth(rt, await json_object(request))
         return JSONResponse(result, status_code=201, headers={"X-Subject-Token": token})
 
     @router.post("/v2/apps", status_code=201)

@@ -149,7 +149,8 @@ async def authenticate(request: Request, category: str, path_project_id: str | N
     return SparkCaller(creds.account_id, creds.project_id, creds.secret_id, method)
 
 
-async def json_body(request: Request, model: type[M]) -> M:
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or the vendor's "malformed body" error."""
     raw = await request.body()
     try:
         data = json.loads(raw) if raw.strip() else None
@@ -157,6 +158,11 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise malformed_body() from None
     if not isinstance(data, dict):
         raise malformed_body()
+    return data
+
+
+async def json_body(request: Request, model: type[M]) -> M:
+    data = await json_object(request)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

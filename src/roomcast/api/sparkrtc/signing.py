@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote, unquote
 
-from roomcast.api.authheader import AuthorizationHeaderError, split_authorization, wire_bytes
+from roomcast.api.authheader import AuthorizationHeaderError, find_header, split_authorization, wire_bytes
 
 __all__ = [
     "ALGORITHM",
@@ -104,12 +104,7 @@ class HttpRequest:
     query: str = ""
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        found: str | None = None
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                found = value
-        return found
+        return find_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ from roomcast.api.trtc.recording_params import (
     user_selection,
 )
 from roomcast.domain.errors import FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
-from roomcast.domain.task import TaskFile, TaskState
+from roomcast.domain.task import Task, TaskFile, TaskState
+from roomcast.domain.tenancy import App
 from roomcast.rtc.errors import AuthError
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.recordings import Rebuilt, RecordingRequest, RecordingService
@@ -129,7 +130,9 @@ async def create(ctx: ActionContext, p: CreateCloudRecordingParams) -> dict[str,
     return {"TaskId": task.task_id}
 
 
-async def _controllable(ctx: ActionContext, sdk_app_id: int, task_id: str) -> tuple[Any, list[TaskFile]]:
+async def _controllable(
+    ctx: ActionContext, sdk_app_id: int, task_id: str
+) -> tuple[App, Task, list[TaskFile]]:
     app = await ctx.app(sdk_app_id)
     try:
         task, files = await _service(ctx).get(app, task_id)
@@ -137,7 +140,7 @@ async def _controllable(ctx: ActionContext, sdk_app_id: int, task_id: str) -> tu
         raise TrtcError("ResourceNotFound", "The task does not exist or has ended.") from None
     if task.state is TaskState.EXITED or not task.controllable(utcnow()):
         raise TrtcError("ResourceNotFound", "The task has ended or can no longer be controlled.")
-    return task, files
+    return app, task, files
 
 
 def _storage_file(f: TaskFile) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def _storage_file(f: TaskFile) -> dict[str, Any]:
 
 
 async def describe(ctx: ActionContext, p: DescribeCloudRecordingParams) -> dict[str, Any]:
-    task, files = await _controllable(ctx, p.SdkAppId, p.TaskId)
+    _, task, files = await _controllable(ctx, p.SdkAppId, p.TaskId)
     library = "CloudStorage" not in task.spec.get("params", {}).get("StorageParams", {})
     # Files still uploading to the media library are not listed (as the vendor documents).
     listed = [f for f in files if f.state != "failed" and (not library or f.state == "stored")]
@@ -162,7 +165,7 @@ async def describe(ctx: ActionContext, p: DescribeCloudRecordingParams) -> dict[
 
 
 async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str, Any]:
-    task, _ = await _controllable(ctx, p.SdkAppId, p.TaskId)
+    app, task, _ = await _controllable(ctx, p.SdkAppId, p.TaskId)
     svc = _service(ctx)
     stored = dict(task.spec)
     params = dict(stored["params"])
@@ -182,7 +185,6 @@ async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str,
             **params["RecordParams"],
             "SubscribeStreamUserIds": p.SubscribeStreamUserIds.model_dump(exclude_none=True),
         }
-    app = await ctx.app(p.SdkAppId)
     try:
         await svc.modify(app, p.TaskId, users=users, layout=layout)
     except NotFound:
@@ -193,8 +195,7 @@ async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str,
 
 
 async def delete(ctx: ActionContext, p: DeleteCloudRecordingParams) -> dict[str, Any]:
-    task, _ = await _controllable(ctx, p.SdkAppId, p.TaskId)
-    app = await ctx.app(p.SdkAppId)
+    app, task, _ = await _controllable(ctx, p.SdkAppId, p.TaskId)
     try:
         await _service(ctx).stop(app, p.TaskId)
     except NotFound:

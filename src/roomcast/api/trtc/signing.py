@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qsl
 
-from roomcast.api.authheader import AuthorizationHeaderError, split_authorization, wire_bytes
+from roomcast.api.authheader import AuthorizationHeaderError, find_header, split_authorization, wire_bytes
 
 __all__ = [
     "DEFAULT_WINDOW_S",
@@ -128,13 +128,7 @@ class HttpRequest:
     path: str = "/"
 
     def header(self, name: str) -> str | None:
-        """Case-insensitive header lookup (last one wins if a plain dict has case duplicates)."""
-        wanted = name.lower()
-        found: str | None = None
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                found = value
-        return found
+        return find_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
