@@ -54,6 +54,31 @@ class Settings(BaseSettings):
     """How often expired media-library files are deleted."""
     ice_host_addresses: list[str] | None = None
     """Host ICE candidates to offer (e.g. ["127.0.0.1"] on a loopback-only box); default: all."""
+    node_lease_s: float = Field(default=15.0, ge=1)
+    """A node's heartbeat lease: past it, another node takes over its tasks, uploads and sessions."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    """SIGTERM: how long finalizing recordings and running uploads may take before the process exits
+    (what is left stays queued in the database for the next start)."""
+    upload_max_attempts: int = Field(default=8, ge=1)
+    """Transient upload errors retry with backoff this many times; then the file is kept in the
+    media library (backup storage) and reported with its library URL."""
+    allow_private_urls: bool = False
+    """Let tenant-supplied URLs (images, callback URLs) reach loopback, private, link-local and
+    metadata addresses. Off in production; tests turn it on."""
+    url_fetch_timeout_s: float = Field(default=5.0, gt=0)
+    """Time limit for fetching a tenant-supplied image."""
+    url_fetch_max_bytes: int = Field(default=10_000_000, ge=1024)
+    """Size limit for a tenant-supplied image."""
+    retention_samples_days: float = Field(default=7.0, ge=0)
+    """Per-track quality samples older than this are deleted (0: keep forever)."""
+    retention_events_days: float = Field(default=30.0, ge=0)
+    """Room events and closed room/user sessions older than this are deleted (0: keep forever)."""
+    retention_callbacks_days: float = Field(default=7.0, ge=0)
+    """Delivered or abandoned callbacks older than this are deleted (0: keep forever)."""
+    retention_uploads_days: float = Field(default=7.0, ge=0)
+    """Finished upload rows older than this are deleted (0: keep forever)."""
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the retention job runs."""
 
     @field_validator("log_level")
     @classmethod
