@@ -2,7 +2,9 @@
 
 A callback is written to the ``callbacks`` table in the same transaction as the state change it
 reports (:meth:`CallbackOutbox.add`), so an event is never lost and never sent for a change that
-did not commit. Workers POST due rows; a 2xx answer marks a row delivered, anything else schedules
+did not commit. Writing is idempotent per event id (an insert that does nothing on a conflict), so
+a producer that replays after a crash, with ids derived from what the event reports, adds nothing.
+Workers POST due rows; a 2xx answer marks a row delivered, anything else schedules
 a retry with exponential backoff until the row is too old. Delivery is at least once: a crash
 between the POST and the commit sends the event again, so every body carries a stable event id
 for receivers to drop duplicates.
@@ -24,6 +26,8 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.log import event
@@ -57,6 +61,7 @@ class Callback:
     url: str
     body: bytes
     headers: Mapping[str, str]
+    task_id: str | None = None
 
 
 class CallbackOutbox:
@@ -67,8 +72,10 @@ class CallbackOutbox:
         *,
         workers: int = 4,
         poll_s: float = 1.0,
+        node_id: str | None = None,
     ) -> None:
         self._sessions = sessions
+        self.node_id = node_id
         self.policy = policy or RetryPolicy()
         self._workers = workers
         self._poll_s = poll_s
@@ -78,32 +85,37 @@ class CallbackOutbox:
         self._claim_lock = asyncio.Lock()
 
     # -- writing ---------------------------------------------------------------------------------
-    def add(self, s: AsyncSession, cb: Callback, now: datetime | None = None) -> None:
-        """Queue ``cb`` inside the caller's transaction; call :meth:`notify` after it commits."""
-        now = now or utcnow()
-        s.add(
-            CallbackRow(
-                event_id=cb.event_id,
-                app_key=cb.app_key,
-                kind=cb.kind,
-                url=cb.url,
-                body=cb.body.decode("utf-8"),
-                headers=json.dumps(dict(cb.headers)),
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                expires_at=now + timedelta(seconds=self.policy.max_age_s),
-                created_at=now,
-            )
-        )
+    async def add(self, s: AsyncSession, cb: Callback, now: datetime | None = None) -> bool:
+        """Queue ``cb`` inside the caller's transaction; call :meth:`notify` after it commits.
 
-    async def enqueue(self, cb: Callback) -> None:
+        Returns False when a callback with this event id exists already (nothing is written)."""
+        now = now or utcnow()
+        values = {
+            "event_id": cb.event_id,
+            "app_key": cb.app_key,
+            "kind": cb.kind,
+            "url": cb.url,
+            "body": cb.body.decode("utf-8"),
+            "headers": json.dumps(dict(cb.headers)),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "expires_at": now + timedelta(seconds=self.policy.max_age_s),
+            "created_at": now,
+            "task_id": cb.task_id,
+        }
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        res = await s.execute(
+            insert(CallbackRow).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        return int(getattr(res, "rowcount", 0) or 0) == 1
+
+    async def enqueue(self, cb: Callback) -> bool:
         """Queue ``cb`` in a transaction of its own (idempotent per event id)."""
         async with self._sessions.begin() as s:
-            exists = await s.execute(select(CallbackRow.id).where(CallbackRow.event_id == cb.event_id))
-            if exists.first() is None:
-                self.add(s, cb)
+            added = await self.add(s, cb)
         self.notify()
+        return added
 
     def notify(self) -> None:
         self._wake.set()
@@ -149,6 +161,7 @@ class CallbackOutbox:
             # Lease: if this process dies mid-delivery, the row becomes due again after this.
             row.next_attempt_at = now + timedelta(seconds=self.policy.timeout_s * 3)
             row.attempts += 1
+            row.claimed_by = self.node_id
             await s.flush()
             s.expunge(row)
             return row

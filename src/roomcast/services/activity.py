@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.log import event as log_event
 from roomcast.rtc import events as ev
+from roomcast.store.ownership import orphaned
 from roomcast.store.tables import RoomEventRow, RoomSessionRow, TrackSampleRow, UserSessionRow, utcnow
 
 log = logging.getLogger("roomcast.activity")
@@ -43,14 +44,18 @@ class UserSession:
 
 
 class ActivityRecorder:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: ev.EventBus) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bus: ev.EventBus, node_id: str | None = None
+    ) -> None:
         self._sessions = sessions
+        self.node_id = node_id
         self._bus = bus
         self._task: asyncio.Task[None] | None = None
         self._sub: ev.EventSubscription | None = None
 
     async def start(self) -> None:
-        await self.recover()
+        if self.node_id is None:
+            await self.recover()  # a single process: whatever is open was left by its predecessor
         self._sub = self._bus.subscribe(maxsize=10_000)
         self._task = asyncio.create_task(self._run(self._sub), name="activity-recorder")
 
@@ -78,6 +83,29 @@ class ActivityRecorder:
                 .where(RoomSessionRow.closed_at.is_(None))
                 .values(closed_at=now, close_reason=ev.LeaveReason.SERVER_SHUTDOWN.value)
             )
+
+    async def take_over(self) -> None:
+        """Close the open sessions of nodes that are gone (their rooms went with them)."""
+        if self.node_id is None:
+            return
+        now = utcnow()
+        reason = ev.LeaveReason.SERVER_SHUTDOWN.value
+        async with self._sessions.begin() as s:
+            users = await s.execute(
+                update(UserSessionRow)
+                .where(UserSessionRow.left_at.is_(None), orphaned(UserSessionRow.node_id, self.node_id))
+                .values(left_at=now, leave_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+            rooms = await s.execute(
+                update(RoomSessionRow)
+                .where(RoomSessionRow.closed_at.is_(None), orphaned(RoomSessionRow.node_id, self.node_id))
+                .values(closed_at=now, close_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+        closed = int(getattr(users, "rowcount", 0) or 0) + int(getattr(rooms, "rowcount", 0) or 0)
+        if closed:
+            log_event(log, "activity.sessions_taken_over", closed=closed, node_id=self.node_id)
 
     async def _run(self, sub: ev.EventSubscription) -> None:
         done = False
@@ -113,7 +141,7 @@ class ActivityRecorder:
     async def _apply(self, s: AsyncSession, e: ev.RoomEvent) -> None:
         at = _ts(e.at)
         if isinstance(e, ev.RoomOpened):
-            s.add(RoomSessionRow(app_key=e.app_key, room_id=e.room_id, opened_at=at))
+            s.add(RoomSessionRow(app_key=e.app_key, room_id=e.room_id, opened_at=at, node_id=self.node_id))
         elif isinstance(e, ev.RoomClosed):
             await s.execute(
                 update(RoomSessionRow)
@@ -139,6 +167,7 @@ class ActivityRecorder:
                         ip=e.ip,
                         user_agent=e.user_agent[:256] if e.user_agent else None,
                         joined_at=at,
+                        node_id=self.node_id,
                     )
                 )
                 await s.flush()

@@ -14,14 +14,21 @@ the store before its segments, and playlist versions never overtake each other. 
 (segments) upload in parallel. If an earlier row fails for good, waiting ordered rows fail too
 (:meth:`UploadQueue.retry` puts them all back).
 
-Completion: ``await queue.wait(upload_id)`` returns when the row is finished (done or failed; local
-copy handled, hooks run), and the ``on_done`` / ``on_failed`` hooks run once per finished row per
-process; a row whose hooks had not run when the process died gets them on the next start (so hooks
-are at-least-once and receivers should be idempotent).
+Completion: ``on_finished_tx(session, record)`` runs inside the very transaction that marks a row
+done or failed, so what the owner reports about a file (its state, its event) commits with the
+upload's completion: no crash point loses or repeats it. ``await queue.wait(upload_id)`` returns
+when the row is finished (local copy handled), and the ``on_done`` / ``on_failed`` hooks run after
+the commit, once per finished row per process (at least once overall: for local reactions only).
 
-Single node: start-up recovery resets every ``uploading`` row, which assumes one queue per
-database. Scale-out needs a lease (claimed_by + heartbeat) instead; the claim itself is already a
-compare-and-set, so two queues never upload the same row at once.
+Retries and backup: a permanent error (``StorageError.retryable`` false: no such bucket, access
+denied, bad keys) fails the row at once. Transient errors retry with backoff up to
+``max_attempts``; then a row enqueued with ``fallback=True`` goes to the backup store (the media
+library) instead of failing, together with the waiting rows of its owner for the same target.
+
+Nodes: with a ``node_id`` the queue uploads only its own rows (their local files are on its disk);
+:meth:`take_over` moves rows of nodes that are gone to it (see ``roomcast.services.nodes``), and
+claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL plus a compare-and-set on the state. Without a
+``node_id`` (a single process, the CLI) start-up resets every ``uploading`` row as before.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from roomcast.storage.base import (
     guess_content_type,
 )
 from roomcast.storage.target import StorageOptions, StorageTarget, open_store
+from roomcast.store.ownership import orphaned
 from roomcast.store.tables import UploadRow, utcnow
 
 log = logging.getLogger("roomcast.uploads")
@@ -116,6 +124,10 @@ class UploadRecord:
     updated_at: datetime
     finished_at: datetime | None
     finalized_at: datetime | None
+    node_id: str | None = None
+    report: str | None = None
+    fallback: bool = False
+    backed_up: bool = False
 
     @property
     def done(self) -> bool:
@@ -132,6 +144,8 @@ class UploadRecord:
 
 
 Hook = Callable[[UploadRecord], Awaitable[None]]
+TxHook = Callable[[AsyncSession, UploadRecord], Awaitable[None]]
+"""Runs inside the transaction that finishes a row (done or failed); raising rolls it back."""
 
 
 def _record(row: UploadRow) -> UploadRecord:
@@ -155,6 +169,10 @@ def _record(row: UploadRow) -> UploadRecord:
         updated_at=row.updated_at,
         finished_at=row.finished_at,
         finalized_at=row.finalized_at,
+        node_id=row.node_id,
+        report=row.report,
+        fallback=bool(row.fallback),
+        backed_up=bool(row.backed_up),
     )
 
 
@@ -205,7 +223,10 @@ class UploadQueue:
         *,
         on_done: Hook | None = None,
         on_failed: Hook | None = None,
+        on_finished_tx: TxHook | None = None,
         store_factory: Callable[[StorageTarget, StorageOptions], ObjectStore] = open_store,
+        node_id: str | None = None,
+        backup_target: StorageTarget | None = None,
     ) -> None:
         self._sessions = sessions
         self._box = box
@@ -213,6 +234,9 @@ class UploadQueue:
         self.config = config or UploadQueueConfig()
         self.on_done = on_done
         self.on_failed = on_failed
+        self.on_finished_tx = on_finished_tx
+        self.node_id = node_id
+        self.backup_target = backup_target
         self._store_factory = store_factory
         self._stores: OrderedDict[StorageTarget, ObjectStore] = OrderedDict()
         self._store_users: dict[StorageTarget, int] = {}
@@ -234,7 +258,8 @@ class UploadQueue:
         if self.running:
             return
         self._stopping = False
-        await self.recover()
+        if self.node_id is None:
+            await self.recover()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="upload-dispatcher")
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -267,8 +292,57 @@ class UploadQueue:
         self._stores.clear()
         self._store_users.clear()
 
+    def wake(self) -> None:
+        """Look for due rows now (after committing rows added with ``enqueue(session=...)``)."""
+        self._wake.set()
+
+    async def take_over(self) -> int:
+        """Move to this node the rows of nodes that are gone, if their local files are here.
+
+        Rows left ``uploading`` go back to pending; finished rows whose local copy and hooks were
+        not handled are finished off. Returns how many rows this node took.
+        """
+        if self.node_id is None:
+            return 0
+        me = self.node_id
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(UploadRow.id, UploadRow.node_id, UploadRow.local_path, UploadRow.state)
+                    .where(orphaned(UploadRow.node_id, me))
+                    .where(or_(UploadRow.state.not_in(TERMINAL), UploadRow.finalized_at.is_(None)))
+                    .order_by(UploadRow.id)
+                    .limit(10_000)
+                )
+            ).all()
+        if not rows:
+            return 0
+        here = await asyncio.to_thread(lambda: {r.id for r in rows if Path(r.local_path).exists()})
+        taken: list[int] = []
+        unfinalized: list[int] = []
+        now = utcnow()
+        async with self._sessions.begin() as s:
+            for r in rows:
+                if r.id not in here and r.state not in TERMINAL:
+                    continue  # its file is on another host: left for a node there
+                owner = UploadRow.node_id.is_(None) if r.node_id is None else UploadRow.node_id == r.node_id
+                values: dict[str, Any] = {"node_id": me, "updated_at": now}
+                if r.state == UPLOADING:
+                    values.update(state=PENDING, next_attempt_at=now)
+                res = await s.execute(update(UploadRow).where(UploadRow.id == r.id, owner).values(**values))
+                if int(getattr(res, "rowcount", 0) or 0) == 1:
+                    taken.append(r.id)
+                    if r.state in TERMINAL:
+                        unfinalized.append(r.id)
+        for uid in unfinalized:
+            await self._finalize(uid)
+        if taken:
+            event(log, "upload.taken_over", node_id=me, rows=len(taken))
+            self._wake.set()
+        return len(taken)
+
     async def recover(self) -> int:
-        """Reset rows a crashed process left ``uploading``; finish off finished-but-unfinalized rows.
+        """Single process: reset rows a crash left ``uploading``; finish off unfinalized rows.
 
         Returns how many rows went back to pending.
         """
@@ -309,12 +383,16 @@ class UploadQueue:
         ordered: bool = False,
         label: str | None = None,
         keep_local: bool | None = None,
+        report: str | None = None,
+        fallback: bool = False,
+        session: AsyncSession | None = None,
     ) -> int:
         """Queue ``local_path`` for upload to ``key`` in ``target``; returns the upload id.
 
         The file must be complete and must not change afterwards (write a new file for a new
-        version of a playlist). The row is committed before this returns: from here on the file
-        survives restarts.
+        version of a playlist). The row is committed before this returns (from here on the file
+        survives restarts), or, with ``session``, in the caller's transaction: then call
+        :meth:`wake` after the commit. ``report`` is handed to ``on_finished_tx`` with the row.
         """
         check_key(key)
         full_len = len((target.prefix.strip("/") + "/" + key).encode())
@@ -342,16 +420,20 @@ class UploadQueue:
             next_attempt_at=now,
             created_at=now,
             updated_at=now,
+            node_id=self.node_id,
+            report=report,
+            fallback=fallback,
+            backed_up=False,
         )
-        async with self._sessions.begin() as s:
+
+        async def add(s: AsyncSession) -> int:
             s.add(row)
             await s.flush()
-            uid = row.id
             if row.ordered:
                 failed_before = (
                     await s.execute(
                         select(UploadRow.id)
-                        .where(UploadRow.owner == owner, UploadRow.id < uid, UploadRow.state == FAILED)
+                        .where(UploadRow.owner == owner, UploadRow.id < row.id, UploadRow.state == FAILED)
                         .limit(1)
                     )
                 ).scalar_one_or_none()
@@ -359,8 +441,18 @@ class UploadQueue:
                     row.state = FAILED
                     row.finished_at = now
                     row.last_error = f"an earlier upload of this owner failed (#{failed_before})"
+                    await s.flush()
+                    if self.on_finished_tx is not None:
+                        await self.on_finished_tx(s, _record(row))
+            return row.id
+
+        if session is not None:
+            uid = await add(session)
+        else:
+            async with self._sessions.begin() as s:
+                uid = await add(s)
         event(log, "upload.queued", id=uid, owner=owner, key=key, bytes=size)
-        if row.state == FAILED:
+        if row.state == FAILED and session is None:
             await self._finalize(uid)
         self._wake.set()
         return uid
@@ -522,7 +614,11 @@ class UploadQueue:
             )
             .order_by(UploadRow.next_attempt_at, UploadRow.id)
             .limit(limit)
+            .with_for_update(skip_locked=True, of=UploadRow)
         )
+        if self.node_id is not None:
+            # Rows enqueued with no node (the CLI) may be taken by any node.
+            q = q.where(or_(UploadRow.node_id == self.node_id, UploadRow.node_id.is_(None)))
         async with self._sessions.begin() as s:
             ids = list((await s.execute(q)).scalars())
             won: list[int] = []
@@ -530,7 +626,12 @@ class UploadQueue:
                 res = await s.execute(
                     update(UploadRow)
                     .where(UploadRow.id == uid, UploadRow.state == PENDING)
-                    .values(state=UPLOADING, attempts=UploadRow.attempts + 1, updated_at=now)
+                    .values(
+                        state=UPLOADING,
+                        attempts=UploadRow.attempts + 1,
+                        updated_at=now,
+                        node_id=self.node_id if self.node_id is not None else UploadRow.node_id,
+                    )
                 )
                 if int(getattr(res, "rowcount", 0) or 0) == 1:
                     won.append(uid)
@@ -605,15 +706,22 @@ class UploadQueue:
             row = await s.get(UploadRow, c.id)
             if row is None:  # deleted meanwhile (an operator cleaning up): nothing to record
                 return
+            if row.state != UPLOADING or (self.node_id is not None and row.node_id != self.node_id):
+                # Another node took the row over meanwhile (this one lost its lease): it reports.
+                event(log, "upload.lost_row", level=logging.WARNING, id=c.id, key=c.key)
+                return
             row.state = DONE
             row.size = before.st_size
             row.mtime_ns = before.st_mtime_ns
             row.etag = (info.etag or "")[:128] or None
-            row.last_error = None
+            if not row.backed_up:
+                row.last_error = None
             row.updated_at = now
             row.finished_at = now
             await s.flush()
             rec = _record(row)
+            if self.on_finished_tx is not None:
+                await self.on_finished_tx(s, rec)
         event(
             log,
             "upload.done",
@@ -644,7 +752,14 @@ class UploadQueue:
             row.last_error = msg
             row.updated_at = now
             cascaded: list[int] = []
-            if give_up:
+            backup = (
+                self.backup_target if give_up and retryable and row.fallback and not row.backed_up else None
+            )
+            if backup is not None:
+                moved = await self._to_backup(s, row, backup, now)
+                give_up = False
+                delay = 0.0
+            elif give_up:
                 row.state = FAILED
                 row.finished_at = now
                 if row.owner is not None:
@@ -674,12 +789,32 @@ class UploadQueue:
                                 last_error=f"an earlier upload of this owner failed (#{row.id})",
                             )
                         )
+                await s.flush()
+                if self.on_finished_tx is not None:
+                    await self.on_finished_tx(s, _record(row))
+                    for other in (
+                        await s.execute(select(UploadRow).where(UploadRow.id.in_(cascaded)))
+                    ).scalars():
+                        await self.on_finished_tx(s, _record(other))
                 delay = 0.0
             else:
                 delay = backoff_delay(attempts, self.config)
                 row.state = PENDING
                 row.next_attempt_at = now + timedelta(seconds=delay)
-        if give_up:
+        if backup is not None:
+            event(
+                log,
+                "upload.backup",
+                level=logging.ERROR,
+                id=c.id,
+                owner=c.owner,
+                key=c.key,
+                attempts=attempts,
+                rows=moved,
+                error=msg,
+            )
+            self._wake.set()
+        elif give_up:
             event(
                 log,
                 "upload.failed",
@@ -704,6 +839,39 @@ class UploadQueue:
                 retry_in_s=round(delay, 3),
                 error=msg,
             )
+
+    async def _to_backup(self, s: AsyncSession, row: UploadRow, backup: StorageTarget, now: datetime) -> int:
+        """Send ``row`` and its owner's waiting rows for the same target to the backup store."""
+        rows = [row]
+        if row.owner is not None:
+            rows += list(
+                (
+                    await s.execute(
+                        select(UploadRow).where(
+                            UploadRow.owner == row.owner,
+                            UploadRow.id != row.id,
+                            UploadRow.target == row.target,
+                            UploadRow.state == PENDING,
+                            UploadRow.fallback.is_(True),
+                            UploadRow.backed_up.is_(False),
+                        )
+                    )
+                ).scalars()
+            )
+        for r in rows:
+            r.target = backup.public_json()
+            r.target_secrets_sealed = None
+            r.object_key = backup_key(r.owner, r.object_key)
+            r.backed_up = True
+            r.attempts = 0
+            r.state = PENDING
+            r.next_attempt_at = now
+            r.updated_at = now
+            if r is not row:
+                r.last_error = f"moved to backup storage with #{row.id}: {row.last_error or ''}"[
+                    :MAX_ERROR_CHARS
+                ]
+        return len(rows)
 
     async def _finalize(
         self, upload_id: int, loaded: tuple[UploadRecord, int | None, int | None] | None = None
@@ -764,6 +932,11 @@ class UploadQueue:
                 fut.set_result(None)
         pulse, self._pulse = self._pulse, asyncio.Event()
         pulse.set()
+
+
+def backup_key(owner: str | None, key: str) -> str:
+    """Where a file that could not reach its target is kept in the backup store."""
+    return f"backup/{owner or 'unowned'}/{key}"
 
 
 def queue_from_runtime(runtime: Any, config: UploadQueueConfig | None = None, **hooks: Any) -> UploadQueue:

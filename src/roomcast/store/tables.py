@@ -121,6 +121,7 @@ class RoomSessionRow(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     close_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class UserSessionRow(Base):
@@ -140,6 +141,7 @@ class UserSessionRow(Base):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     leave_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RoomEventRow(Base):
@@ -204,6 +206,9 @@ class CallbackRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The node delivering it now (the lease is ``next_attempt_at``)."""
+    task_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class UploadRow(Base):
@@ -220,6 +225,7 @@ class UploadRow(Base):
     __table_args__ = (
         Index("ix_uploads_due", "state", "next_attempt_at"),
         Index("ix_uploads_owner", "owner", "id"),
+        Index("ix_uploads_node", "node_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -243,13 +249,43 @@ class UploadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The node that uploads it (its local file is on that node's disk)."""
+    report: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """What its completion reports to the owner task (``file``, ``playlist``), in the same transaction."""
+    fallback: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    """May go to the backup store when transient errors outlast the retry limit."""
+    backed_up: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class NodeRow(Base):
+    """A roomcast process: its heartbeat lease tells the others whether its work is live."""
+
+    __tablename__ = "nodes"
+    __table_args__ = (Index("ix_nodes_state", "state", "lease_expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    public_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # alive | stopped | reaped
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    lease_expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reaped_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class TaskRow(Base):
     """A long-running job (a recording today; relay, ingest, transcription later) and its state."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_state", "state"), Index("ix_tasks_room", "sdk_app_id", "room_id"))
+    __table_args__ = (
+        Index("ix_tasks_state", "state"),
+        Index("ix_tasks_room", "sdk_app_id", "room_id"),
+        Index("ix_tasks_node", "node_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
@@ -260,6 +296,17 @@ class TaskRow(Base):
     room_id: Mapped[str] = mapped_column(String(128), nullable=False)
     robot_user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     spec: Mapped[str] = mapped_column(Text, nullable=False)
+    """The normalized spec (versioned JSON, no vendor fields)."""
+    request: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The dialect's own request (secrets sealed), only for rendering its answers and callbacks."""
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Where files go, without credentials (JSON); None: the media library."""
+    target_secrets_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    library_expire_s: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    run: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    """Incremented at each (re)start of the task's job: event ids of a run stay the same on replay."""
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
@@ -291,4 +338,7 @@ class TaskFileRow(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="recording")
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    backup: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
