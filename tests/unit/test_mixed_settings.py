@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
-from roomcast.domain.layout import Canvas, CustomSlot, Layout, Participant, Rect, grid
+from roomcast.domain.errors import InvalidArgument
+from roomcast.domain.layout import Canvas, CustomSlot, Participant, Rect, grid
+from roomcast.domain.layout_templates import preset_params
 from roomcast.domain.recording import (
     LayoutRef,
     OutputFormat,
@@ -27,17 +27,18 @@ def test_resolve_named_presets() -> None:
     assert len(resolve_layout(LayoutRef("grid", {"max_tiles": 2}))(PEOPLE, CANVAS).panes) == 2
     assert resolve_layout(LayoutRef("floating"))(PEOPLE, CANVAS).panes[0].rect == Rect(0, 0, 640, 360)
     slots = [CustomSlot(Rect(0, 0, 100, 100), user_id="u2")]
-    lay = resolve_layout(LayoutRef("custom", {"slots": slots}))(PEOPLE, CANVAS)
+    lay = resolve_layout(LayoutRef("custom", preset_params("custom", slots=slots)))(PEOPLE, CANVAS)
     assert [p.user_id for p in lay.panes] == ["u2"]
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgument) as err:
         resolve_layout(LayoutRef("nope"))
+    assert err.value.subject == "layout"
 
 
-def test_resolve_function_wins() -> None:
-    def only_first(ps: Sequence[Participant], canvas: Canvas) -> Layout:
-        return grid(ps[:1], canvas)
-
-    assert len(resolve_layout(LayoutRef("grid", function=only_first))(PEOPLE, CANVAS).panes) == 1
+def test_layout_params_must_be_json() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        LayoutRef("custom", {"slots": [CustomSlot(Rect(0, 0, 100, 100))]})
+    assert err.value.subject == "layout.params.slots.0"
+    assert LayoutRef("grid", {"order": ("b", "a")}).params == {"order": ["b", "a"]}
 
 
 def test_settings_from_spec() -> None:

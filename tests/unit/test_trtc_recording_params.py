@@ -16,6 +16,7 @@ from roomcast.api.trtc.recording_params import (
 )
 from roomcast.domain.layout import Canvas, Participant
 from roomcast.domain.recording import MediaSelection, OutputFormat, RecordingMode
+from roomcast.media.mixed import resolve_layout
 
 
 def base(**over: Any) -> dict[str, Any]:
@@ -65,9 +66,9 @@ def test_documented_example_mixed_to_vod() -> None:
     )
     assert spec.limits.idle_timeout == 60
     assert storage_description(p) == {"kind": "library", "expire_s": 0}
-    assert spec.layout is not None and spec.layout.function is not None
+    assert spec.layout is not None and spec.layout.preset == "trtc.recording"
     people = [Participant(f"u{i}", i) for i in range(4)]
-    layout = spec.layout.function(people, Canvas(360, 640))
+    layout = resolve_layout(spec.layout)(people, Canvas(360, 640))
     assert len(layout.panes) == 4 and {pane.user_id for pane in layout.panes} == {"u0", "u1", "u2", "u3"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from roomcast.api.trtc import layouts as trtc
 from roomcast.domain.layout import (
     BLACK,
     Anchor,
+    Canvas,
     Color,
     Crop,
     ImageRef,
@@ -26,12 +28,20 @@ from roomcast.domain.layout import (
     TextWatermark,
     TimestampWatermark,
 )
+from roomcast.domain.layout_templates import LayoutFunction, build_layout
+from roomcast.domain.recording import LayoutRef
 
 
 def people(n: int, *, has_camera: bool = True, has_screen: bool = False) -> list[Participant]:
     return [
         Participant(f"u{i}", join_order=i, has_camera=has_camera, has_screen=has_screen) for i in range(n)
     ]
+
+
+def as_data(ref: LayoutRef) -> LayoutFunction:
+    """The layout function of ``ref`` after a trip through JSON (as a stored spec takes)."""
+    stored = json.loads(json.dumps({"preset": ref.preset, "params": dict(ref.params)}))
+    return build_layout(LayoutRef(**stored))
 
 
 def rects(layout: Layout) -> list[Rect]:
@@ -279,8 +289,10 @@ def test_trtc_recording_watermarks() -> None:
 
 
 def relay(ps: list[Participant], w: int = 1280, h: int = 720, room: str | None = None, **kw: Any) -> Layout:
-    layout = trtc.relay_layout(ps, trtc.TrtcMcuLayoutParams(**kw), w, h, room_id=room)
+    params = trtc.TrtcMcuLayoutParams(**kw)
+    layout = trtc.relay_layout(ps, params, w, h, room_id=room)
     assert_sane(layout)
+    assert as_data(trtc.relay_layout_ref(params, room_id=room))(ps, Canvas(w, h)) == layout
     return layout
 
 
@@ -387,8 +399,10 @@ def test_trtc_relay_background_render_modes() -> None:
 
 
 def sp(ps: list[Participant], w: int = 1920, h: int = 1080, **kw: Any) -> Layout:
-    layout = spark.mix_layout(ps, spark.SparkMixLayoutParams(**kw), w, h)
+    params = spark.SparkMixLayoutParams(**kw)
+    layout = spark.mix_layout(ps, params, w, h)
     assert_sane(layout)
+    assert as_data(spark.mix_layout_ref(params))(ps, Canvas(w, h)) == layout
     return layout
 
 
@@ -522,8 +536,12 @@ def test_spark_unknown_template() -> None:
 def jy(ps: list[Participant], room: str | None = None, **kw: Any) -> Layout:
     kw.setdefault("width", 1280)
     kw.setdefault("height", 720)
-    layout = joyy.mix_layout(ps, joyy.JoyyMixConfig(**kw), room_id=room)
+    config = joyy.JoyyMixConfig(**kw)
+    layout = joyy.mix_layout(ps, config, room_id=room)
     assert_sane(layout)
+    assert (
+        as_data(joyy.mix_layout_ref(config, room_id=room))(ps, Canvas(config.width, config.height)) == layout
+    )
     return layout
 
 

@@ -32,16 +32,19 @@ from __future__ import annotations
 import enum
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from .errors import InvalidArgument
-from .layout import Canvas, Layout, Participant
+from .jsondata import decode, encode, json_value
+from .layout import Canvas
+from .layout_templates import LayoutFunction, build_layout
 
 __all__ = [
     "NAMING_VARIABLES",
+    "SPEC_VERSION",
     "AudioEncoding",
     "AudioFill",
     "FileNaming",
@@ -59,6 +62,8 @@ __all__ = [
     "VideoEncoding",
     "VideoFill",
     "sanitize_name_part",
+    "spec_from_json",
+    "spec_to_json",
     "validate_spec",
 ]
 
@@ -194,22 +199,25 @@ class FillPolicy:
     audio: AudioFill = AudioFill.SILENCE
 
 
-LayoutFunction = Callable[[Sequence[Participant], Canvas], Layout]
-"""A layout preset applied to the live participants (see ``roomcast.domain.layout``)."""
-
-
 @dataclass(frozen=True, slots=True)
 class LayoutRef:
-    """Opaque to the recording engine: which layout the mixer draws.
+    """Which layout the mixer draws, as data: a template name and its JSON parameters.
 
-    ``preset`` names a preset (``grid``, ``floating``, ``screen_share``, ``strip``, ``custom`` ...)
-    and ``params`` its options; ``function``, when set, is used instead of the name.  The mixer
-    owns the meaning of all three.
+    ``preset`` names a template of :mod:`roomcast.domain.layout_templates` (the generic
+    ``grid``, ``floating``, ``screen_share``, ``strip``, ``custom``, or a dialect's such as
+    ``trtc.recording``); ``params`` are that template's parameters.  ``params`` must be a JSON
+    object: it is checked and copied on construction (tuples become lists), so a spec can
+    always be stored (:func:`spec_to_json`) and resolved again in another process.
     """
 
     preset: str = "grid"
-    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
-    function: LayoutFunction | None = None
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        params = json_value(self.params, "layout.params")
+        if not isinstance(params, dict):
+            raise InvalidArgument("layout parameters must be a JSON object", subject="layout.params")
+        object.__setattr__(self, "params", MappingProxyType(params))
 
 
 NAMING_VARIABLES: Final = frozenset(
@@ -269,6 +277,39 @@ class RecordingSpec:
     @property
     def records_video(self) -> bool:
         return self.media.video and (self.streams.camera or self.streams.screen)
+
+
+# ------------------------------------------------------------------------------------- stored form
+
+SPEC_VERSION: Final = 1
+"""Version of the :func:`spec_to_json` document format."""
+
+
+def spec_to_json(spec: RecordingSpec) -> dict[str, Any]:
+    """The spec as a versioned document that :func:`json.dumps` accepts.
+
+    Fields by name (see :mod:`roomcast.domain.jsondata`: frozensets as sorted lists, enums as
+    their values, the layout as its template name and JSON parameters) plus ``"v"``:
+    :data:`SPEC_VERSION`.  A field missing from a document takes its default, so adding a field
+    with a default needs no new version; renaming or re-typing one does (bump the version and
+    convert older documents in :func:`spec_from_json`).
+    """
+    body: dict[str, Any] = encode(RecordingSpec, spec, "spec")
+    return {"v": SPEC_VERSION, **body}
+
+
+def spec_from_json(data: Mapping[str, Any]) -> RecordingSpec:
+    """The spec of a :func:`spec_to_json` document; not validated (see :func:`validate_spec`).
+
+    Raises :class:`InvalidArgument` naming the field (``spec.v`` for another version,
+    ``spec.users.audio.allow.0`` ...) for anything malformed."""
+    if not isinstance(data, Mapping):
+        raise _fail("spec", "a stored spec must be a JSON object")
+    version = data.get("v")
+    if type(version) is not int or version != SPEC_VERSION:
+        raise _fail("spec.v", f"unsupported spec version {version!r}; this roomcast reads {SPEC_VERSION}")
+    spec: RecordingSpec = decode(RecordingSpec, {k: v for k, v in data.items() if k != "v"}, "spec")
+    return spec
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -331,11 +372,24 @@ def validate_spec(spec: RecordingSpec) -> RecordingSpec:
     if spec.fill.video is VideoFill.IMAGE and not spec.fill.image:
         raise _fail("fill.image", "the image fill needs an image")
     _validate_template(spec.naming.template)
+    _validate_layout(spec)
     for name, flt in (("users.audio", spec.users.audio), ("users.video", spec.users.video)):
         for uid in (flt.allow or frozenset()) | flt.deny:
             if not uid:
                 raise _fail(name, "empty user id in a user list")
     return spec
+
+
+def _validate_layout(spec: RecordingSpec) -> None:
+    """The layout's template is registered, its parameters build, and it lays out a canvas."""
+    if spec.layout is None:
+        return
+    fn = build_layout(spec.layout)
+    if spec.video.width and spec.video.height:
+        try:
+            fn([], Canvas(spec.video.width, spec.video.height))
+        except (ValueError, TypeError, LookupError) as exc:
+            raise _fail("layout", f"layout {spec.layout.preset!r} fails: {exc}") from None
 
 
 def _validate_template(template: str) -> None:

@@ -54,17 +54,8 @@ from typing import Any, Protocol
 
 import av
 
-from roomcast.domain.layout import (
-    Canvas,
-    Layout,
-    Participant,
-    StreamKind,
-    custom,
-    floating,
-    grid,
-    screen_share,
-    strip,
-)
+from roomcast.domain.layout import Canvas, Layout, Participant, StreamKind
+from roomcast.domain.layout_templates import LayoutFunction, build_layout
 from roomcast.domain.recording import LayoutRef, OutputFormat, RecordingSpec
 from roomcast.media.audiomix import AudioMixer
 from roomcast.media.clock import RoomClock, SyncGroup, TrackTimeline
@@ -91,8 +82,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = Fraction(1, 90_000)
-LayoutFunction = Callable[[Sequence[Participant], Canvas], Layout]
-"""A layout preset applied to the live participants (same shape as ``domain.recording``)."""
 
 
 # --------------------------------------------------------------------------- interfaces
@@ -151,29 +140,11 @@ def local_outputs(ctx: OutputContext) -> OpenOutput:
 
 
 def resolve_layout(ref: LayoutRef | None) -> LayoutFunction:
-    """The layout function of a spec's :class:`LayoutRef`: its ``function`` if set, else the
-    named generic preset (``grid``, ``floating``, ``screen_share``, ``strip``, ``custom``) called
-    with ``params`` as keyword arguments (``custom`` takes its ``slots`` from ``params``)."""
-    if ref is None:
-        return grid
-    if ref.function is not None:
-        return ref.function
-    params = dict(ref.params)
-    if ref.preset == "custom":
-        slots = params.pop("slots", ())
-        if not isinstance(slots, Sequence):
-            raise ValueError("custom layout needs a sequence of slots")
-        return lambda ps, canvas: custom(ps, canvas, slots, **params)  # type: ignore[arg-type]
-    presets: dict[str, Callable[..., Layout]] = {
-        "grid": grid,
-        "floating": floating,
-        "screen_share": screen_share,
-        "strip": strip,
-    }
-    fn = presets.get(ref.preset)
-    if fn is None:
-        raise ValueError(f"unknown layout preset {ref.preset!r}")
-    return lambda ps, canvas: fn(ps, canvas, **params)
+    """The layout function of a spec's :class:`LayoutRef` (None: the generic grid), built by the
+    template registry (:mod:`roomcast.domain.layout_templates`); an unknown template or bad
+    parameters raise :class:`~roomcast.domain.errors.InvalidArgument` (``validate_spec`` checks
+    this before a recording starts)."""
+    return build_layout(ref)
 
 
 def settings_from_spec(spec: RecordingSpec, canvas: Canvas | None = None) -> MixedSettings:

@@ -44,8 +44,10 @@ Choices where the JOYY document is vague
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from roomcast.domain.jsondata import encode
 from roomcast.domain.layout import (
     BLACK,
     WHITE,
@@ -75,6 +77,8 @@ from roomcast.domain.layout import (
     strip,
     text_box,
 )
+from roomcast.domain.layout_templates import LayoutFunction, read_params, register_template
+from roomcast.domain.recording import LayoutRef
 
 TEMPLATE_HORIZONTAL = 1
 TEMPLATE_VERTICAL = 2
@@ -304,3 +308,34 @@ def mix_layout(
     if config.template_id == TEMPLATE_FIVE_HORIZONTAL:
         return strip(participants, canvas, max_tiles=cap, slots=cap, style=style)
     raise ValueError(f"unknown templateid {config.template_id}")
+
+
+# --------------------------------------------------------------------------- as data
+
+JOYY_MIX_TEMPLATE = "jocloud.mix"
+"""Layout template of a mix recording; parameters: ``config`` (:class:`JoyyMixConfig` as JSON)
+and ``room_id`` (the task's room)."""
+
+
+def mix_layout_ref(config: JoyyMixConfig, *, room_id: str | None = None) -> LayoutRef:
+    """The mix layout as a storable :class:`LayoutRef`."""
+    return LayoutRef(JOYY_MIX_TEMPLATE, {"config": encode(JoyyMixConfig, config), "room_id": room_id})
+
+
+def mix_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
+    """The layout function of a :data:`JOYY_MIX_TEMPLATE` reference; the canvas it is called
+    with (the recording's video size) wins over the config's ``width``/``height``."""
+    p = read_params(params, {"config": JoyyMixConfig, "room_id": str | None}, required=("config",))
+    config: JoyyMixConfig = p["config"]
+    room_id: str | None = p.get("room_id")
+    if config.template_id is not None and config.template_id not in TEMPLATE_IDS:
+        raise ValueError(f"unknown templateid {config.template_id}")
+
+    def apply(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+        sized = replace(config, width=canvas.width, height=canvas.height)
+        return mix_layout(participants, sized, room_id=room_id)
+
+    return apply
+
+
+register_template(JOYY_MIX_TEMPLATE, mix_layout_template)

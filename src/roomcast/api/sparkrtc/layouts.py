@@ -48,7 +48,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from roomcast.domain.jsondata import encode
 from roomcast.domain.layout import (
     Background,
     Canvas,
@@ -69,6 +71,8 @@ from roomcast.domain.layout import (
     screen_share,
     with_placeholders,
 )
+from roomcast.domain.layout_templates import LayoutFunction, read_params, register_template
+from roomcast.domain.recording import LayoutRef
 
 NINE_GRIDS_VIEW = "nine_grids_view"
 SCREEN_SHARE_LEFT = "screen_share_left"
@@ -222,3 +226,30 @@ def mix_layout(
             PlaceholderKind.IMAGE, ImageRef(params.default_user_background_image, RenderMode.FILL)
         )
     return with_placeholders(layout, per_user, default)
+
+
+# --------------------------------------------------------------------------- as data
+
+SPARK_MIX_TEMPLATE = "sparkrtc.mix"
+"""Layout template of a mix job; parameter ``layout``: :class:`SparkMixLayoutParams` as JSON."""
+
+
+def mix_layout_ref(params: SparkMixLayoutParams) -> LayoutRef:
+    """The mix layout as a storable :class:`LayoutRef` (the canvas size comes from the spec)."""
+    return LayoutRef(SPARK_MIX_TEMPLATE, {"layout": encode(SparkMixLayoutParams, params)})
+
+
+def mix_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
+    mix: SparkMixLayoutParams = read_params(params, {"layout": SparkMixLayoutParams}, required=("layout",))[
+        "layout"
+    ]
+    if mix.layout_template not in LAYOUT_TEMPLATES:
+        raise ValueError(f"unknown layout_template {mix.layout_template!r}")
+
+    def apply(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+        return mix_layout(participants, mix, canvas.width, canvas.height)
+
+    return apply
+
+
+register_template(SPARK_MIX_TEMPLATE, mix_layout_template)

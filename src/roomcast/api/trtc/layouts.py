@@ -79,7 +79,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from roomcast.domain.jsondata import encode
 from roomcast.domain.layout import (
     BLACK,
     WHITE,
@@ -112,6 +114,8 @@ from roomcast.domain.layout import (
     sample_time,
     screen_share,
 )
+from roomcast.domain.layout_templates import LayoutFunction, read_params, register_template
+from roomcast.domain.recording import LayoutRef
 
 # --------------------------------------------------------------------------- constants
 
@@ -571,3 +575,29 @@ def _relay_slot(s: TrtcMcuLayout, room_id: str | None) -> CustomSlot:
         placeholder=placeholder,
         fill_color=fill,
     )
+
+
+# --------------------------------------------------------------------------- as data
+
+TRTC_RELAY_TEMPLATE = "trtc.relay"
+"""Layout template of a relay mix; parameters: ``layout`` (:class:`TrtcMcuLayoutParams` as JSON)
+and ``room_id`` (the task's main room)."""
+
+
+def relay_layout_ref(params: TrtcMcuLayoutParams, *, room_id: str | None = None) -> LayoutRef:
+    """The relay layout as a storable :class:`LayoutRef` (the canvas size comes from the spec)."""
+    return LayoutRef(TRTC_RELAY_TEMPLATE, {"layout": encode(TrtcMcuLayoutParams, params), "room_id": room_id})
+
+
+def relay_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
+    p = read_params(params, {"layout": TrtcMcuLayoutParams, "room_id": str | None}, required=("layout",))
+    mcu: TrtcMcuLayoutParams = p["layout"]
+    room_id: str | None = p.get("room_id")
+
+    def apply(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+        return relay_layout(participants, mcu, canvas.width, canvas.height, room_id=room_id)
+
+    return apply
+
+
+register_template(TRTC_RELAY_TEMPLATE, relay_layout_template)

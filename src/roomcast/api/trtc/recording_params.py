@@ -18,7 +18,7 @@ Choices where the docs are silent or contradict themselves (see spec/trtc-b §6.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +27,7 @@ from roomcast.api.trtc import layouts as tl
 from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.params import Params
 from roomcast.domain.layout import Canvas, Layout, Participant
+from roomcast.domain.layout_templates import LayoutFunction, register_template
 from roomcast.domain.recording import (
     AudioEncoding,
     FileNaming,
@@ -444,16 +445,41 @@ def user_selection(subs: SubscribeStreamUserIdsModel | None) -> UserSelection:
     )
 
 
+TRTC_RECORDING_TEMPLATE = "trtc.recording"
+"""Layout template of a recording's ``MixLayoutParams``; parameters: ``MixLayoutParams`` (the
+request's object, JSON) and ``hide_audio_only`` (audio-only anchors take no window)."""
+
+
 def layout_ref(mix: MixLayoutParamsModel | None) -> LayoutRef:
     model = mix or MixLayoutParamsModel(MixLayoutMode=tl.RECORDING_DEFAULT_MIX_LAYOUT_MODE)
-    params = model.to_layout_params()
-    audio_only_hidden = model.PureAudioDisableLayout and model.MixLayoutMode != tl.MIX_LAYOUT_CUSTOM
+    hide_audio_only = model.PureAudioDisableLayout and model.MixLayoutMode != tl.MIX_LAYOUT_CUSTOM
+    return LayoutRef(
+        preset=TRTC_RECORDING_TEMPLATE,
+        params={
+            "MixLayoutParams": model.model_dump(mode="json", exclude_none=True),
+            "hide_audio_only": hide_audio_only,
+        },
+    )
+
+
+def recording_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
+    """The layout function of a :data:`TRTC_RECORDING_TEMPLATE` reference."""
+    unknown = set(params) - {"MixLayoutParams", "hide_audio_only"}
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}")
+    hide_audio_only = params.get("hide_audio_only", False)
+    if not isinstance(hide_audio_only, bool):
+        raise ValueError("hide_audio_only must be true or false")
+    layout_params = MixLayoutParamsModel.model_validate(params["MixLayoutParams"]).to_layout_params()
 
     def apply(participants: Sequence[Participant], canvas: Canvas) -> Layout:
-        shown = [p for p in participants if p.has_camera or p.has_screen or not audio_only_hidden]
-        return tl.recording_layout(shown, params, canvas.width, canvas.height)
+        shown = [p for p in participants if p.has_camera or p.has_screen or not hide_audio_only]
+        return tl.recording_layout(shown, layout_params, canvas.width, canvas.height)
 
-    return LayoutRef(preset=f"trtc-{params.mix_layout_mode}", function=apply)
+    return apply
+
+
+register_template(TRTC_RECORDING_TEMPLATE, recording_layout_template)
 
 
 def outputs_for(p: CreateCloudRecordingParams) -> tuple[OutputFormat, ...]:
