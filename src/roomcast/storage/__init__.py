@@ -2,10 +2,12 @@
 
 from roomcast.storage.base import (
     CONTENT_TYPES,
+    PERMANENT_KINDS,
     InvalidKey,
     ObjectInfo,
     ObjectStore,
     StorageError,
+    StorageErrorKind,
     check_key,
     guess_content_type,
 )
@@ -23,6 +25,7 @@ from roomcast.storage.target import (
 
 __all__ = [
     "CONTENT_TYPES",
+    "PERMANENT_KINDS",
     "VENDORS",
     "InvalidKey",
     "LocalStore",
@@ -30,6 +33,7 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "StorageError",
+    "StorageErrorKind",
     "StorageOptions",
     "StorageTarget",
     "UploadQueue",
