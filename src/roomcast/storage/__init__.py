@@ -11,6 +11,7 @@ from roomcast.storage.base import (
     check_key,
     guess_content_type,
 )
+from roomcast.storage.check import check_target
 from roomcast.storage.local import LocalStore
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, UploadRecord, queue_from_runtime
 from roomcast.storage.s3 import S3Store
@@ -40,6 +41,7 @@ __all__ = [
     "UploadQueueConfig",
     "UploadRecord",
     "check_key",
+    "check_target",
     "guess_content_type",
     "open_store",
     "queue_from_runtime",
