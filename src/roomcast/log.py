@@ -1,8 +1,9 @@
 """Structured logging: one JSON object per line, the request id on every line, secrets never.
 
 Code logs with ``log.info("event.name", extra={"fields": {...}})`` or the :func:`event` helper.
-Field names that look like secrets are masked whatever their value, and known secret values
-registered with :func:`register_secret` are masked wherever they appear in a message.
+Field names that look like secrets (:func:`is_secret_field`) are masked whatever their value, and
+known secret values registered with :func:`register_secret` are masked wherever they appear in a
+message. Object keys (``key=``, ``object_key=``...) are not secrets and are logged in clear.
 """
 
 from __future__ import annotations
@@ -30,9 +31,48 @@ def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 logging.setLogRecordFactory(_record_factory)
 
-_SECRET_FIELD = re.compile(
-    r"(secret|password|passwd|token|signature|sig$|authorization|app_key|sk$|key$)", re.I
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "signature",
+    "authorization",
+    "credential",
+    "cookie",
 )
+_SECRET_TOKENS = frozenset({"sig", "sign", "usersig", "pwd", "sk"})
+_CLEAR_LAST_TOKENS = frozenset({"id", "ms", "s"})
+OBJECT_KEY_FIELDS = frozenset(
+    {"key", "object_key", "obj_key", "s3_key", "file_key", "storage_key", "probe_key", "src_key", "dest_key"}
+)
+"""Field names that hold object keys (``rec/a.mp4``): logged in clear although they end in "key"."""
+
+
+def _field_name(name: str) -> str:
+    """``SecretKey``, ``secretKey``, ``X-Api-Key`` -> ``secret_key``, ``secret_key``, ``x_api_key``."""
+    return _CAMEL.sub("_", name).replace("-", "_").replace(" ", "_").lower()
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether a field of this name holds a secret (masked whatever its value).
+
+    Secrets: names with secret/password/token/signature/authorization/credential/cookie in them,
+    ``sig``/``sign``/``usersig``/``sk`` words, and names ending in "key" (``secret_key``,
+    ``access_key``, ``app_key``, ``api_key``, ``callback_key``...) except the object-key names in
+    :data:`OBJECT_KEY_FIELDS`. Names ending in ``_id``/``_ms``/``_s`` (``secret_id``,
+    ``token_ttl_s``) are identifiers and durations, not secrets.
+    """
+    n = _field_name(name)
+    tokens = n.split("_")
+    if tokens[-1] in _CLEAR_LAST_TOKENS:
+        return False
+    if any(w in n for w in _SECRET_WORDS) or not _SECRET_TOKENS.isdisjoint(tokens):
+        return True
+    return n.endswith("key") and n not in OBJECT_KEY_FIELDS
+
+
 _MASK = "***"
 _known_secrets: set[str] = set()
 
@@ -44,7 +84,7 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(value: Any, key: str = "") -> Any:
-    if key and _SECRET_FIELD.search(key) and not key.endswith(("_id", "Id", "_ms", "_s")):
+    if key and is_secret_field(key):
         return _MASK
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}

@@ -113,13 +113,19 @@ async def test_explicit_content_type(moto: MotoS3, tmp_path: Path) -> None:
 async def test_errors_carry_no_secrets(moto: MotoS3, tmp_path: Path) -> None:
     src = tmp_path / "x.ts"
     src.write_bytes(b"x")
-    store = _store(moto, "no-such-bucket-" + os.urandom(4).hex())
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(6 * MiB))
+    bucket = "no-such-bucket-" + os.urandom(4).hex()
+    store = _store(moto, bucket, prefix="app1")
     try:
-        with pytest.raises(StorageError) as ei:
-            await store.put_file(src, "a/x.ts")
-        assert ei.value.retryable
-        assert "NoSuchBucket" in str(ei.value)
-        assert SECRET_KEY not in str(ei.value) and ACCESS_KEY not in str(ei.value)
+        # A missing bucket is permanent, for a single PUT and for a multipart upload alike.
+        for path, key in [(src, "a/x.ts"), (big, "a/big.mp4")]:
+            with pytest.raises(StorageError) as ei:
+                await store.put_file(path, key)
+            err = ei.value
+            assert err.kind == "no_such_bucket" and not err.retryable and err.code == "NoSuchBucket"
+            assert f"s3://{bucket}/app1/{key}" in str(err)
+            assert SECRET_KEY not in str(err) and ACCESS_KEY not in str(err)
     finally:
         await store.close()
 
@@ -135,7 +141,18 @@ async def test_errors_carry_no_secrets(moto: MotoS3, tmp_path: Path) -> None:
     try:
         with pytest.raises(StorageError) as ei:
             await dead.put_file(src, "a/x.ts")
-        assert ei.value.retryable
+        assert ei.value.retryable and ei.value.kind == "unreachable"
+        assert "s3://b/a/x.ts" in str(ei.value)
         assert SECRET_KEY not in str(ei.value) and ACCESS_KEY not in str(ei.value)
     finally:
         await dead.close()
+
+
+async def test_missing_source_file_is_permanent(moto: MotoS3, tmp_path: Path) -> None:
+    store = _store(moto, moto.make_bucket())
+    try:
+        with pytest.raises(StorageError) as ei:
+            await store.put_file(tmp_path / "gone.ts", "a/gone.ts")
+        assert ei.value.kind == "source_missing" and not ei.value.retryable
+    finally:
+        await store.close()

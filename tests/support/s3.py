@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -88,3 +92,40 @@ class MotoS3:
             for v in page.get("Versions", []):
                 out[v["Key"]] = out.get(v["Key"], 0) + 1
         return out
+
+    def iam_user(self, actions: list[str]) -> tuple[str, str]:
+        """A new IAM user allowed ``actions`` (e.g. ``["s3:PutObject"]``) on every resource; returns
+        its (access key id, secret key). The keys only matter while :meth:`enforce_auth` is on."""
+        iam = boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        ).client("iam", endpoint_url=self.endpoint)
+        name = "u-" + uuid.uuid4().hex[:12]
+        iam.create_user(UserName=name)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def _reset_auth(self, value: str) -> str:
+        req = urllib.request.Request(
+            self.endpoint + "/moto-api/reset-auth",
+            data=value.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return str(json.loads(r.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+    @contextmanager
+    def enforce_auth(self) -> Iterator[None]:
+        """Make the server check signatures and IAM policies (moto skips both by default), so it
+        answers InvalidAccessKeyId, SignatureDoesNotMatch and AccessDenied like S3. The switch is
+        process-wide in moto: it is always turned back off."""
+        previous = self._reset_auth("0")
+        try:
+            yield
+        finally:
+            self._reset_auth(previous)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
 from roomcast.storage import InvalidKey, LocalStore, StorageError, check_key, guess_content_type
-from roomcast.storage.base import TMP_MARKER
+from roomcast.storage.base import TMP_MARKER, os_error_kind
 
 
 def _file(tmp: Path, name: str, data: bytes) -> Path:
@@ -118,8 +119,9 @@ async def test_symlink_inside_root_cannot_lead_out(tmp_path: Path) -> None:
 
 async def test_failed_write_leaves_no_partial_object(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError) as ei:
         await store.put_file(tmp_path / "missing.ts", "a/b.ts")
+    assert ei.value.kind == "source_missing" and not ei.value.retryable
     assert not await store.exists("a/b.ts")
     leftovers = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert leftovers == []
@@ -129,8 +131,40 @@ async def test_object_and_folder_conflict(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     src = _file(tmp_path, "f", b"x")
     await store.put_file(src, "a")
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError) as ei:
         await store.put_file(src, "a/b")
+    assert ei.value.kind == "invalid_request" and not ei.value.retryable
+    assert "a/b" in ei.value.message
+
+
+async def test_operating_system_errors_are_classified(tmp_path: Path) -> None:
+    # The root is a file: every operation fails with ENOTDIR, as a StorageError naming the key.
+    (tmp_path / "file").write_bytes(b"")
+    store = LocalStore(tmp_path / "file")
+    with pytest.raises(StorageError) as ei:
+        await store.put_file(_file(tmp_path, "f", b"x"), "rec/a.ts")
+    assert (
+        ei.value.kind == "invalid_request" and ei.value.code == "ENOTDIR" and "rec/a.ts" in ei.value.message
+    )
+    with pytest.raises(StorageError) as ei:
+        await LocalStore(tmp_path / "store").get_file("none.ts", tmp_path / "out.ts")
+    assert ei.value.kind == "no_such_key" and not ei.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("err", "kind", "retryable"),
+    [
+        (errno.EACCES, "access_denied", False),
+        (errno.EPERM, "access_denied", False),
+        (errno.EROFS, "access_denied", False),
+        (errno.ENOSPC, "storage_full", True),
+        (errno.EDQUOT, "storage_full", True),
+        (errno.EIO, "unknown", True),
+    ],
+)
+def test_os_error_kinds(err: int, kind: str, retryable: bool) -> None:
+    k = os_error_kind(OSError(err, os.strerror(err)))
+    assert k == kind and StorageError("x", kind=k).retryable is retryable
 
 
 def test_content_types() -> None:

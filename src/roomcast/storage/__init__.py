@@ -2,13 +2,16 @@
 
 from roomcast.storage.base import (
     CONTENT_TYPES,
+    PERMANENT_KINDS,
     InvalidKey,
     ObjectInfo,
     ObjectStore,
     StorageError,
+    StorageErrorKind,
     check_key,
     guess_content_type,
 )
+from roomcast.storage.check import check_target
 from roomcast.storage.local import LocalStore
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, UploadRecord, queue_from_runtime
 from roomcast.storage.s3 import S3Store
@@ -23,6 +26,7 @@ from roomcast.storage.target import (
 
 __all__ = [
     "CONTENT_TYPES",
+    "PERMANENT_KINDS",
     "VENDORS",
     "InvalidKey",
     "LocalStore",
@@ -30,12 +34,14 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "StorageError",
+    "StorageErrorKind",
     "StorageOptions",
     "StorageTarget",
     "UploadQueue",
     "UploadQueueConfig",
     "UploadRecord",
     "check_key",
+    "check_target",
     "guess_content_type",
     "open_store",
     "queue_from_runtime",

@@ -8,10 +8,12 @@ key can never climb out of the local store's root.
 from __future__ import annotations
 
 import abc
+import errno
 import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 MAX_KEY_BYTES = 1024
@@ -54,26 +56,128 @@ def guess_content_type(name: str) -> str:
     return CONTENT_TYPES.get(posixpath.splitext(name)[1].lower(), DEFAULT_CONTENT_TYPE)
 
 
-class StorageError(Exception):
-    """A store operation failed. The message never contains credentials.
+class StorageErrorKind(StrEnum):
+    """What went wrong with a store, in roomcast's own words (stable: stored, mapped by dialects).
 
-    ``retryable`` is False only for failures that retrying the same request cannot fix (an invalid
-    key, a missing local file); network errors, 5xx, throttling and even 4xx answers (a bucket may be
-    created, a policy fixed) count as retryable.
+    Permanent kinds (retrying the same request cannot help; a person must fix the target):
+
+    - ``no_such_bucket``: the bucket (or the local folder's store) does not exist;
+    - ``access_denied``: the credentials are valid but may not do this (bucket policy, ACL,
+      a local folder that is not writable);
+    - ``bad_credentials``: the store does not know the access key, the signature does not match
+      (wrong secret key), the session token is invalid or expired, or there are no credentials;
+    - ``wrong_endpoint``: the bucket lives elsewhere (``PermanentRedirect``, a region mismatch in
+      the signature, a path-style request to a store that forbids it) or the endpoint is malformed;
+    - ``invalid_request``: the request itself is invalid (bucket name, object key, region, vendor,
+      an argument the store rejects); also any 4xx answer roomcast does not know;
+    - ``no_such_key``: the object to read does not exist;
+    - ``source_missing``: the local file to upload does not exist.
+
+    Transient kinds (retry with backoff):
+
+    - ``unreachable``: no connection (refused, DNS, TLS, connect timeout, or no answer at all
+      within a check's time budget);
+    - ``interrupted``: the connection broke or timed out mid-request, or the body arrived
+      damaged (``RequestTimeout``, ``BadDigest``, ``IncompleteBody``, read timeouts);
+    - ``throttled``: the store asks to slow down (``SlowDown``, ``Throttling``, HTTP 429);
+    - ``server_error``: the store failed (HTTP 5xx, ``InternalError``, ``ServiceUnavailable``);
+    - ``storage_full``: a local disk or quota is full (space may be freed);
+    - ``unknown``: anything else (retried, bounded by the queue's attempt limit).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None) -> None:
+    NO_SUCH_BUCKET = "no_such_bucket"
+    ACCESS_DENIED = "access_denied"
+    BAD_CREDENTIALS = "bad_credentials"
+    WRONG_ENDPOINT = "wrong_endpoint"
+    INVALID_REQUEST = "invalid_request"
+    NO_SUCH_KEY = "no_such_key"
+    SOURCE_MISSING = "source_missing"
+    UNREACHABLE = "unreachable"
+    INTERRUPTED = "interrupted"
+    THROTTLED = "throttled"
+    SERVER_ERROR = "server_error"
+    STORAGE_FULL = "storage_full"
+    UNKNOWN = "unknown"
+
+    @property
+    def permanent(self) -> bool:
+        """True if retrying cannot help (the default ``retryable`` is the opposite)."""
+        return self in PERMANENT_KINDS
+
+
+PERMANENT_KINDS: frozenset[StorageErrorKind] = frozenset(
+    {
+        StorageErrorKind.NO_SUCH_BUCKET,
+        StorageErrorKind.ACCESS_DENIED,
+        StorageErrorKind.BAD_CREDENTIALS,
+        StorageErrorKind.WRONG_ENDPOINT,
+        StorageErrorKind.INVALID_REQUEST,
+        StorageErrorKind.NO_SUCH_KEY,
+        StorageErrorKind.SOURCE_MISSING,
+    }
+)
+
+
+class StorageError(Exception):
+    """A store operation failed. The message names the bucket and object key, never credentials.
+
+    ``kind`` is roomcast's classification (:class:`StorageErrorKind`), ``code`` the store's own
+    error code when there is one (``NoSuchBucket``, ``SignatureDoesNotMatch``, ``ENOSPC``...).
+    ``retryable`` defaults to False for the permanent kinds and True otherwise.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        code: str | None = None,
+        kind: StorageErrorKind | str = StorageErrorKind.UNKNOWN,
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.retryable = retryable
+        self.kind = StorageErrorKind(kind)
+        self.retryable = (not self.kind.permanent) if retryable is None else retryable
         self.code = code
+
+    def __repr__(self) -> str:
+        return (
+            f"StorageError({self.message!r}, kind={self.kind.value!r}, code={self.code!r}, "
+            f"retryable={self.retryable})"
+        )
+
+
+_OS_ERRNO_KINDS: dict[int, StorageErrorKind] = {
+    errno.EACCES: StorageErrorKind.ACCESS_DENIED,
+    errno.EPERM: StorageErrorKind.ACCESS_DENIED,
+    errno.EROFS: StorageErrorKind.ACCESS_DENIED,
+    errno.ENOSPC: StorageErrorKind.STORAGE_FULL,
+    errno.EDQUOT: StorageErrorKind.STORAGE_FULL,
+    errno.ENOTDIR: StorageErrorKind.INVALID_REQUEST,
+    errno.EISDIR: StorageErrorKind.INVALID_REQUEST,
+    errno.EEXIST: StorageErrorKind.INVALID_REQUEST,
+    errno.ENAMETOOLONG: StorageErrorKind.INVALID_REQUEST,
+    errno.EINVAL: StorageErrorKind.INVALID_REQUEST,
+    errno.ECONNREFUSED: StorageErrorKind.UNREACHABLE,
+    errno.EHOSTUNREACH: StorageErrorKind.UNREACHABLE,
+    errno.ENETUNREACH: StorageErrorKind.UNREACHABLE,
+    errno.ETIMEDOUT: StorageErrorKind.UNREACHABLE,
+    errno.ECONNRESET: StorageErrorKind.INTERRUPTED,
+    errno.EPIPE: StorageErrorKind.INTERRUPTED,
+}
+
+
+def os_error_kind(exc: OSError) -> StorageErrorKind:
+    """The kind of an operating-system error (a missing file is ``unknown``: the caller knows
+    whether it was the source, the object or a folder)."""
+    return _OS_ERRNO_KINDS.get(exc.errno or 0, StorageErrorKind.UNKNOWN)
 
 
 class InvalidKey(StorageError, ValueError):
     """A key that is empty, absolute, contains ``.``/``..`` segments, control characters, etc."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False, code="InvalidKey")
+        super().__init__(message, retryable=False, code="InvalidKey", kind=StorageErrorKind.INVALID_REQUEST)
 
 
 def check_key(key: str) -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from roomcast.storage.base import (
@@ -23,10 +26,14 @@ from roomcast.storage.base import (
     ObjectInfo,
     ObjectStore,
     StorageError,
+    StorageErrorKind,
     check_key,
     check_prefix,
     guess_content_type,
+    os_error_kind,
 )
+
+T = TypeVar("T")
 
 _XATTR = "user.roomcast.content_type"
 
@@ -48,15 +55,19 @@ class LocalStore(ObjectStore):
     """Objects as files under ``root`` (optionally under a key prefix inside it).
 
     ``base_url``, when given, is where the node serves this directory over HTTP; :meth:`url` then
-    returns ``{base_url}/{key}``, otherwise a ``file://`` URL.
+    returns ``{base_url}/{key}``, otherwise a ``file://`` URL. ``label`` names the store in error
+    messages (which may reach tenants, so the factory passes ``local:<folder>``, not the node's path).
     """
 
     kind = "local"
 
-    def __init__(self, root: Path, *, prefix: str = "", base_url: str | None = None) -> None:
+    def __init__(
+        self, root: Path, *, prefix: str = "", base_url: str | None = None, label: str | None = None
+    ) -> None:
         self.root = root.resolve()
         self.prefix = check_prefix(prefix)
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.label = (label or str(self.root)).rstrip("/")
 
     def __repr__(self) -> str:
         return f"LocalStore(root={str(self.root)!r}, prefix={self.prefix!r})"
@@ -94,11 +105,19 @@ class LocalStore(ObjectStore):
     def _put(self, src: Path, key: str, content_type: str) -> ObjectInfo:
         dest = self.path_for(key)
         if not src.is_file():
-            raise StorageError(f"local file to store does not exist: {src}", retryable=False)
+            raise StorageError(
+                f"local file to store as {self._where(key)} does not exist: {src}",
+                code="ENOENT",
+                kind=StorageErrorKind.SOURCE_MISSING,
+            )
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError as exc:
-            raise StorageError(f"a parent of {key!r} is an object, not a folder", retryable=False) from exc
+            raise StorageError(
+                f"put {self._where(key)} failed: a parent folder is a file",
+                code="EEXIST",
+                kind=StorageErrorKind.INVALID_REQUEST,
+            ) from exc
         tmp = dest.parent / f"{TMP_MARKER}{secrets.token_hex(6)}-{dest.name}"
         try:
             with src.open("rb") as fin, tmp.open("wb") as fout:
@@ -120,7 +139,11 @@ class LocalStore(ObjectStore):
         src = self.path_for(key)
         info = self._info(key, src)
         if info is None:
-            raise StorageError(f"no such object: {key}", retryable=False, code="NoSuchKey")
+            raise StorageError(
+                f"get {self._where(key)} failed: no such object",
+                code="NoSuchKey",
+                kind=StorageErrorKind.NO_SUCH_KEY,
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
         return info
@@ -162,27 +185,54 @@ class LocalStore(ObjectStore):
         out.sort(key=lambda i: i.key)
         return out
 
-    # -- the interface ------------------------------------------------------------------------------
+    def _head(self, key: str) -> ObjectInfo | None:
+        return self._info(key, self.path_for(key))
 
-    async def put_file(self, path: Path, key: str, content_type: str | None = None) -> ObjectInfo:
-        check_key(key)
-        return await asyncio.to_thread(self._put, path, key, content_type or guess_content_type(key))
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        path = self.path_for(key)
-        return await asyncio.to_thread(self._info, key, path)
-
-    async def get_file(self, key: str, path: Path) -> ObjectInfo:
-        return await asyncio.to_thread(self._get, key, path)
-
-    async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._delete, key)
-
-    async def url(self, key: str, expires_s: int = 3600) -> str:
+    def _url(self, key: str) -> str:
         path = self.path_for(key)
         if self.base_url:
             return f"{self.base_url}/{quote(self.prefix + key)}"
         return path.as_uri()
 
+    def _where(self, key: str) -> str:
+        return f"{self.label}/{self.prefix}{key}"
+
+    def _error(self, op: str, key: str, exc: OSError) -> StorageError:
+        kind = os_error_kind(exc)
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        reason = exc.strerror or type(exc).__name__  # not str(exc): it names the node's own paths
+        return StorageError(f"{op} {self._where(key)} failed: {kind.value}: {reason}", code=code, kind=kind)
+
+    async def _run(self, op: str, key: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a thread; operating-system errors become classified :class:`StorageError`."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise self._error(op, key, exc) from None
+
+    # -- the interface ------------------------------------------------------------------------------
+
+    async def put_file(self, path: Path, key: str, content_type: str | None = None) -> ObjectInfo:
+        check_key(key)
+        return await self._run("put", key, self._put, path, key, content_type or guess_content_type(key))
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        check_key(key)
+        return await self._run("head", key, self._head, key)
+
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        check_key(key)
+        return await self._run("get", key, self._get, key, path)
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await self._run("delete", key, self._delete, key)
+
+    async def url(self, key: str, expires_s: int = 3600) -> str:
+        check_key(key)
+        return await self._run("url", key, self._url, key)
+
     async def list(self, prefix: str = "") -> list[ObjectInfo]:
-        return await asyncio.to_thread(self._list, prefix)
+        return await self._run("list", prefix, self._list, prefix)

@@ -25,20 +25,21 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import boto3
-from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from roomcast.log import register_secret
 from roomcast.storage.base import (
     ObjectInfo,
     ObjectStore,
     StorageError,
+    StorageErrorKind,
     check_key,
     check_prefix,
     guess_content_type,
 )
+from roomcast.storage.s3_errors import classify
 
 T = TypeVar("T")
 
@@ -131,29 +132,21 @@ class S3Store(ObjectStore):
         return text[:2000]
 
     def _error(self, op: str, key: str | None, exc: BaseException) -> StorageError:
-        where = f"s3://{self.bucket}/{self.prefix}{key}" if key is not None else f"s3://{self.bucket}"
+        """A :class:`StorageError` naming the bucket and key, classified by :func:`classify`."""
         if isinstance(exc, StorageError):
             return exc
-        if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code") or "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            msg = str(err.get("Message") or "")
-            return StorageError(
-                self._clean(f"{op} {where} failed: {code or 'error'} (HTTP {status}) {msg}".rstrip()),
-                retryable=code not in _NOT_FOUND or op != "get",
-                code=code or None,
-            )
-        if isinstance(exc, (BotoCoreError, S3UploadFailedError, OSError)):
-            return StorageError(
-                self._clean(f"{op} {where} failed: {type(exc).__name__}: {exc}"),
-                code=type(exc).__name__,
-            )
-        return StorageError(self._clean(f"{op} {where} failed: {type(exc).__name__}: {exc}"))
+        where = f"s3://{self.bucket}/{self.prefix}{key}" if key is not None else f"s3://{self.bucket}"
+        failure = classify(exc, op)
+        return StorageError(
+            self._clean(f"{op} {where} failed: {failure.kind.value}: {failure.detail}".rstrip()),
+            retryable=failure.retryable,
+            code=failure.code,
+            kind=failure.kind,
+        )
 
     async def _run(self, op: str, key: str | None, fn: Callable[[], T]) -> T:
         if self._closed:
-            raise StorageError("store is closed", retryable=True, code="Closed")
+            raise StorageError(f"store for s3://{self.bucket} is closed", retryable=True, code="Closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn)
@@ -186,7 +179,11 @@ class S3Store(ObjectStore):
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise StorageError(f"local file to upload does not exist: {path}", retryable=False) from None
+            raise StorageError(
+                f"local file to upload to s3://{self.bucket}/{self._full(key)} does not exist: {path}",
+                code="ENOENT",
+                kind=StorageErrorKind.SOURCE_MISSING,
+            ) from None
         if size < self._transfer.multipart_threshold:
             # One PUT with Content-MD5: the store checks the bytes, so no HEAD is needed after it.
             data = path.read_bytes()
@@ -209,13 +206,20 @@ class S3Store(ObjectStore):
         )
         info = self._head(key)
         if info is None:
-            raise StorageError(f"upload of {key!r} reported success but the object is missing")
+            raise StorageError(
+                f"upload to s3://{self.bucket}/{self._full(key)} reported success but the object is missing",
+                kind=StorageErrorKind.SERVER_ERROR,
+            )
         return info
 
     def _get(self, key: str, path: Path) -> ObjectInfo:
         info = self._head(key)
         if info is None:
-            raise StorageError(f"no such object: {key}", retryable=False, code="NoSuchKey")
+            raise StorageError(
+                f"get s3://{self.bucket}/{self._full(key)} failed: no such object",
+                code="NoSuchKey",
+                kind=StorageErrorKind.NO_SUCH_KEY,
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         self._get_client().download_file(self.bucket, self._full(key), str(path), Config=self._transfer)
         return info

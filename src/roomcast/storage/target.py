@@ -19,9 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from roomcast.storage.base import InvalidKey, ObjectStore, StorageError, check_prefix
+from roomcast.storage.base import InvalidKey, ObjectStore, StorageError, StorageErrorKind, check_prefix
 
 StorageKind = Literal["local", "s3"]
+
+_INVALID = StorageErrorKind.INVALID_REQUEST
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def vendor_info(vendor: str) -> Vendor:
         return VENDORS[name]
     except KeyError:
         raise StorageError(
-            f"unknown storage vendor {vendor!r}", retryable=False, code="UnknownVendor"
+            f"unknown storage vendor {vendor!r}", kind=_INVALID, code="UnknownVendor"
         ) from None
 
 
@@ -92,12 +94,16 @@ def vendor_endpoint(vendor: str, region: str | None = None) -> str:
     if v.endpoint_template is None:
         raise StorageError(
             f"storage vendor {v.name!r} has no public endpoint; give the target an endpoint",
-            retryable=False,
+            kind=_INVALID,
             code="MissingEndpoint",
         )
     reg = _normalize_region(v, region or v.default_region or "")
     if not reg or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in reg):
-        raise StorageError(f"invalid region {region!r} for {v.name}", retryable=False, code="InvalidRegion")
+        raise StorageError(
+            f"invalid region {region!r} for {v.name}",
+            kind=_INVALID,
+            code="InvalidRegion",
+        )
     url = v.endpoint_template.format(region=reg)
     if v.name == "aws" and reg.startswith("cn-"):
         url += ".cn"
@@ -132,18 +138,22 @@ class StorageTarget:
 
     def __post_init__(self) -> None:
         if self.kind not in ("local", "s3"):
-            raise StorageError(f"unknown storage kind {self.kind!r}", retryable=False)
+            raise StorageError(f"unknown storage kind {self.kind!r}", kind=_INVALID)
         try:
             check_prefix(self.prefix)
         except InvalidKey as exc:
-            raise StorageError(f"invalid key prefix: {exc.message}", retryable=False) from None
+            raise StorageError(f"invalid key prefix: {exc.message}", kind=_INVALID) from None
         if self.kind == "s3" and not self.bucket:
-            raise StorageError("an S3 storage target needs a bucket", retryable=False, code="MissingBucket")
+            raise StorageError(
+                "an S3 storage target needs a bucket",
+                kind=_INVALID,
+                code="MissingBucket",
+            )
         if self.kind == "local" and self.bucket:
             try:
                 check_prefix(self.bucket)
             except InvalidKey as exc:
-                raise StorageError(f"invalid local bucket folder: {exc.message}", retryable=False) from None
+                raise StorageError(f"invalid local bucket folder: {exc.message}", kind=_INVALID) from None
 
     def __repr__(self) -> str:
         return (
@@ -249,7 +259,8 @@ def open_store(target: StorageTarget, options: StorageOptions) -> ObjectStore:
             bucket = target.bucket.strip("/")
             root = root.joinpath(*bucket.split("/"))
             base = f"{base.rstrip('/')}/{bucket}" if base else None
-        return LocalStore(root, prefix=target.prefix, base_url=base)
+        label = f"local:{target.bucket.strip('/')}" if target.bucket else "local:"
+        return LocalStore(root, prefix=target.prefix, base_url=base, label=label)
 
     from roomcast.storage.s3 import S3Store
 
