@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -41,11 +45,13 @@ from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
 from roomcast.services.join_tokens import JoinAuthenticator
+from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter
-from roomcast.services.recordings import RecordingService
+from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
-from roomcast.storage.queue import UploadQueue, queue_from_runtime
+from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
+from roomcast.storage.target import StorageTarget
 
 log = logging.getLogger("roomcast.http")
 
@@ -109,21 +115,35 @@ class RecordingStack:
         self.outbox = outbox
         self.service = service
 
-    async def close(self) -> None:
-        await self.service.close()
-        await self.engine.close()
-        await self.uploads.stop()
+    async def close(self, grace_s: float) -> None:
+        """Stop within ``grace_s``: files are finalized, unfinished uploads stay queued (durable)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        await self.service.close(left())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, left())):
+                await self.engine.close()
+        await self.uploads.stop(grace_s=left())
         await self.outbox.stop()
 
 
-async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStack:
+async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> RecordingStack:
     settings = rt.settings
     engine = RecordingEngine(
         sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
     )
     register_mixed_mode(engine)
-    uploads = queue_from_runtime(rt)
-    outbox = CallbackOutbox(rt.db.sessions)
+    uploads = queue_from_runtime(
+        rt,
+        UploadQueueConfig(max_attempts=settings.upload_max_attempts),
+        node_id=nodes.node_id,
+        backup_target=StorageTarget(kind="local", bucket=LIBRARY_BUCKET),
+    )
+    outbox = CallbackOutbox(rt.db.sessions, node_id=nodes.node_id)
     rooms = RoomService(sfu)
 
     async def app_by_sdk_id(sdk_app_id: int) -> App:
@@ -139,6 +159,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
         outbox=outbox,
         apps=app_by_sdk_id,
         public_url=settings.resolved_public_url,
+        node_id=nodes.node_id,
         max_tasks=settings.max_recordings,
         room_exists=rooms.exists,
         room_users=room_users,
@@ -154,7 +175,9 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
     await uploads.start()
     await outbox.start()
     rt.recordings = service
-    await service.recover()
+    # Uploads first: a taken-over task then finds its queued files owned by this node.
+    nodes.on_take_over("uploads", uploads.take_over)
+    nodes.on_take_over("recordings", service.take_over)
     service.start_janitor(settings.library_janitor_interval_s)
     return RecordingStack(engine, uploads, outbox, service)
 
@@ -190,20 +213,32 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or await Runtime.open(settings)
         rt.sfu = sfu
         app.state.runtime = rt
-        activity = ActivityRecorder(rt.db.sessions, sfu.events)
+        nodes = NodeRegistry(
+            rt.db.sessions, lease_s=settings.node_lease_s, public_url=settings.resolved_public_url
+        )
+        await nodes.register()
+        app.state.nodes = nodes
+        activity = ActivityRecorder(rt.db.sessions, sfu.events, node_id=nodes.node_id)
         app.state.activity = activity
         await activity.start()
+        nodes.on_take_over("sessions", activity.take_over)
         await sfu.start()
-        recording = await _start_recording_stack(rt, sfu)
+        recording = await _start_recording_stack(rt, sfu, nodes)
         app.state.recording = recording
-        event(log, "server.started", version=__version__)
+        await nodes.reap()  # what a previous process on this host, or a dead node, left unfinished
+        nodes.start()
+        event(log, "server.started", version=__version__, node_id=nodes.node_id)
         try:
             yield
         finally:
-            event(log, "server.stopping")
-            await recording.close()  # finalizes files; their uploads stay queued in the database
+            # What is left of the grace time since the stop signal (connections drained first).
+            grace = _SHUTDOWN.remaining(settings.shutdown_grace_s)
+            event(log, "server.stopping", grace_s=round(grace, 1))
+            # Finalizes files within the grace time; their uploads stay queued in the database.
+            await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
+            await nodes.stop()  # from here on, another node may take over what is unfinished
             if runtime is None:
                 await rt.close()
             event(log, "server.stopped")
@@ -259,7 +294,8 @@ def run(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        # Open connections (WebSockets) may take half the grace time; the lifespan gets the rest.
+        timeout_graceful_shutdown=max(1, int(min(10.0, settings.shutdown_grace_s / 2))),
         ws="auto",
     )
 
@@ -269,4 +305,42 @@ def run(settings: Settings) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    _bound_shutdown(server, settings.shutdown_grace_s)
+    server.run()
+
+
+class _ShutdownClock:
+    """When the stop signal came: the lifespan's share of the grace time is what is left of it."""
+
+    def __init__(self) -> None:
+        self.signalled_at: float | None = None
+
+    def remaining(self, grace_s: float) -> float:
+        if self.signalled_at is None:
+            return grace_s
+        return max(1.0, grace_s - (time.monotonic() - self.signalled_at) - 1.0)
+
+
+_SHUTDOWN = _ShutdownClock()
+
+
+def _bound_shutdown(server: Any, grace_s: float) -> None:
+    """Make sure a stop signal ends the process within the grace time: a thread stuck in a store
+    call must not keep it alive. Everything durable is in the database by then; what is unfinished
+    is taken over at the next start (or by another node)."""
+    original = server.handle_exit
+    margin = 2.0
+
+    def watchdog() -> None:
+        time.sleep(grace_s + margin)
+        event(log, "server.forced_exit", level=logging.ERROR, after_s=grace_s + margin)
+        os._exit(0)
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        if _SHUTDOWN.signalled_at is None:
+            _SHUTDOWN.signalled_at = time.monotonic()
+            threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
+        original(sig, frame)
+
+    setattr(server, "handle_exit", handle_exit)  # noqa: B010 - uvicorn installs it as the handler

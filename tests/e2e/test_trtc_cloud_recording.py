@@ -319,7 +319,7 @@ async def test_record_mixed_and_per_user(
     # Callbacks: every event arrived (despite the failed first deliveries), signed, once per id.
     async def delivered() -> bool:
         types = {b["EventType"] for b in receiver.bodies() if b["EventInfo"]["TaskId"] == single.TaskId}
-        return {301, 302, 303, 305, 310} <= types
+        return {301, 302, 303, 304, 305, 307} <= types
 
     for _ in range(100):
         if await delivered():
@@ -338,10 +338,15 @@ async def test_record_mixed_and_per_user(
         b["EventType"] for b in unique.values() if b["EventInfo"]["TaskId"] == single.TaskId
     )
     mixed_types = sorted(b["EventType"] for b in unique.values() if b["EventInfo"]["TaskId"] == mixed.TaskId)
-    assert {301, 302, 303, 305, 310} <= set(single_types)
-    # Per user: an MP4 and a playlist stored (310), the playlist reported once (304, 307).
-    assert single_types.count(310) == 4 and single_types.count(301) == 1
+    assert {301, 302, 303, 304, 305, 307} <= set(single_types)
+    # Per user: the playlist reported once (304, 307); no undocumented per-file event (310).
+    assert single_types.count(301) == 1 and 310 not in single_types and 306 not in single_types
     assert single_types.count(304) == 2 and single_types.count(307) == 2
+    assert single_types.count(305) == 1
+    upload_stop = next(
+        b for b in unique.values() if b["EventType"] == 305 and b["EventInfo"]["TaskId"] == single.TaskId
+    )
+    assert upload_stop["EventInfo"]["Payload"]["Status"] == 0
     assert {301, 302, 311, 312} <= set(mixed_types)
     commit = next(b for b in unique.values() if b["EventType"] == 311)
     assert commit["EventInfo"]["Payload"]["VideoUrl"].endswith(key)

@@ -129,7 +129,14 @@ async def test_app_with_unfinished_tasks_cannot_be_deleted(runtime: Runtime) -> 
     app = await runtime.tenancy.create_app(acc.account_id, "x")
     tasks = TaskService(runtime.db.sessions, runtime.box)
     task = await tasks.create(
-        sdk_app_id=app.sdk_app_id, kind="recording", dialect="trtc", room_id="r", spec={}
+        sdk_app_id=app.sdk_app_id,
+        kind="recording",
+        dialect="trtc",
+        room_id="r",
+        spec={},
+        request={},
+        target=None,
+        node_id=None,
     )
     with pytest.raises(FailedPrecondition):
         await runtime.tenancy.delete_app(app.app_id)

@@ -1,18 +1,21 @@
-"""Recording tasks: from a dialect's request to files in storage, with state, callbacks and recovery.
+"""Recording tasks: from a normalized request to files in storage, with state, events and take-over.
 
-The data path: ``api/<dialect>`` builds a :class:`RecordingRequest` -> :class:`RecordingService`
-records a task, starts the media engine with a :class:`TaskSink` -> the engine writes files ->
-the sink queues each file in the durable upload queue and waits for the store's confirmation ->
-task files and events are written, and each event becomes the dialect's callback (outbox).
+The data path: ``api/<dialect>`` builds a :class:`RecordingRequest` (a normalized spec, a storage
+target, the dialect's own request) -> :class:`RecordingService` checks the target, records the task
+and starts the media engine with a :class:`TaskSink` -> the engine writes files -> the sink puts
+each finished file in the durable upload queue, in the same transaction as the file's row, and
+returns at once -> the queue uploads; the transaction that marks an upload done (or failed) also
+marks the task's file and writes the event that reports it (``_upload_finished_in``) -> each event
+becomes the dialect's callback through the outbox, in that same transaction.
 
-States: ``idle`` (created, waiting for streams) -> ``running`` (files being written) ->
-``stopping`` (asked to stop: finalizing and uploading) -> ``exited`` (with a reason).
+States move only forward: ``idle`` -> ``running`` -> ``stopping`` (finalizing and uploading) ->
+``exited`` (with a reason). Event ids derive from (task, kind, file, run): replaying after a crash
+writes nothing twice.
 
-On start-up, :meth:`RecordingService.recover` handles tasks a previous process left unfinished:
-files it left half-written are finalized (fragmented MP4 plays, and is made a normal MP4) and
-queued for upload; running tasks are resumed with new files when the room still exists (their
-dialect adapter rebuilds the spec from the stored request); everything else ends with the reason
-``server_restart``.
+Nodes: a task belongs to the node that runs it. When a node is gone (``services.nodes``), another
+node takes its tasks over (:meth:`RecordingService.take_over`): files left half-written are
+finalized (fragmented MP4 plays) and queued, tasks that were recording resume with new files (a
+``task_moved`` event tells the dialect), and stopping tasks finish once their uploads are done.
 """
 
 from __future__ import annotations
@@ -28,16 +31,42 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from roomcast.domain.errors import FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
-from roomcast.domain.recording import RecordingSpec, UserSelection, validate_spec
-from roomcast.domain.task import EndReason, Task, TaskEvent, TaskEventKind, TaskFile, TaskState
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from roomcast.background import Background
+from roomcast.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+)
+from roomcast.domain.recording import (
+    LayoutRef,
+    RecordingSpec,
+    UserSelection,
+    spec_from_json,
+    spec_to_json,
+    validate_spec,
+)
+from roomcast.domain.task import (
+    EndReason,
+    Task,
+    TaskEvent,
+    TaskEventKind,
+    TaskFile,
+    TaskState,
+    event_id,
+)
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import Callback, CallbackOutbox
 from roomcast.log import event
 from roomcast.media import sink as msink
 from roomcast.media.outputs import FileInfo, FileStarted, finalize_mp4
 from roomcast.services.tasks import TaskService
-from roomcast.storage.queue import UploadQueue
+from roomcast.storage.base import StorageError
+from roomcast.storage.queue import UploadQueue, UploadRecord
+from roomcast.storage.check import check_target
 from roomcast.storage.target import StorageTarget
 from roomcast.store.tables import utcnow
 
@@ -46,6 +75,20 @@ log = logging.getLogger("roomcast.recordings")
 KIND = "recording"
 LIBRARY_BUCKET = "library"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+REPORT_FILE = "file"
+REPORT_PLAYLIST = "playlist"
+
+_END_REASONS = {
+    "stopped": EndReason.STOPPED,
+    "idle": EndReason.IDLE,
+    "no_stream": EndReason.IDLE,
+    "max_duration": EndReason.STOPPED,
+    "room_closed": EndReason.ROOM_DISMISSED,
+    "room_dismissed": EndReason.ROOM_DISMISSED,
+    "error": EndReason.FAILED,
+    "failed": EndReason.FAILED,
+    "server_restart": EndReason.SERVER_RESTART,
+}
 
 
 async def snapshot(path: Path, seq: int) -> Path:
@@ -55,19 +98,8 @@ async def snapshot(path: Path, seq: int) -> Path:
     return copy
 
 
-CallbackBuilder = Callable[[App, TaskEvent], Callback | None]
+CallbackBuilder = Callable[[App, TaskEvent, Task], Callback | None]
 """A dialect's renderer: a task event to that vendor's callback (None: nothing to send)."""
-
-
-@dataclass(frozen=True)
-class Rebuilt:
-    spec: RecordingSpec
-    storage: StorageTarget | None
-    library_expire_s: int = 0
-
-
-Rebuilder = Callable[[dict[str, Any]], Rebuilt]
-"""A dialect's function from a stored request back to the spec (used when resuming tasks)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +109,7 @@ class RecordingRequest:
     spec: RecordingSpec
     storage: StorageTarget | None  # None: roomcast's media library
     dialect: str
-    stored_request: dict[str, Any]  # what the dialect needs to rebuild the spec (secrets sealed)
+    dialect_request: dict[str, Any]  # the dialect's own request, for its answers (secrets sealed)
     robot_user_id: str | None = None
     control_hours: float | None = None
     library_expire_s: int = 0  # media library: delete files this long after they are stored (0: keep)
@@ -97,15 +129,14 @@ def _track_type(info: FileInfo) -> str:
 class _Running:
     task: Task
     target: StorageTarget
-    watchers: set[asyncio.Task[None]] = field(default_factory=set)
     uploads_started: bool = False
     playlists: set[str] = field(default_factory=set)
-    failed_files: int = 0
-    expire_s: int = 0
+    job_running: bool = False
+    finishing: asyncio.Task[Any] | None = None
 
 
 class TaskSink:
-    """The engine's sink for one task: every file goes through the durable upload queue."""
+    """The engine's sink for one task: files are queued for upload, never waited for."""
 
     def __init__(self, service: RecordingService, run: _Running) -> None:
         self._svc = service
@@ -130,19 +161,17 @@ class TaskSink:
             ),
         )
 
-    async def _upload_started(self) -> None:
-        if not self._run.uploads_started:
-            self._run.uploads_started = True
-            await self._svc.emit(self._run, TaskEventKind.UPLOAD_STARTED)
-
     async def segment_ready(self, path: Path, key: str, content_type: str, seq: int) -> None:
-        await self._upload_started()
+        await self._svc.upload_started(self._run)
         is_playlist = content_type == PLAYLIST_TYPE
         # Segments upload in parallel; a playlist waits for everything queued before it, so it
         # never names a segment the store does not have yet. The writer rewrites its playlist in
         # place, so each version is uploaded from a snapshot of its own.
         source = await snapshot(path, seq) if is_playlist else path
-        upload_id = await self._svc.uploads.enqueue(
+        first_playlist = is_playlist and key not in self._run.playlists
+        if is_playlist:
+            self._run.playlists.add(key)
+        await self._svc.uploads.enqueue(
             self._run.target,
             source,
             key,
@@ -150,37 +179,14 @@ class TaskSink:
             owner=self.task_id,
             ordered=is_playlist,
             label=key,
+            report=REPORT_PLAYLIST if first_playlist else None,
+            fallback=True,
         )
-        first_playlist = is_playlist and key not in self._run.playlists
-        if is_playlist:
-            self._run.playlists.add(key)
-
-        if not first_playlist:
-            return
-
-        async def confirm() -> None:
-            # Reported once per playlist: it exists in the store, and so does its first slice.
-            rec = await self._svc.uploads.wait(upload_id)
-            if rec.done:
-                playlist = await self._svc.file(self.task_id, key)
-                await self._svc.emit(self._run, TaskEventKind.PLAYLIST_STARTED, file=playlist)
-                await self._svc.emit(self._run, TaskEventKind.SEGMENT_STORED, file=playlist)
-
-        self._svc.watch(self._run, confirm())
 
     async def file_completed(self, info: FileInfo) -> None:
-        """Return only once the file is stored (the engine then reports it complete)."""
-        await self._upload_started()
+        """Queue the finished file with its row, in one transaction; the queue reports it."""
+        await self._svc.upload_started(self._run)
         source = await snapshot(info.path, -1) if info.content_type == PLAYLIST_TYPE else info.path
-        upload_id = await self._svc.uploads.enqueue(
-            self._run.target,
-            source,
-            info.key,
-            content_type=info.content_type,
-            owner=self.task_id,
-            ordered=True,
-            label=info.key,
-        )
         done = TaskFile(
             key=info.key,
             track_type=_track_type(info),
@@ -196,9 +202,7 @@ class TaskSink:
             stream=info.stream,
             local_path=str(info.path),
         )
-        await self._svc.tasks.upsert_file(self.task_id, done)
-        rec = await self._svc.uploads.wait(upload_id)
-        await self._svc.file_uploaded(self._run, done, rec.done, rec.last_error)
+        await self._svc.queue_file(self._run.task.task_id, self._run.target, source, done)
 
 
 class RecordingService:
@@ -211,9 +215,11 @@ class RecordingService:
         outbox: CallbackOutbox,
         apps: Callable[[int], Awaitable[App]],
         public_url: str,
+        node_id: str,
         max_tasks: int = 100,
         room_exists: Callable[[str, str], bool] | None = None,
         room_users: Callable[[str, str], list[str]] | None = None,
+        check_storage: Callable[[StorageTarget], Awaitable[None]] | None = None,
     ) -> None:
         self.tasks = tasks
         self.engine = engine
@@ -221,21 +227,22 @@ class RecordingService:
         self.outbox = outbox
         self._apps = apps
         self._public_url = public_url.rstrip("/")
+        self.node_id = node_id
         self.max_tasks = max_tasks
         self._room_exists = room_exists or (lambda app, room: False)
         self._room_users = room_users or (lambda app, room: [])
+        self._check_storage = check_storage or (lambda target: check_target(target, self.uploads.options))
         self.builders: dict[str, CallbackBuilder] = {}
-        self.rebuilders: dict[str, Rebuilder] = {}
         self._running: dict[str, _Running] = {}
-        self._background: set[asyncio.Future[None]] = set()
-        self._janitor: asyncio.Future[None] | None = None
+        self._background = Background("recordings")
         self._shutting_down = False
         self._lock = asyncio.Lock()
+        uploads.on_finished_tx = self._upload_finished_in
+        uploads.on_failed = self._upload_failed
 
     # -- wiring ----------------------------------------------------------------------------------
-    def register_dialect(self, name: str, builder: CallbackBuilder, rebuilder: Rebuilder) -> None:
+    def register_dialect(self, name: str, builder: CallbackBuilder) -> None:
         self.builders[name] = builder
-        self.rebuilders[name] = rebuilder
 
     def library_target(self) -> StorageTarget:
         return StorageTarget(kind="local", bucket=LIBRARY_BUCKET)
@@ -243,109 +250,201 @@ class RecordingService:
     def library_url(self, key: str) -> str:
         return f"{self._public_url}/media/{key}"
 
-    def watch(self, run: _Running, coro: Awaitable[None]) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("recording.watcher_failed")
-
-        t = asyncio.ensure_future(guarded())
-        run.watchers.add(t)
-        t.add_done_callback(run.watchers.discard)
-
-    def _in_background(self, coro: Awaitable[None]) -> None:
-        """Run ``coro`` without waiting for it, keeping a reference until it ends."""
-        t = asyncio.ensure_future(coro)
-        self._background.add(t)
-        t.add_done_callback(self._background.discard)
-
-    async def file(self, task_id: str, key: str) -> TaskFile | None:
-        return next((f for f in await self.tasks.files(task_id) if f.key == key), None)
+    @staticmethod
+    def is_library(target: StorageTarget) -> bool:
+        return target.kind == "local" and target.bucket == LIBRARY_BUCKET
 
     # -- events ----------------------------------------------------------------------------------
-    async def emit(
+    async def _emit_in(
         self,
-        run: _Running,
+        s: AsyncSession,
+        app: App,
+        task: Task,
         kind: TaskEventKind,
         *,
         file: TaskFile | None = None,
+        seq: int = 0,
         reason: str | None = None,
         ok: bool = True,
         url: str | None = None,
     ) -> None:
-        t = run.task
+        """Write the event's callback in the caller's transaction (nothing if written before)."""
         ev = TaskEvent(
-            event_id=uuid.uuid4().hex,
-            task_id=t.task_id,
-            sdk_app_id=t.sdk_app_id,
-            room_id=t.room_id,
+            event_id=event_id(task.task_id, kind, file.key if file else "", seq),
+            task_id=task.task_id,
+            sdk_app_id=task.sdk_app_id,
+            room_id=task.room_id,
             kind=kind,
             at=utcnow(),
-            user_id=(file.user_id if file else None) or t.robot_user_id,
+            user_id=(file.user_id if file else None) or task.robot_user_id,
             file=file,
             reason=reason,
             ok=ok,
             url=url,
         )
-        event(log, "recording.event", task_id=t.task_id, kind=kind.value, key=file.key if file else None)
-        builder = self.builders.get(t.dialect)
-        if builder is None:
-            return
-        app = await self._apps(t.sdk_app_id)
-        cb = builder(app, ev)
-        if cb is not None:
-            await self.outbox.enqueue(cb)
+        builder = self.builders.get(task.dialect)
+        cb = builder(app, ev, task) if builder is not None else None
+        added = await self.outbox.add(s, cb) if cb is not None else True
+        if added:
+            event(
+                log, "recording.event", task_id=task.task_id, kind=kind.value, key=file.key if file else None
+            )
 
-    async def file_uploaded(self, run: _Running, f: TaskFile, ok: bool, error: str | None) -> None:
-        library = run.target.kind == "local" and run.target.bucket == LIBRARY_BUCKET
-        url = self.library_url(f.key) if library and ok else None
-        expires = utcnow() + timedelta(seconds=run.expire_s) if library and ok and run.expire_s > 0 else None
-        stored = replace(f, state="stored" if ok else "failed", url=url, expires_at=expires)
-        await self.tasks.upsert_file(run.task.task_id, stored)
-        if not ok:
-            run.failed_files += 1
-            await self.emit(run, TaskEventKind.FAILED, file=stored, reason=error or "upload failed", ok=False)
+    async def upload_started(self, run: _Running) -> None:
+        if run.uploads_started:
             return
-        await self.emit(run, TaskEventKind.FILE_STORED, file=stored)
-        if library:
-            await self.emit(run, TaskEventKind.LIBRARY_COMMITTED, file=stored, url=url)
+        run.uploads_started = True
+        app = await self._apps(run.task.sdk_app_id)
+        async with self.tasks.sessions.begin() as s:
+            await self._emit_in(s, app, run.task, TaskEventKind.UPLOAD_STARTED)
+        self.outbox.notify()
 
+    async def queue_file(self, task_id: str, target: StorageTarget, source: Path, f: TaskFile) -> None:
+        """The file's row (uploading) and its upload row, committed together."""
+        async with self.tasks.sessions.begin() as s:
+            await self.tasks.upsert_file_in(s, task_id, f)
+            await self.uploads.enqueue(
+                target,
+                source,
+                f.key,
+                content_type=f.content_type,
+                owner=task_id,
+                ordered=True,
+                label=f.key,
+                report=REPORT_FILE,
+                fallback=True,
+                session=s,
+            )
+        self.uploads.wake()
+
+    async def _upload_finished_in(self, s: AsyncSession, rec: UploadRecord) -> None:
+        """In the upload's own finishing transaction: the task file's state and its events."""
+        if rec.owner is None or rec.report not in (REPORT_FILE, REPORT_PLAYLIST) or rec.label is None:
+            return
+        row = await self.tasks.row_in(s, rec.owner)
+        if row is None or row.kind != KIND:
+            return
+        task = self.tasks.task(row)
+        app = await self._apps(task.sdk_app_id)
+        f = await self.tasks.file_in(s, task.task_id, rec.label)
+        if rec.report == REPORT_PLAYLIST:
+            if rec.done and f is not None:
+                await self._emit_in(s, app, task, TaskEventKind.PLAYLIST_STARTED, file=f)
+                await self._emit_in(s, app, task, TaskEventKind.SEGMENT_STORED, file=f)
+            return
+        if f is None:
+            return
+        if rec.done:
+            library = rec.backed_up or self._is_library_json(rec)
+            url = self.library_url(rec.key) if library else None
+            expires = (
+                utcnow() + timedelta(seconds=task.library_expire_s)
+                if library and not rec.backed_up and task.library_expire_s > 0
+                else None
+            )
+            stored = replace(
+                f,
+                state="stored",
+                url=url,
+                expires_at=expires,
+                backup=rec.backed_up,
+                error=rec.last_error if rec.backed_up else None,
+            )
+            await self.tasks.upsert_file_in(s, task.task_id, stored)
+            if rec.backed_up:
+                await self._emit_in(
+                    s, app, task, TaskEventKind.FILE_BACKED_UP, file=stored, url=url, reason=rec.last_error
+                )
+                return
+            await self._emit_in(s, app, task, TaskEventKind.FILE_STORED, file=stored)
+            if library:
+                await self._emit_in(s, app, task, TaskEventKind.LIBRARY_COMMITTED, file=stored, url=url)
+            return
+        error = rec.last_error or "upload failed"
+        failed = replace(f, state="failed", error=error)
+        await self.tasks.upsert_file_in(s, task.task_id, failed)
+        await self.tasks.set_error_in(s, task.task_id, f"storage: {error}")
+        await self._emit_in(s, app, task, TaskEventKind.FILE_FAILED, file=failed, reason=error, ok=False)
+
+    def _is_library_json(self, rec: UploadRecord) -> bool:
+        return self.is_library(rec.target)
+
+    async def _upload_failed(self, rec: UploadRecord) -> None:
+        """After a file failed for good: the target is unusable, so the recording ends (failed)."""
+        self.outbox.notify()
+        if rec.owner is None or rec.report != REPORT_FILE:
+            return
+        run = self._running.get(rec.owner)
+        if run is None or not run.job_running or run.task.state is TaskState.STOPPING:
+            return
+        event(log, "recording.storage_failed", level=logging.ERROR, task_id=rec.owner, error=rec.last_error)
+        await self._request_stop(run, msink.EndReason.ERROR)
+
+    # -- engine events ---------------------------------------------------------------------------
     async def _on_engine_event(self, run: _Running, ev: object) -> None:
         if isinstance(ev, msink.RecordingStarted):
-            run.task = await self.tasks.set_state(run.task.task_id, TaskState.RUNNING)
-            await self.emit(run, TaskEventKind.RECORDER_STARTED)
+            app = await self._apps(run.task.sdk_app_id)
+            async with self.tasks.sessions.begin() as s:
+                row = await self.tasks.transition_in(s, run.task.task_id, TaskState.RUNNING)
+                if row is not None:
+                    run.task = self.tasks.task(row)
+                if run.task.state is not TaskState.EXITED:
+                    await self._emit_in(s, app, run.task, TaskEventKind.RECORDER_STARTED, seq=run.task.run)
+            self.outbox.notify()
+        elif isinstance(ev, msink.FileCompleted):
+            self.outbox.notify()
         elif isinstance(ev, msink.RecordingEnded):
+            run.job_running = False
             if self._shutting_down and run.task.state is not TaskState.STOPPING:
-                # The server is going down, not the task: it stays unfinished and resumes at the
-                # next start (its finalized files are in the upload queue already).
+                # The server is going down, not the task: it stays unfinished and is resumed by
+                # the next node to take it (its finished files are in the upload queue already).
                 event(log, "recording.suspended", task_id=run.task.task_id)
                 return
-            await self._finish(run, ev.reason.value, ev.error)
+            self._start_finish(run, ev.reason.value, ev.error)
+
+    def _start_finish(self, run: _Running, reason: str, error: str | None = None) -> None:
+        if run.finishing is None:
+            run.finishing = self._background.spawn(
+                f"finish-{run.task.task_id[:12]}", self._finish(run, reason, error)
+            )
 
     async def _finish(self, run: _Running, reason: str, error: str | None = None) -> None:
-        # Watchers (segment confirmations) finish first so callbacks keep their order.
-        if run.watchers:
-            await asyncio.gather(*list(run.watchers), return_exceptions=True)
-        mapped = {
-            "stopped": EndReason.STOPPED,
-            "idle": EndReason.IDLE,
-            "no_stream": EndReason.IDLE,
-            "room_closed": EndReason.ROOM_DISMISSED,
-            "room_dismissed": EndReason.ROOM_DISMISSED,
-            "error": EndReason.FAILED,
-            "server_restart": EndReason.SERVER_RESTART,
-        }.get(reason, EndReason.STOPPED)
-        await self.emit(run, TaskEventKind.RECORDER_STOPPED, reason=mapped.value)
-        if run.uploads_started:
-            await self.emit(run, TaskEventKind.UPLOAD_STOPPED, ok=run.failed_files == 0)
-        if run.target.bucket == LIBRARY_BUCKET and run.target.kind == "local":
-            await self.emit(run, TaskEventKind.LIBRARY_STOPPED, ok=run.failed_files == 0)
-        run.task = await self.tasks.set_state(run.task.task_id, TaskState.EXITED, mapped.value)
-        self._running.pop(run.task.task_id, None)
-        event(log, "recording.exited", task_id=run.task.task_id, reason=mapped.value, error=error)
+        """The job ended: report the recorder stopped, wait for every upload, then exit."""
+        task_id = run.task.task_id
+        mapped = _END_REASONS.get(reason, EndReason.STOPPED)
+        app = await self._apps(run.task.sdk_app_id)
+        async with self.tasks.sessions.begin() as s:
+            row = await self.tasks.transition_in(
+                s, task_id, TaskState.STOPPING, reason=mapped.value, error=error
+            )
+            current = await self.tasks.row_in(s, task_id)
+            if current is None or current.state == TaskState.EXITED.value:
+                self._running.pop(task_id, None)
+                return
+            run.task = self.tasks.task(row or current)
+            final = run.task.reason or mapped.value
+            await self._emit_in(s, app, run.task, TaskEventKind.RECORDER_STOPPED, reason=final)
+        self.outbox.notify()
+        uploads = await self.uploads.wait_owner(task_id)
+        app = await self._apps(run.task.sdk_app_id)
+        async with self.tasks.sessions.begin() as s:
+            files = await self.tasks.files_in(s, task_id)
+            current = await self.tasks.row_in(s, task_id)
+            if current is None:
+                return
+            task = self.tasks.task(current)
+            ok = not any(f.state == "failed" for f in files)
+            if uploads or run.uploads_started:
+                await self._emit_in(s, app, task, TaskEventKind.UPLOAD_STOPPED, ok=ok)
+            if self.is_library(run.target):
+                await self._emit_in(s, app, task, TaskEventKind.LIBRARY_STOPPED, ok=ok)
+            final_reason = task.reason or mapped.value
+            row = await self.tasks.transition_in(s, task_id, TaskState.EXITED, reason=final_reason)
+            if row is not None:
+                run.task = self.tasks.task(row)
+        self.outbox.notify()
+        self._running.pop(task_id, None)
+        event(log, "recording.exited", task_id=task_id, reason=run.task.reason, error=run.task.error)
 
     # -- the API ---------------------------------------------------------------------------------
     async def create(self, req: RecordingRequest) -> Task:
@@ -353,6 +452,14 @@ class RecordingService:
         app_key = str(req.app.sdk_app_id)
         if not req.app.enabled:
             raise FailedPrecondition("the app is disabled", subject="app_state")
+        if req.storage is not None:
+            try:
+                await self._check_storage(req.storage)
+            except StorageError as exc:
+                # Refused for good (no such bucket, access denied, bad keys): the request is wrong.
+                # Unreachable or failing for now: try again later.
+                error = InvalidArgument if not exc.retryable else Unavailable
+                raise error(f"the storage target cannot be used: {exc.message}", subject="storage") from None
         async with self._lock:
             if len(self._running) >= self.max_tasks:
                 raise LimitExceeded(
@@ -374,13 +481,15 @@ class RecordingService:
                 kind=KIND,
                 dialect=req.dialect,
                 room_id=req.room_id,
-                spec=req.stored_request,
+                spec=spec_to_json(req.spec),
+                request=req.dialect_request,
+                target=req.storage,
+                node_id=self.node_id,
                 robot_user_id=req.robot_user_id,
                 control_expires_at=control,
+                library_expire_s=req.library_expire_s,
             )
-            run = _Running(
-                task=task, target=req.storage or self.library_target(), expire_s=req.library_expire_s
-            )
+            run = _Running(task=task, target=req.storage or self.library_target())
             try:
                 await self._launch(run, req.spec)
             except Exception:
@@ -389,9 +498,11 @@ class RecordingService:
             return task
 
     async def _launch(self, run: _Running, spec: RecordingSpec) -> None:
-        """Start the engine for ``run`` (a new task, or one resumed after a restart)."""
-        task = run.task
-        self._running[task.task_id] = run
+        """Start the engine for ``run`` (a new task, or one taken over)."""
+        task_id = run.task.task_id
+        number = await self.tasks.next_run(task_id)
+        run.task = replace(run.task, run=number)
+        self._running[task_id] = run
 
         async def listener(ev: object) -> None:
             try:
@@ -401,79 +512,103 @@ class RecordingService:
 
         try:
             await self.engine.start(
-                task.task_id,
-                str(task.sdk_app_id),
-                task.room_id,
+                task_id,
+                str(run.task.sdk_app_id),
+                run.task.room_id,
                 spec,
                 sink=TaskSink(self, run),
                 listener=listener,
             )
+            run.job_running = True
         except Exception:
-            self._running.pop(task.task_id, None)
+            self._running.pop(task_id, None)
             raise
 
     async def get(self, app: App, task_id: str) -> tuple[Task, list[TaskFile]]:
         task = await self.tasks.get(app.sdk_app_id, task_id)
         return task, await self.tasks.files(task_id)
 
-    def _live(self, task_id: str) -> _Running:
-        run = self._running.get(task_id)
-        if run is None:
-            raise NotFound("the task has ended", subject="task")
-        return run
+    def spec_of(self, task: Task) -> RecordingSpec:
+        return spec_from_json(task.spec)
 
     async def modify(
-        self, app: App, task_id: str, *, users: UserSelection | None = None, layout: Any | None = None
+        self,
+        app: App,
+        task_id: str,
+        *,
+        users: UserSelection | None = None,
+        layout: LayoutRef | None = None,
+        dialect_request: dict[str, Any] | None = None,
     ) -> Task:
+        """Change a running task's users or layout; the stored spec changes with it."""
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state in (TaskState.STOPPING, TaskState.EXITED):
             raise NotFound("the task has ended", subject="task")
-        self._live(task_id)
+        run = self._running.get(task_id)
+        if run is None or not run.job_running:
+            if task.node_id != self.node_id:
+                raise Unavailable("the task is run by another node", subject="task")
+            raise NotFound("the task has ended", subject="task")
+        spec = self.spec_of(task)
+        if users is not None:
+            spec = replace(spec, users=users)
+        if layout is not None:
+            spec = replace(spec, layout=layout)
+        validate_spec(spec)
         await self.engine.update(task_id, users=users, layout=layout)
+        await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
         return task
-
-    async def update_stored_request(self, task_id: str, stored_request: dict[str, Any]) -> None:
-        await self.tasks.update_spec(task_id, stored_request)
 
     async def stop(self, app: App, task_id: str) -> Task:
         """Ask the task to stop; finalizing and uploading go on in the background."""
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state is TaskState.EXITED:
             raise NotFound("the task has ended", subject="task")
-        run = self._live(task_id)
+        run = self._running.get(task_id)
+        if run is None:
+            if task.node_id != self.node_id:
+                raise Unavailable("the task is run by another node", subject="task")
+            raise NotFound("the task has ended", subject="task")
         if task.state is not TaskState.STOPPING:
-            run.task = await self.tasks.set_state(task_id, TaskState.STOPPING)
-            self._in_background(self._stop_engine(task_id))
+            await self._request_stop(run, msink.EndReason.STOPPED)
         return run.task
 
-    async def _stop_engine(self, task_id: str, reason: msink.EndReason = msink.EndReason.STOPPED) -> None:
+    async def _request_stop(self, run: _Running, reason: msink.EndReason) -> None:
+        row_task = await self.tasks.set_state(
+            run.task.task_id, TaskState.STOPPING, reason=_END_REASONS[reason.value].value
+        )
+        run.task = row_task
+        if run.job_running:
+            self._background.spawn(f"stop-{run.task.task_id[:12]}", self._stop_engine(run, reason))
+        else:
+            self._start_finish(run, reason.value)
+
+    async def _stop_engine(self, run: _Running, reason: msink.EndReason) -> None:
         try:
-            await self.engine.stop(task_id, reason)
-        except Exception:
-            log.exception("recording.stop_failed")
+            await self.engine.stop(run.task.task_id, reason)
+        except NotFound:
+            self._start_finish(run, reason.value)  # the job ended meanwhile without telling
 
     async def room_dismissed(self, app_key: str, room_id: str) -> None:
         """A dismissed room takes its recorders with it (they were participants too)."""
-        for task_id, run in list(self._running.items()):
+        for run in list(self._running.values()):
             t = run.task
             if str(t.sdk_app_id) != app_key or t.room_id != room_id or t.state is TaskState.STOPPING:
                 continue
-            run.task = await self.tasks.set_state(task_id, TaskState.STOPPING)
-            self._in_background(self._stop_engine(task_id, msink.EndReason.ROOM_CLOSED))
+            await self._request_stop(run, msink.EndReason.ROOM_CLOSED)
 
-    async def close(self) -> None:
-        """Server shutdown: stop every recording (files are finalized and stay queued for upload).
-
-        Tasks that were running stay unfinished in the database and resume at the next start."""
+    async def close(self, grace_s: float = 30.0) -> None:
+        """Server shutdown, bounded by ``grace_s``: recordings finalize their files (which stay
+        queued for upload); unfinished tasks are left for the next node to take over."""
         self._shutting_down = True
-        if self._janitor is not None:
-            self._janitor.cancel()
-        for task_id in list(self._running):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.engine.stop(task_id), 20)
-        for run in list(self._running.values()):
-            for w in list(run.watchers):
-                w.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        stops = [self.engine.stop(task_id) for task_id, run in list(self._running.items()) if run.job_running]
+        if stops:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                    await asyncio.gather(*stops, return_exceptions=True)
+        await self._background.close()
 
     # -- media library expiry ------------------------------------------------------------------
     async def expire_library_files(self) -> int:
@@ -498,63 +633,62 @@ class RecordingService:
                     log.exception("recording.janitor_failed")
                 await asyncio.sleep(interval_s)
 
-        self._janitor = asyncio.ensure_future(loop())
+        self._background.spawn("library-janitor", loop())
 
-    # -- restart ---------------------------------------------------------------------------------
-    async def recover(self) -> None:
-        for task in await self.tasks.unfinished(KIND):
+    # -- taking over -----------------------------------------------------------------------------
+    async def take_over(self) -> None:
+        """Take the recording tasks of nodes that are gone (a restart is the same case)."""
+        if self._shutting_down:
+            return
+        for task, previous in await self.tasks.claim_orphaned(KIND, self.node_id):
             try:
-                await self._recover(task)
+                await self._recover(task, moved=previous is not None)
             except Exception:
-                log.exception("recording.recover_failed")
-                await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
+                log.exception("recording.recover_failed", extra={"fields": {"task_id": task.task_id}})
+                run = self._running.get(task.task_id) or _Running(task=task, target=self.library_target())
+                self._running[task.task_id] = run
+                self._start_finish(run, "server_restart")
 
-    def _report_when_stored(self, run: _Running, upload_id: int, f: TaskFile) -> None:
-        async def confirm() -> None:
-            rec = await self.uploads.wait(upload_id)
-            await self.file_uploaded(run, f, rec.done, rec.last_error)
-
-        self.watch(run, confirm())
-
-    async def _recover(self, task: Task) -> None:
-        rebuild = self.rebuilders.get(task.dialect)
-        rebuilt = rebuild(task.spec) if rebuild else None
-        target = (rebuilt.storage if rebuilt else None) or self.library_target()
-        run = _Running(task=task, target=target, expire_s=rebuilt.library_expire_s if rebuilt else 0)
-        queued = {
-            r.label: r.id
-            for r in await self.uploads.records(owner=task.task_id, limit=100_000)
-            if not r.finished
-        }
+    async def _recover(self, task: Task, *, moved: bool) -> None:
+        target = await self.tasks.target(task.task_id) or self.library_target()
+        run = _Running(task=task, target=target)
+        event(log, "recording.taken_over", task_id=task.task_id, state=task.state.value, node=self.node_id)
+        app = await self._apps(task.sdk_app_id)
         for f in await self.tasks.files(task.task_id):
-            if f.state == "uploading" and f.key in queued:
-                # Queued before the restart: report it when it lands.
-                self._report_when_stored(run, queued[f.key], f)
-                continue
             if f.state != "recording" or not f.local_path:
-                continue
-            # Being written when the old process went: finalize what a crash left, then upload.
+                continue  # files queued before are reported by the upload queue when they land
+            run.uploads_started = True
             path = Path(f.local_path)
             if not await asyncio.to_thread(path.exists):
-                await self.tasks.upsert_file(task.task_id, replace(f, state="failed"))
+                lost = replace(f, state="failed", error="the file was lost with the node that recorded it")
+                async with self.tasks.sessions.begin() as s:
+                    await self.tasks.upsert_file_in(s, task.task_id, lost)
+                    await self._emit_in(
+                        s, app, task, TaskEventKind.FILE_FAILED, file=lost, reason=lost.error, ok=False
+                    )
                 continue
+            # Being written when the old process went: finalize what it left, then upload.
             if path.suffix in (".mp4", ".m4a"):
                 await asyncio.to_thread(finalize_mp4, path)
-            upload_id = await self.uploads.enqueue(
-                target, path, f.key, owner=task.task_id, ordered=True, label=f.key
-            )
-            pending = replace(f, state="uploading", size=(await asyncio.to_thread(path.stat)).st_size)
-            await self.tasks.upsert_file(task.task_id, pending)
-            self._report_when_stored(run, upload_id, pending)
-        # Resume even when the room is empty: publishers reconnect after a restart, and the
-        # recording ends by its own idle rule if nobody comes back.
-        if rebuilt is not None and task.state in (TaskState.IDLE, TaskState.RUNNING):
-            event(log, "recording.resumed", task_id=task.task_id)
+            size = (await asyncio.to_thread(path.stat)).st_size
+            await self.queue_file(task.task_id, target, path, replace(f, state="uploading", size=size))
+        spec: RecordingSpec | None = None
+        with contextlib.suppress(InvalidArgument):
+            spec = spec_from_json(task.spec)
+        if spec is not None and task.state in (TaskState.IDLE, TaskState.RUNNING):
+            # Resume even when the room is empty: publishers reconnect after a restart, and the
+            # recording ends by its own idle rule if nobody comes back.
             try:
-                await self._launch(run, rebuilt.spec)
-                return
+                await self._launch(run, spec)
             except Exception:
-                log.exception("recording.resume_failed")
-        # Ending waits for the uploads above; start-up must not.
+                log.exception("recording.resume_failed", extra={"fields": {"task_id": task.task_id}})
+            else:
+                if moved:
+                    async with self.tasks.sessions.begin() as s:
+                        await self._emit_in(s, app, run.task, TaskEventKind.TASK_MOVED, seq=run.task.run)
+                    self.outbox.notify()
+                event(log, "recording.resumed", task_id=task.task_id, run=run.task.run)
+                return
+        # Ending waits for the uploads above; taking over must not.
         self._running[task.task_id] = run
-        self._in_background(self._finish(run, "server_restart"))
+        self._start_finish(run, task.reason or "server_restart")

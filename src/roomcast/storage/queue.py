@@ -327,7 +327,7 @@ class UploadQueue:
                     continue  # its file is on another host: left for a node there
                 owner = UploadRow.node_id.is_(None) if r.node_id is None else UploadRow.node_id == r.node_id
                 values: dict[str, Any] = {"node_id": me, "updated_at": now}
-                if r.state == UPLOADING:
+                if r.state not in TERMINAL:  # a fresh start on the new node
                     values.update(state=PENDING, next_attempt_at=now)
                 res = await s.execute(update(UploadRow).where(UploadRow.id == r.id, owner).values(**values))
                 if int(getattr(res, "rowcount", 0) or 0) == 1:

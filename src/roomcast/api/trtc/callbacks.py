@@ -6,12 +6,19 @@ Format (from Tencent's "Cloud Recording Callback" page; the seed has none): a PO
 ``SdkAppId`` and ``Sign`` = base64(HMAC-SHA256(callback key, body)). roomcast adds ``EventId`` to
 ``EventInfo`` (stable per event, for de-duplication).
 
-Event types: 301 recorder start, 302 recorder stop (``LeaveCode``: 0 stopped through the API,
-1 idle timeout, 2 room dismissed, 3 failure), 303 upload start, 304 file info (the first playlist),
-305 upload stop (``Status`` 0 all stored, 1 some files failed), 307 file slice (once per playlist,
-after its first segment is stored), 310 file stored
-(roomcast's own number for "an MP4/AAC file is complete"; receivers may ignore it), 311 VOD commit
-(the media library: ``VideoUrl``), 312 VOD stop.
+Event types (only the documented ones): 301 recorder start, 302 recorder stop (``LeaveCode``: 0
+stopped through the API, 1 idle timeout, 2 room dismissed, 3 failure), 303 upload start, 304 file
+info (the first playlist), 305 upload stop (``Status`` 0 all stored, 1 some files failed), 306
+failover (the task moved to another node, which resumed it), 307 file slice (once per playlist,
+after its first segment is stored), 311 VOD commit (a file in the media library: ``VideoUrl``;
+also a file kept there because its object storage target kept failing, with ``Errmsg``), 312 VOD
+stop.
+
+Not sent, for want of a documented event: "a file is stored in object storage" (the seed lists no
+per-file event for object storage; earlier roomcast versions sent an invented 310, dropped: the
+receiver lists files with DescribeCloudRecording and learns the outcome from 305) and "a file
+failed for good" (reported by 305 ``Status`` 1, 302 ``LeaveCode`` 3 as the recording then stops,
+and for the media library by 311 ``Status`` 1).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import hmac
 import json
 from typing import Any
 
-from roomcast.domain.task import TaskEvent, TaskEventKind
+from roomcast.domain.task import Task, TaskEvent, TaskEventKind
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import Callback
 
@@ -33,10 +40,10 @@ EVENT_TYPES: dict[TaskEventKind, int] = {
     TaskEventKind.UPLOAD_STARTED: 303,
     TaskEventKind.PLAYLIST_STARTED: 304,
     TaskEventKind.UPLOAD_STOPPED: 305,
-    TaskEventKind.FAILED: 306,
+    TaskEventKind.TASK_MOVED: 306,
     TaskEventKind.SEGMENT_STORED: 307,
-    TaskEventKind.FILE_STORED: 310,
     TaskEventKind.LIBRARY_COMMITTED: 311,
+    TaskEventKind.FILE_BACKED_UP: 311,
     TaskEventKind.LIBRARY_STOPPED: 312,
 }
 LEAVE_CODES = {"stopped": 0, "idle": 1, "room_dismissed": 2}
@@ -73,21 +80,21 @@ def payload(ev: TaskEvent) -> dict[str, Any]:
     if k is TaskEventKind.PLAYLIST_STARTED:
         info = _file_payload(ev)
         return {"FileList": [info["FileName"]] if info else [], "FileMessage": [info] if info else []}
-    if k is TaskEventKind.LIBRARY_COMMITTED:
+    if k in (TaskEventKind.LIBRARY_COMMITTED, TaskEventKind.FILE_BACKED_UP):
         return {
             "Status": 0 if ev.ok else 1,
             "VideoUrl": ev.url or "",
             **_file_payload(ev),
             "Errmsg": ev.reason or "",
         }
-    if k is TaskEventKind.FAILED:
-        return {"Status": 1, "Errmsg": ev.reason or ""}
+    if k is TaskEventKind.TASK_MOVED:
+        return {"Status": 0}
     return _file_payload(ev)
 
 
-def build(app: App, ev: TaskEvent) -> Callback | None:
-    """The callback for ``ev``, or None when the app has no callback URL."""
-    if not app.callback_url:
+def build(app: App, ev: TaskEvent, task: Task) -> Callback | None:
+    """The callback for ``ev``, or None when the app has no callback URL or TRTC has no event."""
+    if not app.callback_url or ev.kind not in EVENT_TYPES:
         return None
     now_ms = int(ev.at.timestamp() * 1000)
     body = {
@@ -109,5 +116,11 @@ def build(app: App, ev: TaskEvent) -> Callback | None:
     if app.callback_key:
         headers["Sign"] = sign(app.callback_key, raw)
     return Callback(
-        ev.event_id, str(app.sdk_app_id), f"trtc.{EVENT_TYPES[ev.kind]}", app.callback_url, raw, headers
+        ev.event_id,
+        str(app.sdk_app_id),
+        f"trtc.{EVENT_TYPES[ev.kind]}",
+        app.callback_url,
+        raw,
+        headers,
+        task_id=task.task_id,
     )

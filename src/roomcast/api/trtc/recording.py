@@ -1,8 +1,9 @@
 """TRTC cloud recording actions: Create/Describe/Modify/DeleteCloudRecording.
 
-The request is validated and mapped in :mod:`recording_params`; the task itself lives in
-:class:`roomcast.services.recordings.RecordingService`. The vendor request is stored with the
-task (storage keys moved out and sealed) so a restarted server can rebuild the spec and resume.
+The request is validated and mapped in :mod:`recording_params` to a normalized spec and a storage
+target; the task itself lives in :class:`roomcast.services.recordings.RecordingService`, which
+stores, resumes and modifies that spec. The vendor request is kept beside it (credentials left out)
+only to render this dialect's answers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 from roomcast.api.trtc import callbacks
 from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.gateway import Action, ActionContext, ActionRegistry
-from roomcast.api.trtc.params import parse
 from roomcast.api.trtc.recording_params import (
     CreateCloudRecordingParams,
     DeleteCloudRecordingParams,
@@ -23,12 +23,19 @@ from roomcast.api.trtc.recording_params import (
     storage_description,
     user_selection,
 )
-from roomcast.domain.errors import FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
+from roomcast.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+)
+from roomcast.domain.recording import RecordingMode
 from roomcast.domain.task import Task, TaskFile, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.rtc.errors import AuthError
 from roomcast.services.join_tokens import JoinAuthenticator
-from roomcast.services.recordings import Rebuilt, RecordingRequest, RecordingService
+from roomcast.services.recordings import RecordingRequest, RecordingService
 from roomcast.storage.target import StorageTarget
 from roomcast.store.tables import utcnow
 
@@ -58,27 +65,16 @@ def _target(p: CreateCloudRecordingParams) -> StorageTarget | None:
     )
 
 
-def stored_request(p: CreateCloudRecordingParams) -> dict[str, Any]:
-    """The request without credentials in clear: keys go under names the task store seals."""
+def dialect_request(p: CreateCloudRecordingParams) -> dict[str, Any]:
+    """What Describe needs to answer as TRTC does: the request without UserSig and storage keys
+    (the keys live, sealed, in the task's storage target)."""
     params = p.model_dump(exclude_none=True)
     params.pop("UserSig", None)
-    out: dict[str, Any] = {"params": params}
     cs = params.get("StorageParams", {}).get("CloudStorage")
     if cs is not None:
-        out["access_key"] = cs.pop("AccessKey")
-        out["secret_key"] = cs.pop("SecretKey")
-    return out
-
-
-def rebuild(stored: dict[str, Any]) -> Rebuilt:
-    params = dict(stored["params"])
-    params["UserSig"] = "-"  # checked at creation; not needed to resume
-    cs = params.get("StorageParams", {}).get("CloudStorage")
-    if cs is not None:
-        cs["AccessKey"] = stored.get("access_key", "")
-        cs["SecretKey"] = stored.get("secret_key", "")
-    p = parse(CreateCloudRecordingParams, params)
-    return Rebuilt(spec=recording_spec(p), storage=_target(p), library_expire_s=_expire_s(p))
+        cs.pop("AccessKey", None)
+        cs.pop("SecretKey", None)
+    return {"params": params}
 
 
 def _expire_s(p: CreateCloudRecordingParams) -> int:
@@ -94,6 +90,12 @@ def _map_errors(exc: Exception) -> TrtcError:
         )
     if isinstance(exc, InvalidArgument) and exc.subject == "robot_user_id":
         return TrtcError("InvalidParameter.UserId", f"The recorder's UserId cannot be used: {exc.message}.")
+    if isinstance(exc, InvalidArgument | Unavailable) and exc.subject == "storage":
+        # A target the store refuses for good is a parameter error; an unreachable one is not.
+        code = OUT_OF_RANGE if isinstance(exc, InvalidArgument) else "FailedOperation"
+        return TrtcError(code, f"StorageParams.CloudStorage: {exc.message}")
+    if isinstance(exc, Unavailable):
+        return TrtcError("FailedOperation", exc.message)
     if isinstance(exc, InvalidArgument):
         return TrtcError(OUT_OF_RANGE, exc.message)
     if isinstance(exc, FailedPrecondition):
@@ -118,14 +120,14 @@ async def create(ctx: ActionContext, p: CreateCloudRecordingParams) -> dict[str,
         spec=spec,
         storage=_target(p),
         dialect=DIALECT,
-        stored_request=stored_request(p),
+        dialect_request=dialect_request(p),
         robot_user_id=p.UserId,
         control_hours=float(p.ResourceExpiredHour),
         library_expire_s=_expire_s(p),
     )
     try:
         task = await _service(ctx).create(req)
-    except (LimitExceeded, InvalidArgument, FailedPrecondition, NotFound) as exc:
+    except (LimitExceeded, InvalidArgument, FailedPrecondition, NotFound, Unavailable) as exc:
         raise _map_errors(exc) from None
     return {"TaskId": task.task_id}
 
@@ -154,7 +156,7 @@ def _storage_file(f: TaskFile) -> dict[str, Any]:
 
 async def describe(ctx: ActionContext, p: DescribeCloudRecordingParams) -> dict[str, Any]:
     _, task, files = await _controllable(ctx, p.SdkAppId, p.TaskId)
-    library = "CloudStorage" not in task.spec.get("params", {}).get("StorageParams", {})
+    library = "CloudStorage" not in task.request.get("params", {}).get("StorageParams", {})
     # Files still uploading to the media library are not listed (as the vendor documents).
     listed = [f for f in files if f.state != "failed" and (not library or f.state == "stored")]
     return {
@@ -167,30 +169,29 @@ async def describe(ctx: ActionContext, p: DescribeCloudRecordingParams) -> dict[
 async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str, Any]:
     app, task, _ = await _controllable(ctx, p.SdkAppId, p.TaskId)
     svc = _service(ctx)
-    stored = dict(task.spec)
-    params = dict(stored["params"])
-    mixed = params["RecordParams"]["RecordMode"] == 2
+    spec = svc.spec_of(task)
+    request = dict(task.request)
+    params = dict(request.get("params", {}))
     layout = None
     if p.MixLayoutParams is not None:
-        if not mixed:
+        if spec.mode is not RecordingMode.MIXED:
             raise TrtcError(OUT_OF_RANGE, "MixLayoutParams applies to mixed-stream recordings only.")
-        video = (params.get("MixTranscodeParams") or {}).get("VideoParams") or {"Width": 360, "Height": 640}
-        p.MixLayoutParams.check_canvas(int(video["Width"]), int(video["Height"]))
+        p.MixLayoutParams.check_canvas(spec.video.width, spec.video.height)
         layout = layout_ref(p.MixLayoutParams)
         params["MixLayoutParams"] = p.MixLayoutParams.model_dump(exclude_none=True)
     users = None
     if p.SubscribeStreamUserIds is not None:
         users = user_selection(p.SubscribeStreamUserIds)
         params["RecordParams"] = {
-            **params["RecordParams"],
+            **params.get("RecordParams", {}),
             "SubscribeStreamUserIds": p.SubscribeStreamUserIds.model_dump(exclude_none=True),
         }
     try:
-        await svc.modify(app, p.TaskId, users=users, layout=layout)
+        await svc.modify(app, p.TaskId, users=users, layout=layout, dialect_request={"params": params})
     except NotFound:
         raise TrtcError("ResourceNotFound", "The task does not exist or has ended.") from None
-    stored["params"] = params
-    await svc.update_stored_request(p.TaskId, stored)
+    except (InvalidArgument, Unavailable) as exc:
+        raise _map_errors(exc) from None
     return {"TaskId": task.task_id}
 
 
@@ -200,6 +201,8 @@ async def delete(ctx: ActionContext, p: DeleteCloudRecordingParams) -> dict[str,
         await _service(ctx).stop(app, p.TaskId)
     except NotFound:
         raise TrtcError("ResourceNotFound", "The task does not exist or has ended.") from None
+    except Unavailable as exc:
+        raise _map_errors(exc) from None
     return {"TaskId": task.task_id}
 
 
@@ -214,4 +217,4 @@ def register(registry: ActionRegistry) -> None:
 
 
 def register_dialect(service: RecordingService) -> None:
-    service.register_dialect(DIALECT, callbacks.build, rebuild)
+    service.register_dialect(DIALECT, callbacks.build)
