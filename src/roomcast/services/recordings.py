@@ -65,8 +65,8 @@ from roomcast.media import sink as msink
 from roomcast.media.outputs import FileInfo, FileStarted, finalize_mp4
 from roomcast.services.tasks import TaskService
 from roomcast.storage.base import StorageError
-from roomcast.storage.queue import UploadQueue, UploadRecord
 from roomcast.storage.check import check_target
+from roomcast.storage.queue import UploadQueue, UploadRecord
 from roomcast.storage.target import StorageTarget
 from roomcast.store.tables import utcnow
 
