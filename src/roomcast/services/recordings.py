@@ -319,10 +319,14 @@ class RecordingService:
 
     async def _upload_finished_in(self, s: AsyncSession, rec: UploadRecord) -> None:
         """In the upload's own finishing transaction: the task file's state and its events."""
-        if rec.owner is None or rec.report not in (REPORT_FILE, REPORT_PLAYLIST) or rec.label is None:
+        if rec.owner is None or rec.label is None:
             return
         row = await self.tasks.row_in(s, rec.owner)
         if row is None or row.kind != KIND:
+            return
+        if rec.failed:
+            await self.tasks.set_error_in(s, rec.owner, f"storage: {rec.last_error or 'upload failed'}")
+        if rec.report not in (REPORT_FILE, REPORT_PLAYLIST):
             return
         task = self.tasks.task(row)
         app = await self._apps(task.sdk_app_id)
@@ -363,7 +367,6 @@ class RecordingService:
         error = rec.last_error or "upload failed"
         failed = replace(f, state="failed", error=error)
         await self.tasks.upsert_file_in(s, task.task_id, failed)
-        await self.tasks.set_error_in(s, task.task_id, f"storage: {error}")
         await self._emit_in(s, app, task, TaskEventKind.FILE_FAILED, file=failed, reason=error, ok=False)
 
     def _is_library_json(self, rec: UploadRecord) -> bool:
@@ -372,7 +375,7 @@ class RecordingService:
     async def _upload_failed(self, rec: UploadRecord) -> None:
         """After a file failed for good: the target is unusable, so the recording ends (failed)."""
         self.outbox.notify()
-        if rec.owner is None or rec.report != REPORT_FILE:
+        if rec.owner is None:
             return
         run = self._running.get(rec.owner)
         if run is None or not run.job_running or run.task.state is TaskState.STOPPING:

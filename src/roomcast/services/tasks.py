@@ -288,6 +288,7 @@ class TaskService:
             update(TaskRow)
             .where(TaskRow.task_id == task_id)
             .values(error=func.coalesce(TaskRow.error, error), updated_at=utcnow())
+            .execution_options(synchronize_session=False)
         )
 
     async def set_state(
