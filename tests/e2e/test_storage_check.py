@@ -60,7 +60,7 @@ async def test_good_bucket_and_prefix(moto: MotoS3) -> None:
     bucket = moto.make_bucket()
     started = time.monotonic()
     await check_target(_target(bucket, "app1/rec"), _opts(moto.endpoint))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # the default bound
     assert _keys(moto, bucket) == []  # the probe was deleted
 
 
@@ -137,7 +137,7 @@ async def test_silent_endpoint_times_out_as_unreachable() -> None:
             await check_target(_target("b"), _opts(f"http://127.0.0.1:{port}"), timeout_s=1.0)
         elapsed = time.monotonic() - started
     assert ei.value.kind == "unreachable" and ei.value.retryable and ei.value.code == "Timeout"
-    assert 0.9 < elapsed < 2.5
+    assert 0.9 < elapsed < 3.0
     # The event loop was never blocked while the client waited.
     assert await asyncio.wait_for(asyncio.sleep(0, result=True), 0.5)
 

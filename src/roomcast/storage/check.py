@@ -91,7 +91,8 @@ async def check_target(
     try:
         try:
             async with asyncio.timeout_at(deadline):
-                store = store_factory(target, opts)
+                # Building a store may touch the file system (the local store resolves its root).
+                store = await asyncio.to_thread(store_factory, target, opts)
                 await store.put_file(probe, key, "text/plain; charset=utf-8")
         except TimeoutError:
             raise StorageError(

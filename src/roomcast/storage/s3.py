@@ -8,6 +8,9 @@ parts uploaded in parallel, the multipart upload aborted on failure).
 Compatibility: botocore >= 1.36 adds CRC checksums to every upload by default, which many
 S3-compatible stores reject or mishandle; this store asks for checksums only where the API
 requires them. Self-hosted endpoints use path-style addressing (no wildcard DNS needed).
+
+Every failure is a :class:`StorageError` classified by :func:`roomcast.storage.s3_errors.classify`
+(``kind``, ``retryable``, the store's ``code``), its message naming bucket and key.
 """
 
 from __future__ import annotations
