@@ -321,7 +321,8 @@ async def test_two_nodes_on_one_postgresql_take_over_after_sigkill(
             _, state, task_node, ups = await _read(settings, owners)
             assert state == "exited" and task_node == node_b
             assert ups and all(s == "done" and n == node_b for s, n in ups), ups
-            versions = moto.versions(bucket)
+            # (the pre-flight probe of CreateCloudRecording leaves a version behind in a versioned bucket)
+            versions = {k: n for k, n in moto.versions(bucket).items() if ".roomcast-probe-" not in k}
             assert len(versions) == 2 and set(versions.values()) == {1}, versions  # each file once
 
             async def callbacks(s: Any) -> Any:

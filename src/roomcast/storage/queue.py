@@ -441,6 +441,10 @@ class UploadQueue:
                     row.state = FAILED
                     row.finished_at = now
                     row.last_error = f"an earlier upload of this owner failed (#{failed_before})"
+                    if session is not None:
+                        # Nothing to clean up for a failed row (its local copy stays) and the
+                        # caller's transaction decides: it is finished as it commits.
+                        row.finalized_at = now
                     await s.flush()
                     if self.on_finished_tx is not None:
                         await self.on_finished_tx(s, _record(row))
