@@ -159,6 +159,54 @@ async def test_a_store_failing_for_good_ends_the_task_and_says_so(
     assert 310 not in {b["EventType"] for b in mine} and 306 not in {b["EventType"] for b in mine}
 
 
+async def test_a_store_down_too_long_keeps_the_file_in_the_media_library(
+    tmp_path: Path, moto: MotoS3, receiver: Receiver
+) -> None:
+    """Transient errors past upload_max_attempts: the file goes to the backup store (the media
+    library) and is reported with its URL there (TRTC 311 with VideoUrl and Errmsg)."""
+    bucket = moto.make_bucket()
+    with live_server(
+        tmp_path / "var",
+        ice_host_addresses=["127.0.0.1"],
+        s3_endpoint=moto.endpoint,
+        allow_private_urls=True,
+        upload_max_attempts=2,
+    ) as srv:
+        t = await asyncio.to_thread(with_callback, srv, receiver.url)
+        client = sdk(srv, t)
+        try:
+            async with publishers(srv, t, ["u1"]):
+                created = await call(client.CreateCloudRecording, _create(t, single_body(t, bucket)))
+                await asyncio.sleep(2.0)
+                moto.stop()
+                await call(client.DeleteCloudRecording, _delete(t, created.TaskId))
+            await wait_exited(client, t.app.sdk_app_id, created.TaskId, limit=60)
+        finally:
+            if not moto.running:
+                moto.start()
+
+        async def files(rt: Runtime) -> Any:
+            return await TaskService(rt.db.sessions, rt.box).files(created.TaskId)
+
+        (f,) = await asyncio.to_thread(srv.run, files)
+        assert f.state == "stored" and f.backup and f.url and f.error
+        assert f.url.startswith(f"{srv.url}/media/backup/{created.TaskId}/")
+        async with httpx.AsyncClient() as http:
+            got = await http.get(f.url)
+        assert (
+            got.status_code == 200 and got.headers["content-type"] == "video/mp4" and len(got.content) > 1000
+        )
+        for _ in range(100):
+            mine = [b for b in receiver.bodies() if b["EventInfo"]["TaskId"] == created.TaskId]
+            if {302, 305, 311} <= {b["EventType"] for b in mine}:
+                break
+            await asyncio.sleep(0.2)
+        commit = next(b for b in mine if b["EventType"] == 311)["EventInfo"]["Payload"]
+        assert commit["VideoUrl"] == f.url and commit["Errmsg"]
+        # 305 Status 1: at least one file stayed on the server or in backup storage.
+        assert next(b for b in mine if b["EventType"] == 305)["EventInfo"]["Payload"]["Status"] == 1
+
+
 # -- real processes ---------------------------------------------------------------------------------
 
 

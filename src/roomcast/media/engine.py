@@ -535,4 +535,5 @@ class RecordingEngine:
             *(j.stop(EndReason.STOPPED) for j in list(self.jobs.values())), return_exceptions=True
         )
         if self._own_executor and isinstance(self.executor, ThreadPoolExecutor):
-            self.executor.shutdown(wait=True)
+            # Jobs have stopped, so the threads are idle; waiting for them must not block the loop.
+            await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)

@@ -436,7 +436,9 @@ class RecordingService:
             if current is None:
                 return
             task = self.tasks.task(current)
-            ok = not any(f.state == "failed" for f in files)
+            # As the vendors' "upload stop" means it: every file reached the requested target (a
+            # file kept in the backup store is stored, but not there).
+            ok = not any(f.state == "failed" or f.backup for f in files)
             if uploads or run.uploads_started:
                 await self._emit_in(s, app, task, TaskEventKind.UPLOAD_STOPPED, ok=ok)
             if self.is_library(run.target):

@@ -181,9 +181,9 @@ def _local_file(path: Path) -> tuple[Path, int]:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise StorageError(f"file to upload does not exist: {path}", retryable=False) from None
+        raise StorageError(f"file to upload does not exist: {path}", kind="source_missing") from None
     if not path.is_file():
-        raise StorageError(f"not a regular file: {path}", retryable=False)
+        raise StorageError(f"not a regular file: {path}", kind="source_missing")
     return path, st.st_size
 
 
@@ -691,7 +691,7 @@ class UploadQueue:
             try:
                 before = await asyncio.to_thread(os.stat, c.local_path)
             except FileNotFoundError:
-                raise StorageError(f"local file is missing: {c.local_path}", retryable=False) from None
+                raise StorageError(f"local file is missing: {c.local_path}", kind="source_missing") from None
             info: ObjectInfo = await store.put_file(c.local_path, c.key, c.content_type)
             if info.size != before.st_size:
                 raise StorageError(f"stored size {info.size} differs from the local size {before.st_size}")
