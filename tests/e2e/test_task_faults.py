@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from tests.e2e.test_trtc_cloud_recording import (
     wait_exited,
     with_callback,
 )
-from tests.support.live import LiveServer, free_port, live_server
+from tests.support.live import LiveServer, free_port, live_server, serve_process
 from tests.support.receiver import Receiver, callback_receiver
 from tests.support.s3 import MotoS3
 
@@ -123,6 +122,17 @@ async def test_describe_after_delete_never_goes_back(server: LiveServer, moto: M
                 break
             await asyncio.sleep(0.02)
     assert seen[-1] == "gone" and set(seen[:-1]) <= {"Exited"}, seen
+
+    # What the task stored is roomcast's own spec (versioned, no vendor field) and its target.
+    async def stored(rt: Runtime) -> Any:
+        async with rt.db.sessions() as s:
+            return (await s.execute(select(TaskRow).where(TaskRow.task_id == created.TaskId))).scalar_one()
+
+    row = await asyncio.to_thread(server.run, stored)
+    spec = json.loads(row.spec)
+    assert spec["v"] == 1 and spec["mode"] == "individual" and "RecordParams" not in row.spec
+    assert json.loads(row.target or "{}")["bucket"] == bucket and "SKtest" not in (row.target or "")
+    assert "SKtest" not in (row.request or "") and "AKtest" not in (row.request or "")
 
 
 async def test_a_store_failing_for_good_ends_the_task_and_says_so(
@@ -211,29 +221,14 @@ async def test_a_store_down_too_long_keeps_the_file_in_the_media_library(
 
 
 def _serve(data: Path, port: int, moto: MotoS3, **env: str) -> subprocess.Popen[bytes]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
-    environ.update(
+    return serve_process(
+        data,
+        port,
         ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]',
         ROOMCAST_S3_ENDPOINT=moto.endpoint,
-        ROOMCAST_LOG_LEVEL="warning",
         ROOMCAST_ALLOW_PRIVATE_URLS="true",
         **env,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "roomcast", "serve", "--data-dir", str(data), "--port", str(port)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
-            return proc
-        except httpx.HTTPError:
-            assert proc.poll() is None, "the server died at start-up"
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start")
 
 
 async def _tenant(settings: Settings, callback_url: str | None = None) -> Tenant:

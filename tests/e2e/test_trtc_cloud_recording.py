@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,7 +30,7 @@ from roomcast.services.join_tokens import issue_usersig
 from roomcast.services.tasks import TaskService
 from tests.api.conftest import Tenant, make_tenant
 from tests.support import avcheck
-from tests.support.live import LiveServer, live_server
+from tests.support.live import LiveServer, live_server, serve_process
 from tests.support.receiver import Receiver, callback_receiver
 from tests.support.s3 import MotoS3
 
@@ -601,31 +600,9 @@ async def test_dismissing_the_room_ends_its_recordings(server: LiveServer, recei
 
 
 def _serve(data: Path, port: int, moto: MotoS3) -> Any:
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
-    env.update(
-        ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]',
-        ROOMCAST_S3_ENDPOINT=moto.endpoint,
-        ROOMCAST_LOG_LEVEL="warning",
+    return serve_process(
+        data, port, ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]', ROOMCAST_S3_ENDPOINT=moto.endpoint
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "roomcast", "serve", "--data-dir", str(data), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(150):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
-            return proc
-        except httpx.HTTPError:
-            assert proc.poll() is None, "the server died at start-up"
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start")
 
 
 async def test_crash_leaves_nothing_behind(tmp_path: Path, moto: MotoS3) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,21 +27,6 @@ FAST = UploadQueueConfig(
     wait_poll_s=0.1,
 )
 BACKUP = StorageTarget(bucket="library")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    d = Database(db_url)
-    await d.migrate()
-    try:
-        yield d
-    finally:
-        await d.close()
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> SecretBox:
-    return SecretBox.from_file(tmp_path / "secret.key")
 
 
 def _file(folder: Path, name: str, size: int = 1024) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,21 +32,6 @@ from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, free_port
 FAST = UploadQueueConfig(
     workers=3, backoff_base_s=0.05, backoff_max_s=0.3, poll_interval_s=0.1, stop_grace_s=2.0
 )
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    d = Database(db_url)
-    await d.migrate()
-    try:
-        yield d
-    finally:
-        await d.close()
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> SecretBox:
-    return SecretBox.from_file(tmp_path / "secret.key")
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -77,3 +80,25 @@ def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def serve_process(data_dir: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """``roomcast serve`` as a real process on 127.0.0.1:``port`` (settings as ``ROOMCAST_*``
+    variables in ``env``); returns once ``/healthz`` answers."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    environ.update(ROOMCAST_LOG_LEVEL="warning", **env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roomcast", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
+            return proc
+        except httpx.HTTPError:
+            assert proc.poll() is None, "the server died at start-up"
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the server did not start")
