@@ -18,6 +18,7 @@ from roomcast.api.trtc.recording_params import (
     DeleteCloudRecordingParams,
     DescribeCloudRecordingParams,
     ModifyCloudRecordingParams,
+    check_image_urls,
     layout_ref,
     recording_spec,
     storage_description,
@@ -106,6 +107,7 @@ def _map_errors(exc: Exception) -> TrtcError:
 async def create(ctx: ActionContext, p: CreateCloudRecordingParams) -> dict[str, Any]:
     app = await ctx.app(p.SdkAppId)
     spec = recording_spec(p)
+    await check_image_urls(ctx.runtime.url_policy, p.MixLayoutParams)
     try:
         await JoinAuthenticator(ctx.runtime.tenancy).authenticate(
             p.UserSig, app_id=str(app.sdk_app_id), room_id=p.RoomId, user_id=p.UserId
@@ -176,6 +178,7 @@ async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str,
             raise TrtcError(OUT_OF_RANGE, "MixLayoutParams applies to mixed-stream recordings only.")
         video = (params.get("MixTranscodeParams") or {}).get("VideoParams") or {"Width": 360, "Height": 640}
         p.MixLayoutParams.check_canvas(int(video["Width"]), int(video["Height"]))
+        await check_image_urls(ctx.runtime.url_policy, p.MixLayoutParams)
         layout = layout_ref(p.MixLayoutParams)
         params["MixLayoutParams"] = p.MixLayoutParams.model_dump(exclude_none=True)
     users = None
