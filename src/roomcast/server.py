@@ -32,6 +32,7 @@ from roomcast.domain.tenancy import App
 from roomcast.events.outbox import CallbackOutbox
 from roomcast.log import event, request_id_var
 from roomcast.media.engine import RecordingEngine
+from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed_job import register_mixed_mode
 from roomcast.rtc.auth import Identity
 from roomcast.rtc.events import RoomDismissed, RoomEvent
@@ -121,9 +122,9 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
     engine = RecordingEngine(
         sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
     )
-    register_mixed_mode(engine)
+    register_mixed_mode(engine, ImageFetcher.from_settings(settings))
     uploads = queue_from_runtime(rt)
-    outbox = CallbackOutbox(rt.db.sessions)
+    outbox = CallbackOutbox(rt.db.sessions, url_policy=rt.url_policy)
     rooms = RoomService(sfu)
 
     async def app_by_sdk_id(sdk_app_id: int) -> App:
