@@ -44,6 +44,7 @@ from roomcast.services.activity import ActivityRecorder
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.ratelimit import RateLimiter
 from roomcast.services.recordings import RecordingService
+from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
 from roomcast.storage.queue import UploadQueue, queue_from_runtime
@@ -194,6 +195,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         activity = ActivityRecorder(rt.db.sessions, sfu.events)
         app.state.activity = activity
         await activity.start()
+        retention = RetentionJob.from_settings(rt.db.sessions, settings)
+        app.state.retention = retention
+        retention.start()
         await sfu.start()
         recording = await _start_recording_stack(rt, sfu)
         app.state.recording = recording
@@ -205,6 +209,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await recording.close()  # finalizes files; their uploads stay queued in the database
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
+            await retention.stop()
             if runtime is None:
                 await rt.close()
             event(log, "server.stopped")
