@@ -152,7 +152,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager) -> RecordingStac
             return service.room_dismissed(ev.app_key, ev.room_id)
         return None
 
-    sfu.events.add_handler(on_room_event)
+    sfu.events.add_handler(on_room_event, types=(RoomDismissed,))
     await uploads.start()
     await outbox.start()
     rt.recordings = service
