@@ -175,3 +175,25 @@ def test_sparkrtc_and_joyy_layout_images() -> None:
         assert err.subject == "background.image.url"
 
     asyncio.run(body())
+
+
+def test_trtc_modify_refuses_a_private_image_url(server: LiveServer) -> None:
+    t = make_tenant(server, "trtc-modify")
+    c = trtc(server, t)
+    create = models.CreateCloudRecordingRequest()
+    create.from_json_string(json.dumps(mixed_body(t, {})))
+    task_id = c.CreateCloudRecording(create).TaskId
+    try:
+        modify = models.ModifyCloudRecordingRequest()
+        body = {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id, "MixLayoutParams": {"MixLayoutMode": 3}}
+        body["MixLayoutParams"].update(watermark("http://[fd00:ec2::254]/logo.png"))
+        modify.from_json_string(json.dumps(body))
+        with pytest.raises(TencentCloudSDKException) as err:
+            c.ModifyCloudRecording(modify)
+        assert err.value.code == "InvalidParameter.OutOfRange"
+        assert "WaterMarkList.0.WaterMarkImage.WaterMarkUrl" in err.value.message
+        assert "metadata" in err.value.message
+    finally:
+        delete = models.DeleteCloudRecordingRequest()
+        delete.from_json_string(json.dumps({"SdkAppId": t.app.sdk_app_id, "TaskId": task_id}))
+        c.DeleteCloudRecording(delete)
