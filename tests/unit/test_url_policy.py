@@ -132,6 +132,7 @@ async def test_send_connects_to_the_checked_address_with_the_original_host(
     assert req.url.host == "93.184.216.34" and req.url.port == 8443 and req.url.path == "/a.png"
     assert req.headers["host"] == "img.example:8443"
     assert req.extensions["sni_hostname"] == "img.example"
+    assert req.headers["connection"] == "close"  # no TLS session shared between host names
 
 
 async def test_send_never_follows_redirects(monkeypatch: pytest.MonkeyPatch) -> None:

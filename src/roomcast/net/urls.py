@@ -270,6 +270,9 @@ class UrlPolicy:
             ext: dict[str, Any] = {}
             if target.url.scheme == "https" and _literal(target.host) is None:
                 ext["sni_hostname"] = target.host
+                # The pool knows connections by address only: never let another host name's
+                # request reuse this TLS session (its certificate was checked for this name).
+                hdrs["Connection"] = "close"
             req = client.build_request(method, pinned, headers=hdrs, content=content, extensions=ext)
             try:
                 return await client.send(req, stream=stream, follow_redirects=False)
