@@ -51,6 +51,9 @@ class ImageError(Exception):
     """Why an image could not be used (logged; the image is then absent)."""
 
 
+_FETCH_ERRORS = (ImageError, UrlRefused, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, TimeoutError)
+
+
 def layout_image_urls(layout: Layout) -> list[str]:
     """Every image URL a layout draws, without repeats, in drawing order."""
     urls: dict[str, None] = {}
@@ -193,7 +196,7 @@ class ImageFetcher:
             async with asyncio.timeout(self.timeout_s):
                 data = await self._download(url)
             img = await asyncio.to_thread(decode_image, data)
-        except (ImageError, UrlRefused, httpx.HTTPError, TimeoutError) as exc:
+        except _FETCH_ERRORS as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             log.warning("image %s not used: %s", url, reason)
             self._fail(url)
