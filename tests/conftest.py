@@ -74,12 +74,13 @@ def db_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir)
+    # Tests run their HTTP receivers and image servers on 127.0.0.1.
+    return Settings(data_dir=data_dir, allow_private_urls=True)
 
 
 @pytest.fixture
 async def runtime(data_dir: Path, db_url: str) -> AsyncIterator[Runtime]:
-    rt = await Runtime.open(Settings(data_dir=data_dir, database_url=db_url))
+    rt = await Runtime.open(Settings(data_dir=data_dir, database_url=db_url, allow_private_urls=True))
     try:
         yield rt
     finally:

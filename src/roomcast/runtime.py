@@ -11,6 +11,7 @@ from roomcast.crypto import SecretBox
 from roomcast.domain.errors import Unavailable
 from roomcast.domain.tenancy import App, Credentials
 from roomcast.log import event, register_secret
+from roomcast.net.urls import UrlPolicy
 from roomcast.rtc.room import RoomManager
 from roomcast.services.reservations import ReservationService
 from roomcast.services.rooms import RoomService
@@ -36,6 +37,11 @@ class Runtime:
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
 
     @property
+    def url_policy(self) -> UrlPolicy:
+        """Which tenant-supplied URLs (images, callbacks) may be fetched or posted to."""
+        return UrlPolicy.from_settings(self.settings)
+
+    @property
     def rooms(self) -> RoomService:
         if self.sfu is None:
             raise Unavailable("the media plane runs only in the server", subject="sfu")
@@ -57,7 +63,7 @@ class Runtime:
             settings=settings,
             db=db,
             box=box,
-            tenancy=TenancyService(db.sessions, box),
+            tenancy=TenancyService(db.sessions, box, url_policy=UrlPolicy.from_settings(settings)),
             reservations=ReservationService(db.sessions),
         )
 

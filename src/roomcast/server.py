@@ -36,6 +36,7 @@ from roomcast.domain.tenancy import App
 from roomcast.events.outbox import CallbackOutbox
 from roomcast.log import event, request_id_var
 from roomcast.media.engine import RecordingEngine
+from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed_job import register_mixed_mode
 from roomcast.rtc.auth import Identity
 from roomcast.rtc.events import RoomDismissed, RoomEvent
@@ -48,6 +49,7 @@ from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter
 from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
+from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
@@ -136,14 +138,14 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
     engine = RecordingEngine(
         sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
     )
-    register_mixed_mode(engine)
+    register_mixed_mode(engine, ImageFetcher.from_settings(settings))
     uploads = queue_from_runtime(
         rt,
         UploadQueueConfig(max_attempts=settings.upload_max_attempts),
         node_id=nodes.node_id,
         backup_target=StorageTarget(kind="local", bucket=LIBRARY_BUCKET),
     )
-    outbox = CallbackOutbox(rt.db.sessions, node_id=nodes.node_id)
+    outbox = CallbackOutbox(rt.db.sessions, node_id=nodes.node_id, url_policy=rt.url_policy)
     rooms = RoomService(sfu)
 
     async def app_by_sdk_id(sdk_app_id: int) -> App:
@@ -171,7 +173,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
             return service.room_dismissed(ev.app_key, ev.room_id)
         return None
 
-    sfu.events.add_handler(on_room_event)
+    sfu.events.add_handler(on_room_event, types=(RoomDismissed,))
     await uploads.start()
     await outbox.start()
     rt.recordings = service
@@ -222,6 +224,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.activity = activity
         await activity.start()
         nodes.on_take_over("sessions", activity.take_over)
+        retention = RetentionJob.from_settings(rt.db.sessions, settings)
+        app.state.retention = retention
+        retention.start()
         await sfu.start()
         recording = await _start_recording_stack(rt, sfu, nodes)
         app.state.recording = recording
@@ -239,6 +244,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
             await nodes.stop()  # from here on, another node may take over what is unfinished
+            await retention.stop()
             if runtime is None:
                 await rt.close()
             event(log, "server.stopped")

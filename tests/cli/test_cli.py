@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from roomcast.cli import cli
@@ -20,7 +21,7 @@ def rc(data_dir: Path, *args: str, ok: bool = True) -> Any:
     return result
 
 
-def test_account_key_app_round_trip(data_dir: Path) -> None:
+def test_account_key_app_round_trip(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     acc = rc(data_dir, "account", "create", "--name", "acme", "--json")
     assert set(acc) == {"account_id", "project_id", "secret_id", "secret_key"}
     assert [a["account_id"] for a in rc(data_dir, "account", "list", "--json")] == [acc["account_id"]]
@@ -46,17 +47,12 @@ def test_account_key_app_round_trip(data_dir: Path) -> None:
     assert rc(data_dir, "app", "show", app["app_id"], "--json")["state"] == "disabled"
     assert rc(data_dir, "app", "enable", app["app_id"], "--json")["state"] == "enabled"
 
-    cb = rc(
-        data_dir,
-        "app",
-        "set-callback",
-        app["app_id"],
-        "--url",
-        "http://127.0.0.1:9/cb",
-        "--key",
-        "k" * 16,
-        "--json",
-    )
+    set_cb = ("app", "set-callback", app["app_id"], "--url", "http://127.0.0.1:9/cb", "--key", "k" * 16)
+    # The CLI applies the node's URL policy: a loopback callback needs allow_private_urls.
+    refused = rc(data_dir, *set_cb, ok=False)
+    assert "loopback" in refused.output
+    monkeypatch.setenv("ROOMCAST_ALLOW_PRIVATE_URLS", "true")
+    cb = rc(data_dir, *set_cb, "--json")
     assert cb["callback_url"] == "http://127.0.0.1:9/cb" and "callback_key" not in cb
 
     rc(data_dir, "app", "delete", app["app_id"], "--json")

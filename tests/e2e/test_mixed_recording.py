@@ -129,3 +129,49 @@ def check_recording(tmp_path: Path, stats: MixedStats, events: list[object]) -> 
         assert len(avcheck.user_beeps(path, uid)) >= 2, uid
     assert stats.layouts >= 2
     assert events  # the writer's file events reached the event loop
+
+
+async def test_watermark_image_is_fetched_when_the_layout_is_applied(
+    sfu: tuple[RoomManager, str], tmp_path: Path
+) -> None:
+    from roomcast.domain.layout import Background, Color, ImageRef, ImageWatermark, Rect
+    from roomcast.media.images import ImageFetcher
+    from roomcast.net.urls import UrlPolicy
+    from tests.unit.test_images import image_server, png
+
+    manager, url = sfu
+    person = SyntheticParticipant("u1", width=320, height=180, fps=15)
+    client = RoomClient(url, app_id=APP, room_id=ROOM, user_id="u1", token=TOKEN)
+    with image_server({"/logo.png": png(64, 32, (255, 0, 0, 255))}) as (base, hits):
+        mark = ImageWatermark(Rect(0, 0, 64, 32), ImageRef(f"{base}/logo.png"))
+        canvas = Canvas(320, 180, background=Background(Color(0, 0, 0)), watermarks=(mark,))
+        try:
+            await client.connect()
+            await client.publish({TrackKind.CAMERA: person.video})
+            await wait_published(manager, 1)
+            ctx = OutputContext(
+                root=tmp_path,
+                naming=FileNaming("{room_id}_{user_id}_{index}"),
+                variables={"task_id": "t2", "app": APP, "room_id": ROOM, "user_id": "mix", "stream": "mix"},
+                wall_origin=time.time(),
+            )
+            settings = MixedSettings(canvas=canvas, fps=15, video_bitrate_kbps=400, record_audio=False)
+            images = ImageFetcher(UrlPolicy(allow_private=True))
+            rec = MixedRecorder(manager, APP, ROOM, grid_layout, settings, local_outputs(ctx), images=images)
+            await rec.start()
+            await asyncio.sleep(2.0)
+            rec.update_layout(grid_layout)  # the same image again: served from the cache
+            await asyncio.sleep(0.5)
+            await rec.stop()
+        finally:
+            await client.close()
+            person.stop()
+    assert hits == ["/logo.png"]
+    check_watermark(tmp_path)
+
+
+def check_watermark(tmp_path: Path) -> None:
+    path = sorted(tmp_path.rglob("*.mp4"))[0]
+    frame = avcheck.frame_at(path, 1.5)
+    r, g, b = avcheck.dominant_colour(frame, (8, 8, 48, 16))
+    assert r > 180 and g < 80 and b < 80, (r, g, b)

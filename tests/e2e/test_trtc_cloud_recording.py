@@ -601,7 +601,11 @@ async def test_dismissing_the_room_ends_its_recordings(server: LiveServer, recei
 
 def _serve(data: Path, port: int, moto: MotoS3) -> Any:
     return serve_process(
-        data, port, ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]', ROOMCAST_S3_ENDPOINT=moto.endpoint
+        data,
+        port,
+        ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]',
+        ROOMCAST_S3_ENDPOINT=moto.endpoint,
+        ROOMCAST_ALLOW_PRIVATE_URLS="true",
     )
 
 
@@ -616,7 +620,7 @@ async def test_crash_leaves_nothing_behind(tmp_path: Path, moto: MotoS3) -> None
     bucket = moto.make_bucket()
 
     async def tenant() -> Tenant:
-        rt = await Runtime.open(Settings(data_dir=data))
+        rt = await Runtime.open(Settings(data_dir=data, allow_private_urls=True))
         try:
             creds = await rt.tenancy.create_account("crash")
             return Tenant(creds, await rt.tenancy.create_app(creds.account_id, "demo"))
@@ -627,7 +631,7 @@ async def test_crash_leaves_nothing_behind(tmp_path: Path, moto: MotoS3) -> None
     port = free_port()
     proc = await asyncio.to_thread(_serve, data, port, moto)
     try:
-        srv = LiveServer(Settings(data_dir=data, port=port), None, port)  # type: ignore[arg-type]
+        srv = LiveServer(Settings(data_dir=data, port=port, allow_private_urls=True), None, port)  # type: ignore[arg-type]
         client = sdk(srv, t)
         body = single_body(t, bucket)
         body["RecordParams"]["MaxIdleTime"] = 5

@@ -24,7 +24,7 @@ async def wait_for(pred, limit: float = 10.0) -> None:  # type: ignore[no-untype
 
 async def test_delivers_with_retries(runtime: Runtime) -> None:
     policy = RetryPolicy(timeout_s=2, first_delay_s=0.2, max_delay_s=0.5, max_age_s=30)
-    outbox = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.1)
+    outbox = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.1, url_policy=runtime.url_policy)
     with callback_receiver() as rx:
         rx.fail_next = 3
         await outbox.start()
@@ -51,7 +51,7 @@ async def test_delivers_with_retries(runtime: Runtime) -> None:
 
 async def test_gives_up_when_too_old(runtime: Runtime) -> None:
     policy = RetryPolicy(timeout_s=1, first_delay_s=0.1, max_delay_s=0.2, max_age_s=0.8)
-    outbox = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.05)
+    outbox = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.05, url_policy=runtime.url_policy)
     await outbox.start()
     try:
         # Nothing listens on this port: every attempt fails.
@@ -68,11 +68,11 @@ async def test_gives_up_when_too_old(runtime: Runtime) -> None:
 async def test_survives_restart(runtime: Runtime) -> None:
     """A row queued by one outbox (process) is delivered by the next one."""
     policy = RetryPolicy(timeout_s=1, first_delay_s=0.1, max_delay_s=0.2, max_age_s=30)
-    first = CallbackOutbox(runtime.db.sessions, policy)
+    first = CallbackOutbox(runtime.db.sessions, policy, url_policy=runtime.url_policy)
     with callback_receiver() as rx:
         e = cb(rx.url, 7)
         await first.enqueue(e)  # never started: the process "died" before delivering
-        second = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.05)
+        second = CallbackOutbox(runtime.db.sessions, policy, poll_s=0.05, url_policy=runtime.url_policy)
         await second.start()
         try:
 

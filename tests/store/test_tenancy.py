@@ -99,7 +99,7 @@ async def test_secrets_encrypted_at_rest(tmp_path: Path) -> None:
     from roomcast.config import Settings
 
     data = tmp_path / "var"
-    rt = await Runtime.open(Settings(data_dir=data))
+    rt = await Runtime.open(Settings(data_dir=data, allow_private_urls=True))
     try:
         creds = await rt.tenancy.create_account("acme")
         app = await rt.tenancy.create_app(creds.account_id, "demo")

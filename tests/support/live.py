@@ -62,6 +62,7 @@ class LiveServer:
 @contextmanager
 def live_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
     port = free_port()
+    settings.setdefault("allow_private_urls", True)  # receivers and image servers run on 127.0.0.1
     cfg = Settings(data_dir=data_dir, port=port, **settings)
     app = create_app(cfg)
     server = uvicorn.Server(

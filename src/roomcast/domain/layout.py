@@ -272,7 +272,8 @@ class PlaceholderKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
-    """An image by URL (http(s)://, s3://, file path: resolved by the media layer)."""
+    """An image by URL: fetched by the media layer through the node's URL policy (http(s) to
+    public addresses; never a local file)."""
 
     url: str
     render: RenderMode = RenderMode.FILL

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.log import event
+from roomcast.net.urls import UrlPolicy, UrlRefused
 from roomcast.store.tables import CallbackRow, utcnow
 
 log = logging.getLogger("roomcast.callbacks")
@@ -73,10 +74,13 @@ class CallbackOutbox:
         workers: int = 4,
         poll_s: float = 1.0,
         node_id: str | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self.node_id = node_id
         self.policy = policy or RetryPolicy()
+        self.url_policy = url_policy or UrlPolicy()
+        """Where callbacks may go; checked again at each delivery (DNS may have changed)."""
         self._workers = workers
         self._poll_s = poll_s
         self._wake = asyncio.Event()
@@ -122,7 +126,10 @@ class CallbackOutbox:
 
     # -- delivering ------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.policy.timeout_s, follow_redirects=False)
+        # No proxies from the environment: the request must go to the address the policy checked.
+        self._client = httpx.AsyncClient(
+            timeout=self.policy.timeout_s, follow_redirects=False, trust_env=False
+        )
         self._tasks = [
             asyncio.create_task(self._worker(i), name=f"callbacks-{i}") for i in range(self._workers)
         ]
@@ -185,9 +192,13 @@ class CallbackOutbox:
         error: str | None = None
         try:
             headers = {"Content-Type": "application/json", **json.loads(row.headers)}
-            resp = await self._client.post(row.url, content=row.body.encode("utf-8"), headers=headers)
+            resp = await self.url_policy.send(
+                self._client, "POST", row.url, content=row.body.encode("utf-8"), headers=headers
+            )
             if not 200 <= resp.status_code < 300:
-                error = f"HTTP {resp.status_code}"
+                error = f"HTTP {resp.status_code}"  # a redirect (3xx) is not followed: a failure
+        except UrlRefused as exc:  # checked at delivery: the URL or its DNS answer is not allowed
+            error = f"refused URL: {exc}"[:500]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         except Exception as exc:  # a bad URL must never kill the worker

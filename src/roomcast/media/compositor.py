@@ -28,15 +28,12 @@ Colours follow BT.601 limited range, what FFmpeg and libx264 assume for untagged
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlparse
 
 import av
 import numpy as np
@@ -67,12 +64,10 @@ __all__ = [
     "Sprite",
     "default_placeholder",
     "frame_planes",
-    "load_image",
+    "no_images",
     "rgb_to_yuv",
     "sprite_from_rgba",
 ]
-
-log = logging.getLogger(__name__)
 
 U8Array = npt.NDArray[np.uint8]
 U16Array = npt.NDArray[np.uint16]
@@ -278,30 +273,9 @@ def fill_rect(canvas: Planes, rect: Rect, color: Color, opacity: float = 1.0) ->
 # --------------------------------------------------------------------------- images
 
 
-def load_image(url: str) -> U8Array | None:
-    """Load a PNG/JPEG/... image as RGBA: a local path, a ``file://`` URL, or anything FFmpeg can
-    open (``http(s)://``, 5 s time-out).  Other schemes (``s3://``) must be resolved to a local
-    file by the caller.  Returns None (and logs) on failure."""
-    parsed = urlparse(url)
-    target = url
-    options: dict[str, str] = {}
-    if parsed.scheme == "file":
-        target = unquote(parsed.path)
-    elif parsed.scheme in ("http", "https"):
-        options = {"timeout": "5000000", "rw_timeout": "5000000"}
-    elif parsed.scheme and len(parsed.scheme) > 1:
-        log.warning("image %s: unsupported scheme", url)
-        return None
-    try:
-        if not options and not Path(target).is_file():
-            log.warning("image %s: no such file", url)
-            return None
-        with av.open(target, options=options) as container:
-            for frame in container.decode(video=0):
-                arr = frame.to_ndarray(format="rgba")
-                return np.ascontiguousarray(arr, dtype=np.uint8)
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        log.warning("image %s: %s", url, exc)
+def no_images(url: str) -> U8Array | None:
+    """The default loader: no image is ever available (the compositor itself opens nothing;
+    tenant images come through :class:`roomcast.media.images.ImageFetcher`)."""
     return None
 
 
@@ -392,15 +366,17 @@ class _Prepared:
 class Compositor:
     """Draws layouts into ``yuv420p`` canvas frames.
 
-    ``image_loader`` resolves :class:`ImageRef` URLs (default: :func:`load_image`); images are
-    loaded once and cached.  ``interpolation`` is the swscale method for scaling video.
+    ``image_loader`` resolves :class:`ImageRef` URLs (default: :func:`no_images`); it must not
+    block (it runs on the mixing thread): :meth:`roomcast.media.images.ImageFetcher.get` reads
+    a cache filled on the event loop, and :meth:`reload_images` redraws once images arrive.
+    ``interpolation`` is the swscale method for scaling video.
     """
 
     def __init__(
         self,
         layout: Layout,
         *,
-        image_loader: ImageLoader = load_image,
+        image_loader: ImageLoader = no_images,
         interpolation: str = "BILINEAR",
     ) -> None:
         self._loader = image_loader
@@ -408,6 +384,7 @@ class Compositor:
         self._images: dict[str, U8Array | None] = {}
         self._lock = threading.Lock()
         self._pending: Layout | None = layout
+        self._reload = False
         self._prepared: _Prepared | None = None
         self._last: dict[SourceKey, av.VideoFrame] = {}
         self._scaled: dict[tuple[SourceKey, Rect, RenderMode, object], _Scaled] = {}
@@ -430,6 +407,12 @@ class Compositor:
         with self._lock:
             self._pending = layout
 
+    def reload_images(self) -> None:
+        """Ask the loader again for every image from the next :meth:`compose` on (thread-safe):
+        called when images the layout names have been fetched."""
+        with self._lock:
+            self._reload = True
+
     def prepare(self, layout: Layout) -> None:
         """Load images and build static layers for ``layout`` now (call off the event loop)."""
         self._prepare(layout)
@@ -447,9 +430,9 @@ class Compositor:
             self._images[ref.url] = self._loader(ref.url)
         return self._images[ref.url]
 
-    def _prepare(self, layout: Layout) -> _Prepared:
+    def _prepare(self, layout: Layout, *, force: bool = False) -> _Prepared:
         prepared = self._prepared
-        if prepared is not None and prepared.layout == layout:
+        if prepared is not None and prepared.layout == layout and not force:
             return prepared
         w, h = layout.width, layout.height
         bg = layout.canvas.background
@@ -562,7 +545,13 @@ class Compositor:
         """
         with self._lock:
             pending, self._pending = self._pending, None
-        prepared = self._prepare(pending) if pending is not None else self._prepared
+            reload, self._reload = self._reload, False
+        if reload:
+            self._images.clear()
+            self._placeholders.clear()
+            if pending is None and self._prepared is not None:
+                pending = self._prepared.layout
+        prepared = self._prepare(pending, force=reload) if pending is not None else self._prepared
         assert prepared is not None
         layout = prepared.layout
         for key, frame in frames.items():

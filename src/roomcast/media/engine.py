@@ -38,7 +38,7 @@ from roomcast.domain.recording import (
     UserSelection,
     validate_spec,
 )
-from roomcast.rtc.events import EventBus, RoomEvent, TrackPublished
+from roomcast.rtc.events import EventBus, TrackPublished
 from roomcast.rtc.forwarder import PacketSubscription, TrackEnded
 from roomcast.rtc.track import TrackInfo, TrackKind
 
@@ -262,14 +262,12 @@ class IndividualRecording:
 
     async def start(self) -> None:
         self.ctx.emitter.start()
-        sub = self.ctx.source.events.subscribe(filter=self._is_mine)
+        room = (self.ctx.app_key, self.ctx.room_id)
+        sub = self.ctx.source.events.subscribe(room=room, types=(TrackPublished,))
         self._events_task = asyncio.create_task(self._follow(sub), name=f"recording-events {self.task_id}")
         for info in self.ctx.source.list_tracks(self.ctx.app_key, self.ctx.room_id):
             self._attach(info)
         self._watch = asyncio.create_task(self._watchdog(), name=f"recording-watch {self.task_id}")
-
-    def _is_mine(self, ev: RoomEvent) -> bool:
-        return ev.app_key == self.ctx.app_key and ev.room_id == self.ctx.room_id
 
     async def _follow(self, sub: object) -> None:
         from roomcast.rtc.events import EventSubscription

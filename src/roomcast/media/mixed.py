@@ -27,7 +27,10 @@ one (counted in ``stats.late_frames``).
 layout that show a live stream; audio of every admitted user is decoded and mixed (or only the
 N loudest, ``max_audio_sources``).  The layout function is evaluated again whenever the
 participant set or their published streams change, and when :meth:`MixedRecorder.update_layout`
-asks for another function; the new layout is used from the next frame on.
+asks for another function; the new layout is used from the next frame on.  Images the layout
+names (watermarks, backgrounds, placeholders) are fetched on the event loop by the node's
+:class:`~roomcast.media.images.ImageFetcher` when the layout is applied, never in the mixing
+thread; until they arrive (or if they cannot be fetched) they are simply absent.
 
 **Output.**  Encoded packets follow the output-writer contract of
 ``docs/recording-interfaces.md`` (video pts in 1/90000, audio pts in 1/sample_rate, Annex-B
@@ -60,7 +63,8 @@ from roomcast.domain.recording import LayoutRef, OutputFormat, RecordingSpec
 from roomcast.media.audiomix import AudioMixer
 from roomcast.media.clock import RoomClock, SyncGroup, TrackTimeline
 from roomcast.media.codecs import AudioEncoder
-from roomcast.media.compositor import Compositor, ImageLoader, SourceKey, load_image
+from roomcast.media.compositor import Compositor, SourceKey, no_images
+from roomcast.media.images import ImageFetcher, layout_image_urls
 from roomcast.media.outputs import AudioParams, EncodedPacket, OutputContext, VideoParams, open_output
 from roomcast.rtc.track import MediaPacket, TrackInfo, TrackKind
 
@@ -370,7 +374,7 @@ class MixedRecorder:
         open_output: OpenOutput,
         *,
         clock: RoomClock | None = None,
-        image_loader: ImageLoader = load_image,
+        images: ImageFetcher | None = None,
         on_output_events: Callable[[list[Any]], object] | None = None,
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
     ) -> None:
@@ -392,7 +396,9 @@ class MixedRecorder:
         self._participants: dict[str, Participant] = {}
         self._join_counter = 0
         self._layout: Layout = layout([], settings.canvas)
-        self.compositor = Compositor(self._layout, image_loader=image_loader)
+        self._images = images
+        self._image_tasks: set[asyncio.Task[None]] = set()
+        self.compositor = Compositor(self._layout, image_loader=images.get if images else no_images)
         self.mixer = AudioMixer(
             settings.sample_rate, settings.channels, max_sources=settings.max_audio_sources
         )
@@ -446,6 +452,10 @@ class MixedRecorder:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        for task in list(self._image_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
         self._stop.set()
@@ -554,6 +564,25 @@ class MixedRecorder:
         self.stats.layouts += 1
         if self._loop is not None:
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._sync_readers_only()))
+            self._loop.call_soon_threadsafe(self._want_images, layout)
+
+    def _want_images(self, layout: Layout) -> None:
+        """Fetch the layout's images not yet known (on the loop, never in the mixing thread);
+        the layout is drawn at once without them and again once they are in."""
+        if self._images is None or self._stop.is_set():
+            return
+        missing = [u for u in layout_image_urls(layout) if not self._images.known(u)]
+        if missing:
+            task = asyncio.get_running_loop().create_task(
+                self._load_images(missing), name=f"mix-images-{self.room_id}"
+            )
+            self._image_tasks.add(task)
+            task.add_done_callback(self._image_tasks.discard)
+
+    async def _load_images(self, urls: list[str]) -> None:
+        assert self._images is not None
+        await self._images.fetch_all(urls)
+        self.compositor.reload_images()
 
     async def _sync_readers_only(self) -> None:
         # a layout change may need other video tracks; _sync_tracks is idempotent

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from roomcast.domain.recording import LayoutRef, RecordingMode, RecordingSpec, UserSelection
+from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed import MixedRecorder, local_outputs, resolve_layout, settings_from_spec
 from roomcast.media.outputs import FileStarted
 from roomcast.media.sink import EndReason, RecordingEnded
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 class MixedRecording:
     """One room's mix, run by :class:`roomcast.media.engine.RecordingEngine`."""
 
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, images: ImageFetcher | None = None) -> None:
         self.ctx = ctx
         self.task_id = ctx.task_id
         self.spec: RecordingSpec = ctx.spec
@@ -41,6 +42,7 @@ class MixedRecording:
             settings_from_spec(ctx.spec),
             local_outputs(ctx.output_context(user_id="mix", stream="mix")),
             clock=ctx.clock,
+            images=images,
             on_output_events=self._events,
         )
         self._ended: asyncio.Future[RecordingEnded] = asyncio.get_running_loop().create_future()
@@ -143,5 +145,6 @@ def mixed_cost(spec: RecordingSpec, tracks: list[TrackInfo]) -> float:
     return max(0.05, 0.4 * pixels / (1280 * 720 * 30))
 
 
-def register_mixed_mode(engine: RecordingEngine) -> None:
-    engine.register_mode(RecordingMode.MIXED, MixedRecording, mixed_cost)
+def register_mixed_mode(engine: RecordingEngine, images: ImageFetcher | None = None) -> None:
+    """Mixed mode for ``engine``; ``images`` fetches the layouts' images (None: no images)."""
+    engine.register_mode(RecordingMode.MIXED, lambda ctx: MixedRecording(ctx, images), mixed_cost)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from .auth import Authenticator
 from .errors import AuthError, RtcError
 from .events import (
+    EVENT_TYPES,
     LeaveReason,
     ParticipantLeft,
     RoomDismissed,
@@ -45,6 +46,7 @@ _CLOSE_FOR_REASON = {
 
 # Events forwarded to clients; per-track stats stay server-side.
 _HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats,)
+_CLIENT_EVENT_TYPES = tuple(t for t in EVENT_TYPES if not issubclass(t, _HIDDEN_EVENT_TYPES))
 
 
 class ProtocolError(RtcError):
@@ -164,13 +166,8 @@ class _Session:
     async def _serve(self) -> None:
         p = self.participant
         assert p is not None
-        events = self.manager.events.subscribe(
-            filter=lambda e: (
-                e.app_key == p.room.app_key
-                and e.room_id == p.room.room_id
-                and not isinstance(e, _HIDDEN_EVENT_TYPES)
-            )
-        )
+        room = (p.room.app_key, p.room.room_id)
+        events = self.manager.events.subscribe(room=room, types=_CLIENT_EVENT_TYPES)
         pump = asyncio.create_task(self._pump_events(events))
         reader = asyncio.create_task(self._read_loop())
         closed = asyncio.create_task(p.closed.wait())

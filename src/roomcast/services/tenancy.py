@@ -28,6 +28,7 @@ from roomcast.domain.tenancy import (
     Credentials,
     KeyStatus,
 )
+from roomcast.net.urls import UrlPolicy
 from roomcast.store.tables import AccountRow, ApiKeyRow, AppRow, TaskRow, utcnow
 
 SDK_APP_ID_MIN = 1_400_000_000
@@ -47,9 +48,16 @@ def _check_name(name: str, what: str) -> str:
 
 
 class TenancyService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        url_policy: UrlPolicy | None = None,
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._url_policy = url_policy or UrlPolicy()
 
     # -- conversions -------------------------------------------------------------------------
     @staticmethod
@@ -320,8 +328,14 @@ class TenancyService:
         events: Sequence[str] = (),
         account_id: str | None = None,
     ) -> App:
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise InvalidArgument("callback url must start with http:// or https://", subject="callback_url")
+        """Set (or with an empty ``url`` remove) the app's callback URL.
+
+        The URL passes the node's URL policy (http(s), a public address unless the operator
+        allows private ones); a refused one raises ``InvalidArgument(subject="callback_url")``.
+        The CLI goes through here too: an operator who wants a private callback URL sets
+        ``allow_private_urls``, which delivery also needs."""
+        if url:
+            await self._url_policy.check(url, field="callback_url")
         async with self._sessions.begin() as s:
             row, acc_id = await self._app_row(s, ref, account_id)
             now: datetime = utcnow()

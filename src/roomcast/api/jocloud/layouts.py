@@ -79,6 +79,7 @@ from roomcast.domain.layout import (
 )
 from roomcast.domain.layout_templates import LayoutFunction, read_params, register_template
 from roomcast.domain.recording import LayoutRef
+from roomcast.net.urls import UrlPolicy
 
 TEMPLATE_HORIZONTAL = 1
 TEMPLATE_VERTICAL = 2
@@ -339,3 +340,24 @@ def mix_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
 
 
 register_template(JOYY_MIX_TEMPLATE, mix_layout_template)
+
+
+# --------------------------------------------------------------------------- image URLs
+
+
+def image_url_fields(config: JoyyMixConfig) -> list[tuple[str, str]]:
+    """Every image of ``mixconfig`` as ``(field path, url)``, in request order."""
+    out: list[tuple[str, str]] = []
+    if config.patch_url:
+        out.append(("patchUrl", config.patch_url))
+    for i, mark in enumerate(config.images):
+        out.append((f"watermark.imageList[{i}].url", mark.url))
+    if config.background_image_url:
+        out.append(("background.image.url", config.background_image_url))
+    return out
+
+
+async def check_image_urls(policy: UrlPolicy, config: JoyyMixConfig) -> None:
+    """Refuse images the node will not fetch (not http(s), or a private address): raises
+    ``InvalidArgument`` naming the field, which the gateway answers with 2101 (invalid parameter)."""
+    await policy.check_all(image_url_fields(config))

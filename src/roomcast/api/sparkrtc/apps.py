@@ -1,4 +1,5 @@
-"""SparkRTC application management (A1-A6) and the IAM token endpoint."""
+"""SparkRTC application management (A1-A6), its recording callback (A14-A15) and the IAM token
+endpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from roomcast.api.sparkrtc.errors import SparkError, invalid
 from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, json_object, utc_text
 from roomcast.api.sparkrtc.iam import password_auth
+from roomcast.domain.errors import InvalidArgument
 from roomcast.domain.tenancy import App, AppState
 from roomcast.runtime import Runtime
 
@@ -22,6 +24,9 @@ STATE_FILTERS: dict[str, AppState | None] = {
 }
 APP_NAME_MAX = 64
 DEFAULT_SCOPE = "GLOBAL"
+CALLBACK_URL_MAX = 1024
+DEFAULT_CALLBACK_EVENTS = ("RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER")
+"""A14 cannot set the subscription; the documented example answers these three."""
 
 
 class AppReq(BaseModel):
@@ -37,12 +42,27 @@ class AppReq(BaseModel):
         return v
 
 
+class RecordCallbackReq(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(min_length=1, max_length=CALLBACK_URL_MAX)
+    auth_key: str | None = Field(default=None, max_length=256)
+
+
 def _state(app: App) -> dict[str, Any]:
     return {"state": STATE_NAMES.get(app.state, "DELETED"), "update_time": utc_text(app.state_updated_at)}
 
 
+def render_record_callback(app: App) -> dict[str, Any]:
+    return {
+        "url": app.callback_url or "",
+        "auth_key": app.callback_key or "",
+        "notify_event_subscription": list(app.callback_events),
+        "update_time": utc_text(app.callback_updated_at),
+    }
+
+
 def render_app(app: App, tenant_name: str, host: str) -> dict[str, Any]:
-    callback_update = utc_text(app.callback_updated_at)
     return {
         "app_name": app.name,
         "app_id": app.app_id,
@@ -59,12 +79,7 @@ def render_app(app: App, tenant_name: str, host: str) -> dict[str, Any]:
         },
         "callbacks": {
             "push_callback": {"url": "", "auth_key": "", "notify_event_subscription": [], "update_time": ""},
-            "record_callback": {
-                "url": app.callback_url or "",
-                "auth_key": app.callback_key or "",
-                "notify_event_subscription": list(app.callback_events),
-                "update_time": callback_update,
-            },
+            "record_callback": render_record_callback(app),
         },
         "auto_record_mode": {
             "mode": "AUTO_RECORD_OFF",
@@ -138,6 +153,35 @@ def build_router() -> APIRouter:
         rt: Runtime = request.app.state.runtime
         app = await rt.tenancy.set_app_state(_app_ref(app_id), state, caller.account_id)
         return JSONResponse({"app_id": app.app_id, "state": _state(app)})
+
+    @router.put("/v2/apps/{app_id}/record-callback")
+    async def set_record_callback(request: Request, app_id: str) -> Response:
+        caller = await authenticate(request, "callback")
+        req = await json_body(request, RecordCallbackReq)
+        if not req.url.startswith(("http://", "https://")):
+            raise invalid("url: must start with http:// or https://")
+        rt: Runtime = request.app.state.runtime
+        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        events = app.callback_events or DEFAULT_CALLBACK_EVENTS
+        try:
+            app = await rt.tenancy.set_callback(
+                app.app_id, req.url, req.auth_key or None, events, caller.account_id
+            )
+        except InvalidArgument as exc:
+            if exc.subject != "callback_url":
+                raise
+            # The documented code for a callback URL roomcast will not call (here: not a public
+            # address), naming the field.
+            msg = f"UrlUnavailable: callback url is unavailable (url: {exc.message.split(': ', 1)[-1]})"
+            raise SparkError(400, "RTC.00001018", msg) from None
+        return JSONResponse({"app_id": app.app_id, "record_callback": render_record_callback(app)})
+
+    @router.get("/v2/apps/{app_id}/record-callback")
+    async def show_record_callback(request: Request, app_id: str) -> Response:
+        caller = await authenticate(request, "callback")
+        rt: Runtime = request.app.state.runtime
+        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        return JSONResponse({"app_id": app.app_id, "record_callback": render_record_callback(app)})
 
     @router.post("/v2/apps/{app_id}/enable")
     async def enable_app(request: Request, app_id: str) -> Response:

@@ -73,6 +73,7 @@ from roomcast.domain.layout import (
 )
 from roomcast.domain.layout_templates import LayoutFunction, read_params, register_template
 from roomcast.domain.recording import LayoutRef
+from roomcast.net.urls import UrlPolicy
 
 NINE_GRIDS_VIEW = "nine_grids_view"
 SCREEN_SHARE_LEFT = "screen_share_left"
@@ -253,3 +254,34 @@ def mix_layout_template(params: Mapping[str, Any]) -> LayoutFunction:
 
 
 register_template(SPARK_MIX_TEMPLATE, mix_layout_template)
+
+
+# --------------------------------------------------------------------------- image URLs
+
+OBS_IMAGE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,62}/\S+$")
+"""The documented image form: an object in the tenant's own OBS bucket (read with the job's
+storage credentials, so no policy applies to it)."""
+
+
+def image_url_fields(params: SparkMixLayoutParams, prefix: str = "mix_param") -> list[tuple[str, str]]:
+    """Every image of the layout as ``(field path, url)``, in request order."""
+    out: list[tuple[str, str]] = []
+    for name in ("background_image", "default_user_background_image", "screen_background_image"):
+        url = getattr(params, name)
+        if url:
+            out.append((f"{prefix}.{name}", url))
+    for i, url in enumerate(params.user_background_images.values()):
+        if url:
+            out.append((f"{prefix}.user_background_images[{i}].image_uri", url))
+    return out
+
+
+async def check_image_urls(
+    policy: UrlPolicy, params: SparkMixLayoutParams, prefix: str = "mix_param"
+) -> None:
+    """Refuse images the node will not fetch: ``s3://bucket/object`` (documented) passes; anything
+    else must be an http(s) URL of a public address. Raises ``InvalidArgument`` naming the field
+    (the gateway answers ``RTC.00001003 InvalidParameterValue``)."""
+    for field_path, url in image_url_fields(params, prefix):
+        if not OBS_IMAGE.match(url):
+            await policy.check(url, field=field_path)

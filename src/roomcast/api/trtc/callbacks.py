@@ -8,12 +8,11 @@ Format (from Tencent's "Cloud Recording Callback" page; the seed has none): a PO
 
 Event types (only the documented ones): 301 recorder start, 302 recorder stop (``LeaveCode``: 0
 stopped through the API, 1 idle timeout, 2 room dismissed, 3 failure), 303 upload start, 304 file
-info (the first playlist), 305 upload stop (``Status`` 0 every file is in the target, 1 some file failed or was kept in the
-backup store), 306
-failover (the task moved to another node, which resumed it), 307 file slice (once per playlist,
-after its first segment is stored), 311 VOD commit (a file in the media library: ``VideoUrl``;
-also a file kept there because its object storage target kept failing, with ``Errmsg``), 312 VOD
-stop.
+info (the first playlist), 305 upload stop (``Status`` 0 every file is in the target, 1 some file
+failed or was kept in the backup store), 306 failover (the task moved to another node, which
+resumed it), 307 file slice (once per playlist, after its first segment is stored), 311 VOD
+commit (a file in the media library: ``VideoUrl``; also a file kept there because its object
+storage target kept failing, with ``Errmsg``), 312 VOD stop.
 
 Not sent, for want of a documented event: "a file is stored in object storage" (the seed lists no
 per-file event for object storage; earlier roomcast versions sent an invented 310, dropped: the

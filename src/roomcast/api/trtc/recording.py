@@ -18,6 +18,7 @@ from roomcast.api.trtc.recording_params import (
     DeleteCloudRecordingParams,
     DescribeCloudRecordingParams,
     ModifyCloudRecordingParams,
+    check_image_urls,
     layout_ref,
     recording_spec,
     storage_description,
@@ -108,6 +109,7 @@ def _map_errors(exc: Exception) -> TrtcError:
 async def create(ctx: ActionContext, p: CreateCloudRecordingParams) -> dict[str, Any]:
     app = await ctx.app(p.SdkAppId)
     spec = recording_spec(p)
+    await check_image_urls(ctx.runtime.url_policy, p.MixLayoutParams)
     try:
         await JoinAuthenticator(ctx.runtime.tenancy).authenticate(
             p.UserSig, app_id=str(app.sdk_app_id), room_id=p.RoomId, user_id=p.UserId
@@ -177,6 +179,7 @@ async def modify(ctx: ActionContext, p: ModifyCloudRecordingParams) -> dict[str,
         if spec.mode is not RecordingMode.MIXED:
             raise TrtcError(OUT_OF_RANGE, "MixLayoutParams applies to mixed-stream recordings only.")
         p.MixLayoutParams.check_canvas(spec.video.width, spec.video.height)
+        await check_image_urls(ctx.runtime.url_policy, p.MixLayoutParams)
         layout = layout_ref(p.MixLayoutParams)
         params["MixLayoutParams"] = p.MixLayoutParams.model_dump(exclude_none=True)
     users = None

@@ -13,6 +13,10 @@ Choices where the docs are silent or contradict themselves (see spec/trtc-b §6.
   whose id is literally ``"abc.*$"`` matches it exactly (the docs' caveat).
 - ``WaterMarkType`` 2 is a timestamp watermark (the enum lists only 0 and 1). Text watermarks,
   "not supported yet" upstream, are rendered.
+- Image URLs (``WaterMarkUrl``, ``BackgroundImageUrl``, ``DefaultSubBackgroundImage``,
+  ``SubBackgroundImage``) must be http(s) URLs of public addresses (the node's URL policy);
+  otherwise ``InvalidParameter.OutOfRange`` names the field (the code the action documents for a
+  bad parameter value; there is no URL-specific one).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from roomcast.api.trtc import layouts as tl
 from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.params import Params
+from roomcast.domain.errors import InvalidArgument
 from roomcast.domain.layout import Canvas, Layout, Participant
 from roomcast.domain.layout_templates import LayoutFunction, register_template
 from roomcast.domain.recording import (
@@ -42,6 +47,7 @@ from roomcast.domain.recording import (
     UserSelection,
     VideoEncoding,
 )
+from roomcast.net.urls import UrlPolicy
 
 MAX_LIST = 32
 PREFIX_SUFFIX = ".*$"
@@ -373,6 +379,36 @@ class MixLayoutParamsModel(Params):
             render_mode=self.RenderMode,
             max_resolution_user_align=self.MaxResolutionUserAlign,
         )
+
+
+def image_url_fields(mix: MixLayoutParamsModel | None) -> list[tuple[str, str]]:
+    """Every image URL of a ``MixLayoutParams`` as ``(field path, url)``."""
+    if mix is None:
+        return []
+    base = "MixLayoutParams"
+    out: list[tuple[str, str]] = []
+    if mix.BackgroundImageUrl:
+        out.append((f"{base}.BackgroundImageUrl", mix.BackgroundImageUrl))
+    if mix.DefaultSubBackgroundImage:
+        out.append((f"{base}.DefaultSubBackgroundImage", mix.DefaultSubBackgroundImage))
+    for i, pane in enumerate(mix.MixLayoutList or ()):
+        if pane.SubBackgroundImage:
+            out.append((f"{base}.MixLayoutList.{i}.SubBackgroundImage", pane.SubBackgroundImage))
+    for i, mark in enumerate(mix.WaterMarkList or ()):
+        if mark.WaterMarkType == 0 and mark.WaterMarkImage is not None:
+            out.append(
+                (f"{base}.WaterMarkList.{i}.WaterMarkImage.WaterMarkUrl", mark.WaterMarkImage.WaterMarkUrl)
+            )
+    return out
+
+
+async def check_image_urls(policy: UrlPolicy, mix: MixLayoutParamsModel | None) -> None:
+    """Refuse image URLs the node will not fetch (local files, private addresses): the
+    ``InvalidParameter.OutOfRange`` error names the field."""
+    try:
+        await policy.check_all(image_url_fields(mix))
+    except InvalidArgument as exc:
+        raise out_of_range(f"{exc.message}.") from None
 
 
 class CreateCloudRecordingParams(Params):
