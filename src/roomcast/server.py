@@ -180,6 +180,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
     # Uploads first: a taken-over task then finds its queued files owned by this node.
     nodes.on_take_over("uploads", uploads.take_over)
     nodes.on_take_over("recordings", service.take_over)
+    nodes.on_lease_lost("recordings", service.let_go)
     service.start_janitor(settings.library_janitor_interval_s)
     return RecordingStack(engine, uploads, outbox, service)
 

@@ -311,7 +311,7 @@ async def test_two_nodes_on_one_postgresql_take_over_after_sigkill(
     tmp_path: Path, moto: MotoS3, pg_url: str
 ) -> None:
     bucket = moto.make_bucket(versioned=True)  # every PUT is a version: "uploaded once" is countable
-    lease = 2.0
+    lease = 3.0
     env = {
         "ROOMCAST_DATABASE_URL": pg_url,
         "ROOMCAST_NODE_LEASE_S": str(lease),

@@ -215,12 +215,19 @@ async def test_two_nodes_never_take_each_others_live_rows(
             rec = await qb.wait(uid)
         assert rec.done and rec.node_id == b.node_id
         await b.heartbeat()
-        assert await a.reap() == []  # A finds out it lost its lease and takes nothing
-        assert a.lease_lost
+        let_go: list[str] = []
+
+        async def give_up() -> None:
+            let_go.append(a.node_id)
+
+        a.on_lease_lost("test", give_up)
+        assert await a.reap() == []  # A finds out it lost its lease: it gives up, takes nothing
+        assert let_go == [a.node_id] and not a.lease_lost  # and it is back as a live node
         async with db.sessions() as s:
             states = dict((await s.execute(select(NodeRow.node_id, NodeRow.state))).all())
             count = (await s.execute(select(func.count()).select_from(UploadRow))).scalar_one()
-        assert states == {a.node_id: "reaped", b.node_id: "alive"} and count == 1
+        assert states == {a.node_id: "alive", b.node_id: "alive"} and count == 1
+        assert (await qb.get(uid)).node_id == b.node_id  # what B took stays B's
     finally:
         await qb.stop()
 

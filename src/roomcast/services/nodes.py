@@ -84,6 +84,7 @@ class NodeRegistry:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._handlers: list[tuple[str, TakeOver]] = []
+        self._lost_handlers: list[tuple[str, TakeOver]] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._reap_lock = asyncio.Lock()
         self.lease_lost = False
@@ -91,6 +92,10 @@ class NodeRegistry:
     def on_take_over(self, name: str, handler: TakeOver) -> None:
         """Register a handler; handlers run in registration order on every reaper pass."""
         self._handlers.append((name, handler))
+
+    def on_lease_lost(self, name: str, handler: TakeOver) -> None:
+        """Register a handler that gives up, locally, the work other nodes took from this one."""
+        self._lost_handlers.append((name, handler))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def register(self) -> None:
@@ -152,10 +157,35 @@ class NodeRegistry:
                 .where(NodeRow.node_id == self.node_id, NodeRow.state == ALIVE)
                 .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=self.lease_s))
             )
-        if int(getattr(res, "rowcount", 0) or 0) == 0 and not self.lease_lost:
-            # Another node judged this one dead (a pause longer than the lease) and took its work.
-            self.lease_lost = True
-            event(log, "node.lease_lost", level=logging.ERROR, node_id=self.node_id)
+        if int(getattr(res, "rowcount", 0) or 0) == 0:
+            await self._lost()
+
+    async def _lost(self) -> None:
+        """Another node judged this one dead (a pause longer than the lease) and took its work:
+        give that work up here, then come back as a live node with what is still ours."""
+        self.lease_lost = True
+        event(log, "node.lease_lost", level=logging.ERROR, node_id=self.node_id)
+        for name, handler in self._lost_handlers:
+            try:
+                await handler()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node.lease_lost_handler_failed", extra={"fields": {"handler": name}})
+        now = utcnow()
+        async with self._sessions.begin() as s:
+            await s.execute(
+                update(NodeRow)
+                .where(NodeRow.node_id == self.node_id)
+                .values(
+                    state=ALIVE,
+                    reaped_by=None,
+                    heartbeat_at=now,
+                    lease_expires_at=now + timedelta(seconds=self.lease_s),
+                )
+            )
+        self.lease_lost = False
+        event(log, "node.rejoined", node_id=self.node_id)
 
     # -- taking over ------------------------------------------------------------------------------
     async def nodes(self) -> list[NodeInfo]:
@@ -203,8 +233,7 @@ class NodeRegistry:
                     await s.execute(select(NodeRow.state).where(NodeRow.node_id == self.node_id))
                 ).scalar_one_or_none()
             if mine != ALIVE:
-                self.lease_lost = True  # judged dead by another node: what was ours is theirs now
-                event(log, "node.lease_lost", level=logging.ERROR, node_id=self.node_id)
+                await self._lost()  # judged dead by another node: what was ours is theirs now
                 return []
             taken: list[str] = []
             for r in await self._candidates():

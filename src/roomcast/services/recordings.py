@@ -133,6 +133,7 @@ class _Running:
     playlists: set[str] = field(default_factory=set)
     job_running: bool = False
     finishing: asyncio.Task[Any] | None = None
+    abandoned: bool = False  # another node took the task over: this node only lets go
 
 
 class TaskSink:
@@ -398,6 +399,8 @@ class RecordingService:
             self.outbox.notify()
         elif isinstance(ev, msink.RecordingEnded):
             run.job_running = False
+            if run.abandoned:
+                return
             if self._shutting_down and run.task.state is not TaskState.STOPPING:
                 # The server is going down, not the task: it stays unfinished and is resumed by
                 # the next node to take it (its finished files are in the upload queue already).
@@ -639,6 +642,22 @@ class RecordingService:
                 await asyncio.sleep(interval_s)
 
         self._background.spawn("library-janitor", loop())
+
+    async def let_go(self) -> None:
+        """This node lost its lease and another took some of its tasks: stop running those here
+        (their files so far are finalized and queued; the new owner reports them)."""
+        for task_id, run in list(self._running.items()):
+            task = await self.tasks.by_id(task_id)
+            if task is None or task.node_id == self.node_id:
+                continue
+            run.abandoned = True
+            self._running.pop(task_id, None)
+            if run.finishing is not None:
+                run.finishing.cancel()
+            if run.job_running:
+                with contextlib.suppress(Exception):
+                    await self.engine.stop(task_id)
+            event(log, "recording.let_go", level=logging.WARNING, task_id=task_id, owner=task.node_id)
 
     # -- taking over -----------------------------------------------------------------------------
     async def take_over(self) -> None:
