@@ -317,7 +317,7 @@ async def test_two_nodes_on_one_postgresql_take_over_after_sigkill(
         "ROOMCAST_NODE_LEASE_S": str(lease),
         "ROOMCAST_UPLOAD_MAX_ATTEMPTS": "1000",
     }
-    settings = Settings(data_dir=tmp_path / "a", database_url=pg_url)
+    settings = Settings(data_dir=tmp_path / "a", database_url=pg_url, allow_private_urls=True)
     with callback_receiver() as rx:
         t = await _tenant(settings, rx.url)
         # Nodes of one service share the key that seals secrets in the database.
