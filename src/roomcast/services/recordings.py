@@ -623,7 +623,7 @@ class RecordingService:
         """Delete media-library files whose expiry passed; returns how many went."""
         root = (Path(self.uploads.options.local_root) / LIBRARY_BUCKET).resolve()
         gone = 0
-        for task_id, f in await self.tasks.expired_files(utcnow()):
+        for task_id, f in await self.tasks.expired_files(utcnow(), self.node_id):
             path = (root / f.key).resolve()
             if path.is_relative_to(root):
                 await asyncio.to_thread(path.unlink, True)

@@ -17,7 +17,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.crypto import SecretBox
@@ -372,13 +372,17 @@ class TaskService:
         async with self.sessions() as s:
             return await self.files_in(s, task_id)
 
-    async def expired_files(self, now: datetime) -> list[tuple[str, TaskFile]]:
-        """Stored files whose expiry has passed, with their task ids."""
+    async def expired_files(self, now: datetime, node_id: str | None = None) -> list[tuple[str, TaskFile]]:
+        """Stored files whose expiry has passed, with their task ids (with ``node_id``: only of
+        tasks that node owns, or that no live node owns: the library is on a node's disk)."""
         async with self.sessions() as s:
-            rows = await s.execute(
+            q = (
                 select(TaskRow.task_id, TaskFileRow)
                 .join(TaskRow, TaskFileRow.task_pk == TaskRow.id)
                 .where(TaskFileRow.expires_at.is_not(None), TaskFileRow.expires_at <= now)
                 .where(TaskFileRow.state == "stored")
             )
+            if node_id is not None:
+                q = q.where(or_(TaskRow.node_id == node_id, orphaned(TaskRow.node_id, node_id)))
+            rows = await s.execute(q)
             return [(task_id, task_file(r)) for task_id, r in rows.all()]
