@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -246,6 +247,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     return app
+
+
+def address_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (another server has it), or None.
+
+    Checked before anything touches the database: a second ``serve`` on a busy port must not run
+    migrations or task recovery against the live node's data. SO_REUSEADDR as uvicorn sets it,
+    so connections of a recently stopped server (TIME_WAIT) do not count as busy.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def run(settings: Settings) -> None:
