@@ -165,6 +165,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) ->
     )
 
 
+def _public_url(settings: Settings) -> str:
+    """Base of links the CLI prints: the configured public URL, else the server the shell talks to
+    ($ROOMCAST_URL, from the export block), else the one derived from host and port."""
+    if settings.public_url:
+        return settings.resolved_public_url
+    return os.environ.get("ROOMCAST_URL", "").rstrip("/") or settings.resolved_public_url
+
+
 def _app_public(app: App, with_key: bool = True) -> dict[str, Any]:
     d = _jsonable(app)
     if not with_key:
@@ -228,7 +236,6 @@ def next_steps(
             else f"token: roomcast token --app {app.sdk_app_id} --user alice"
             "   (or serve with ROOMCAST_DEV_MODE=true)"
         ),
-        f"  Console         {url}/console   (sign in with SECRET_ID and SECRET_KEY)",
         f"  API docs        {url}/docs",
         f"  Data            {data}   (database, storage, media library, secret.key: back it up)",
         "",
@@ -580,7 +587,7 @@ def room_show(
         tasks = TaskQueries(
             rt.db.sessions,
             storage_dir=rt.settings.resolved_storage_dir,
-            public_url=rt.settings.resolved_public_url,
+            public_url=_public_url(rt.settings),
         )
         return {
             "sdk_app_id": the_app.sdk_app_id,
@@ -631,6 +638,7 @@ def task_list(
     room: Annotated[str | None, typer.Option("--room", help="Only tasks of this room.")] = None,
     running: Annotated[bool, typer.Option("--running", help="Only tasks not ended yet.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many (newest first).")] = 50,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only task ids.")] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -643,11 +651,15 @@ def task_list(
         q = TaskQueries(
             rt.db.sessions,
             storage_dir=rt.settings.resolved_storage_dir,
-            public_url=rt.settings.resolved_public_url,
+            public_url=_public_url(rt.settings),
         )
         return await q.list(sdk_app_ids=ids, room_id=room, unfinished=running, limit=limit)
 
     tasks = _run(_settings(config, data_dir), body)
+    if quiet and not as_json:
+        for t in tasks:
+            typer.echo(t.task_id)
+        return
     _emit(
         tasks,
         as_json,
@@ -665,6 +677,15 @@ def task_list(
 @task_cli.command("show")
 def task_show(
     task_id: Annotated[str, typer.Argument(help="Task id (as the API returned it).")],
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Wait up to this many seconds for the task to end and its files to be stored.",
+        ),
+    ] = 0,
+    urls: Annotated[bool, typer.Option("--urls", help="Print only the URLs of its stored files.")] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -672,18 +693,33 @@ def task_show(
     """One task with its files: where each one is and, for the media library, its URL."""
     from roomcast.services.task_queries import TaskQueries, TaskView
 
-    async def body(rt: Runtime) -> TaskView:
+    async def body(rt: Runtime) -> tuple[TaskView, bool]:
         q = TaskQueries(
             rt.db.sessions,
             storage_dir=rt.settings.resolved_storage_dir,
-            public_url=rt.settings.resolved_public_url,
+            public_url=_public_url(rt.settings),
         )
-        found = await q.get(task_id)
-        if found is None:
-            raise NotFound(f"task {task_id} does not exist", subject="task")
-        return found
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            found = await q.get(task_id)
+            if found is None:
+                raise NotFound(f"task {task_id} does not exist", subject="task")
+            done = found.state == "exited" and all(
+                f.state not in ("recording", "uploading") for f in found.files
+            )
+            if done or asyncio.get_running_loop().time() >= deadline:
+                return found, done
+            await asyncio.sleep(0.5)
 
-    t = _run(_settings(config, data_dir), body)
+    t, done = _run(_settings(config, data_dir), body)
+    if wait and not done:
+        typer.echo(f"error: task {task_id} is still {t.state} after {wait:g} s", err=True)
+        raise typer.Exit(1)
+    if urls and not as_json:
+        for f in t.files:
+            if f.url:
+                typer.echo(f.url)
+        return
 
     def human() -> str:
         head = [
