@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
-from roomcast.api.native import web
+from roomcast.api.native import v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
@@ -232,6 +232,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     join_auth = _RuntimeJoinAuthenticator(app)
     app.include_router(create_signalling_router(sfu, join_auth))
     app.include_router(create_whip_router(sfu, join_auth))
+    v1.mount(app)  # the native API, /api/v1
     web.mount(app)
     app.include_router(media_router())
 
