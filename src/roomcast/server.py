@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
-from roomcast.api.native import v1, web
+from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
@@ -209,7 +209,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 await rt.close()
             event(log, "server.stopped")
 
-    app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLogMiddleware)
     limiter = RateLimiter()
     app.state.limiter = limiter
@@ -233,6 +233,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(create_signalling_router(sfu, join_auth))
     app.include_router(create_whip_router(sfu, join_auth))
     v1.mount(app)  # the native API, /api/v1
+    docs.mount(app)  # /docs, offline
     web.mount(app)
     app.include_router(media_router())
 
