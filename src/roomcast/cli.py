@@ -236,6 +236,7 @@ def next_steps(
             else f"token: roomcast token --app {app.sdk_app_id} --user alice"
             "   (or serve with ROOMCAST_DEV_MODE=true)"
         ),
+        f"  Console         {url}/console   (sign in with SECRET_ID and SECRET_KEY)",
         f"  API docs        {url}/docs",
         f"  Data            {data}   (database, storage, media library, secret.key: back it up)",
         "",

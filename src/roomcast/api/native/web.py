@@ -1,4 +1,5 @@
-"""The browser client (static files at ``/`` and ``/static``) and its dev-mode token helper.
+"""The browser client (static files at ``/`` and ``/static``), its dev-mode token helper, and the
+console page (``/console``, a client of the native API).
 
 ``POST /api/dev/token`` hands out join tokens without a signed request, so a developer can try
 rooms from the browser at once. It exists only when ``dev_mode`` is on; in production tokens come
@@ -40,11 +41,19 @@ async def index(request: Request) -> Response:
     return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
+async def console(request: Request) -> Response:
+    page = WEB_DIR / "console" / "index.html"
+    if not page.is_file():
+        return JSONResponse({"error": "the console is not installed"}, status_code=404)
+    return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
 def mount(app: FastAPI) -> None:
     """Serve the client: ``GET /`` (through the API 3.0 router, which shares that path) and assets."""
     app.state.web_index = index
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.add_api_route("/console", console, methods=["GET"], include_in_schema=False)
     app.include_router(build_router())
 
 
