@@ -263,3 +263,21 @@ def test_console_walkthrough(server: LiveServer, browser: Browser, tmp_path: Pat
         page.context.close()
     errors = [c for c in console if c.startswith(("pageerror", "blocked"))]
     assert not errors, errors
+
+
+def test_client_hints_where_tokens_come_from(browser: Browser, tmp_path: Path) -> None:
+    """Dev mode off: no token button, but a hint with the exact command for the pre-filled app and
+    user; the pre-filled link itself opens the page (not an API error)."""
+    with live_server(tmp_path / "var") as srv:
+        console: list[str] = []
+        page = offline_page(browser, console)
+        page.goto(f"{srv.url}/?app=1400123456&room=demo&user=alice")
+        page.wait_for_function("window.roomcast && document.getElementById('token-hint').textContent !== ''")
+        hint = page.locator("#token-hint").inner_text()
+        assert "roomcast token --app 1400123456 --user alice" in hint and "ROOMCAST_DEV_MODE=true" in hint
+        assert not page.get_by_role("button", name="Get a dev token").is_visible()
+        page.get_by_role("textbox", name="User", exact=True).fill("bob")
+        assert "--user bob" in page.locator("#token-hint").inner_text()
+        shot(page, tmp_path, "client-token-hint")
+        page.context.close()
+    assert not [c for c in console if c.startswith(("pageerror", "blocked"))], console
