@@ -155,6 +155,10 @@ async def test_rooms_moderation_tasks_files_callbacks(server: LiveServer) -> Non
         assert "attachment" in dl.headers["content-disposition"]
         assert (await c.get(f"/tasks/{task_id}/files/5/download")).status_code == 404
 
+        (today,) = (await c.get("/usage", params={"app": str(app), "days": 1})).json()
+        assert today["sdk_app_id"] == app and today["sessions"] >= 2
+        assert today["participant_minutes"] > 0.05 and today["recording_minutes"] > 0.03
+
         cbs = await until(lambda: _callbacks(c, app))
         first = cbs[-1]
         assert first["url"] == dead and first["kind"].startswith("trtc.")

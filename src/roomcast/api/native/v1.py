@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from roomcast.api.native import account, callbacks, rooms, tasks
+from roomcast.api.native import account, callbacks, rooms, tasks, usage
 
 
 def mount(app: FastAPI) -> None:
-    for module in (account, rooms, tasks, callbacks):
+    for module in (account, rooms, tasks, callbacks, usage):
         app.include_router(module.build_router())
