@@ -211,6 +211,7 @@ def next_steps(
     secret_id: str,
     project_id: str,
     secret_key: str | None,
+    account_id: str = "ACCOUNT_ID",
 ) -> str:
     """What a new user does next, with the real ids: links, an export block, where the data is."""
     url = settings.resolved_public_url
@@ -247,7 +248,7 @@ def next_steps(
     if secret_key is None:
         lines.append(
             "    # SECRET_KEY: the key printed at the first start, or a new pair from"
-            " `roomcast key create --account ACCOUNT_ID`"
+            f" `roomcast key create --account {account_id}`"
         )
     return "\n".join(lines) + "\n"
 
@@ -280,6 +281,7 @@ async def _serve_banner(rt: Runtime) -> str:
                 secret_id=keys[0].secret_id,
                 project_id=account.project_id,
                 secret_key=None,
+                account_id=account.account_id,
             )
     return f"\nroomcast: data in {rt.settings.data_dir.resolve()}\n"
 

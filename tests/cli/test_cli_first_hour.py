@@ -89,3 +89,35 @@ def test_bot_publish_signs_its_own_token(data_dir: Path) -> None:
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"u: joining room r of app {app['sdk_app_id']} on http://127.0.0.1:9")
     assert "error:" in result.stderr
+
+
+def test_serve_banner_first_start_and_later(data_dir: Path) -> None:
+    """The first start prints the credentials and an export block with the secret key; later
+    starts print the same next steps without it, saying how to get a key pair."""
+    import asyncio
+
+    from roomcast.cli import _serve_banner
+    from roomcast.config import Settings
+    from roomcast.runtime import Runtime
+
+    async def twice() -> tuple[str, str]:
+        rt = await Runtime.open(Settings(data_dir=data_dir, port=8123))
+        try:
+            return await _serve_banner(rt), await _serve_banner(rt)
+        finally:
+            await rt.close()
+
+    first, later = asyncio.run(twice())
+    secret_key = next(line.split()[1] for line in first.splitlines() if line.strip().startswith("secret_key"))
+    exports = [line.strip() for line in first.splitlines() if line.startswith("    export ")]
+    assert f"export SECRET_KEY={secret_key}" in exports
+    assert f"export ROOMCAST_DATA_DIR={data_dir.resolve()}" in exports
+    assert "export ROOMCAST_URL=http://127.0.0.1:8123" in exports
+    assert any(e.startswith("export APP_ID=") and "SDK_APP_ID=" in e for e in exports)
+    assert "http://127.0.0.1:8123/console" in first and "/?app=" in first
+    assert secret_key not in later and "export SECRET_KEY" not in later
+    account = next(line.split()[1] for line in first.splitlines() if line.strip().startswith("account_id"))
+    assert f"roomcast key create --account {account}" in later
+    assert [e for e in exports if "SECRET_KEY" not in e] == [
+        line.strip() for line in later.splitlines() if line.startswith("    export ")
+    ]
