@@ -250,6 +250,13 @@ def test_console_walkthrough(server: LiveServer, browser: Browser, tmp_path: Pat
         first.get_by_role("button", name="Redeliver").click()
         shot(page, tmp_path, "callbacks-1280")
 
+        # Usage: the day's sessions, participant and recording minutes of the app.
+        page.get_by_role("button", name="Apps", exact=True).click()
+        row = page.locator("#usage-table tbody tr", has_text=str(t.app.sdk_app_id))
+        row.wait_for(timeout=15_000)
+        assert row.locator("td").nth(2).inner_text().strip() != "0"
+        shot(page, tmp_path, "apps-usage-1280")
+
         # Phone width: every view fits without sideways scrolling of the page.
         page.set_viewport_size({"width": 390, "height": 844})
         for view in ("Apps", "Rooms", "Tasks", "Callbacks"):

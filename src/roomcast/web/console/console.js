@@ -89,7 +89,7 @@
 
   // apps and keys
   async function renderApps() {
-    const [apps, keys] = await Promise.all([api('GET', '/apps'), api('GET', '/keys')]);
+    const [apps, keys, usage] = await Promise.all([api('GET', '/apps'), api('GET', '/keys'), api('GET', '/usage?days=7')]);
     ui.apps = apps;
     fill($('apps-table').tBodies[0], apps.map((a) => el('tr', {},
       el('td', {}, a.sdk_app_id), el('td', { class: 'id' }, a.app_id), el('td', {}, a.name), el('td', {}, state(a.state)),
@@ -105,6 +105,13 @@
         ? el('button', { type: 'button', class: 'danger', onclick: () => api('POST', `/keys/${k.secret_id}/revoke`).then(renderApps, report) }, 'Revoke')
         : (k.secret_id === ui.account.secret_id ? el('span', { class: 'hint' }, 'this session') : null)),
     )), 'No keys.', 4);
+    const used = usage.filter((u) => u.sessions || u.participant_minutes || u.recording_minutes);
+    const top = Math.max(1, ...used.map((u) => Math.max(u.participant_minutes, u.recording_minutes)));
+    const bar = (v) => el('span', { class: 'meter-cell' }, el('span', { class: 'meter', style: `width:${Math.round((v / top) * 100)}%` }), v.toFixed(1));
+    fill($('usage-table').tBodies[0], used.reverse().map((u) => el('tr', {},
+      el('td', {}, u.day), el('td', {}, u.sdk_app_id), el('td', {}, u.sessions),
+      el('td', {}, bar(u.participant_minutes)), el('td', {}, bar(u.recording_minutes)),
+    )), 'No usage in the last 7 days.', 5);
   }
 
   // rooms
