@@ -27,6 +27,8 @@ import pytest
 from tests.conftest import free_port
 from tests.support.avcheck import probe
 
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
