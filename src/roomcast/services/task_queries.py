@@ -16,9 +16,26 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import load_only
 
 from roomcast.store.tables import TaskFileRow, TaskRow, UploadRow
 
+# Never the spec: its format belongs to the dialects (and is changing).
+_COLUMNS = load_only(
+    TaskRow.id,
+    TaskRow.task_id,
+    TaskRow.sdk_app_id,
+    TaskRow.kind,
+    TaskRow.dialect,
+    TaskRow.room_id,
+    TaskRow.state,
+    TaskRow.reason,
+    TaskRow.robot_user_id,
+    TaskRow.created_at,
+    TaskRow.started_at,
+    TaskRow.ended_at,
+    raiseload=True,
+)
 LIBRARY_BUCKET = "library"  # the media library's folder in the local store (see services/recordings.py)
 UNFINISHED = ("idle", "running", "stopping")
 
@@ -101,7 +118,11 @@ class TaskQueries:
     ) -> list[TaskView]:
         """Newest first."""
         counts = select(TaskFileRow.task_pk, func.count().label("n")).group_by(TaskFileRow.task_pk).subquery()
-        q = select(TaskRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.task_pk == TaskRow.id)
+        q = (
+            select(TaskRow, func.coalesce(counts.c.n, 0))
+            .options(_COLUMNS)
+            .outerjoin(counts, counts.c.task_pk == TaskRow.id)
+        )
         if sdk_app_ids is not None:
             q = q.where(TaskRow.sdk_app_id.in_(list(sdk_app_ids)))
         if room_id is not None:
@@ -117,7 +138,9 @@ class TaskQueries:
     async def get(self, task_id: str, *, sdk_app_ids: Collection[int] | None = None) -> TaskView | None:
         """One task with its files, or None (also for another tenant's task)."""
         async with self._sessions() as s:
-            row = (await s.execute(select(TaskRow).where(TaskRow.task_id == task_id))).scalar_one_or_none()
+            row = (
+                await s.execute(select(TaskRow).options(_COLUMNS).where(TaskRow.task_id == task_id))
+            ).scalar_one_or_none()
             if row is None or (sdk_app_ids is not None and row.sdk_app_id not in sdk_app_ids):
                 return None
             files = (
