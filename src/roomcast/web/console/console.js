@@ -243,7 +243,8 @@
     const box = $('callbacks');
     const open = new Set([...box.querySelectorAll('details[open]')].map((d) => d.dataset.event));
     box.replaceChildren(...(cbs.length ? cbs.map((c) => el('details', { dataset: { event: c.event_id }, open: open.has(c.event_id) },
-      el('summary', {}, el('strong', {}, c.kind), state(c.state), `attempts ${c.attempts}`, when(c.created_at),
+      el('summary', {}, el('strong', {}, c.kind), state(c.state), el('span', {}, `attempts ${c.attempts}`),
+        el('span', {}, when(c.created_at)),
         el('span', { class: 'id' }, c.url)),
       c.last_error ? el('p', { class: 'hint' }, `last error: ${c.last_error}`) : null,
       el('pre', {}, JSON.stringify(c.body, null, 2)),
