@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roomcast import __version__
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
-from roomcast.api.native import web
+from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
@@ -250,7 +251,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 await rt.close()
             event(log, "server.stopped")
 
-    app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLogMiddleware)
     limiter = RateLimiter()
     app.state.limiter = limiter
@@ -273,6 +274,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     join_auth = _RuntimeJoinAuthenticator(app)
     app.include_router(create_signalling_router(sfu, join_auth))
     app.include_router(create_whip_router(sfu, join_auth))
+    v1.mount(app)  # the native API, /api/v1
+    docs.mount(app)  # /docs, offline
     web.mount(app)
     app.include_router(media_router())
 
@@ -288,6 +291,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     return app
+
+
+def address_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (another server has it), or None.
+
+    Checked before anything touches the database: a second ``serve`` on a busy port must not run
+    migrations or task recovery against the live node's data. SO_REUSEADDR as uvicorn sets it,
+    so connections of a recently stopped server (TIME_WAIT) do not count as busy.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def run(settings: Settings) -> None:

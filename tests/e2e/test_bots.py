@@ -145,7 +145,9 @@ async def test_cli_sigterm_and_bad_token(server: LiveServer, tenant: Tenant) -> 
     bad = await _cli("publish", *_cli_args(server, tenant, "205", "u5", token="bogus"), "--no-video")
     _, bad_err = await asyncio.wait_for(bad.communicate(), 30)
     assert bad.returncode == 2
-    assert bad_err.decode().strip().startswith("error: the server refused the token")
+    progress, *_, last = bad_err.decode().strip().splitlines()
+    assert progress.startswith("u5: joining room 205")
+    assert last.startswith("error: the server refused the token")
     await asyncio.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
     out, err = await asyncio.wait_for(proc.communicate(), 15)

@@ -15,12 +15,13 @@
     4401: 'The server refused the token.',
   };
   const ICE_GATHER_LIMIT_MS = 5000;
+  const RECORDING_POLL_MS = 3000;
   const LOG_LIMIT = 100;
 
   let config = { dev_mode: false, signalling: '/rtc/ws' };
   let session = null;
   const log = [];
-  const ui = { phase: 'idle', notice: null, closeCode: null };
+  const ui = { phase: 'idle', notice: null, closeCode: null, recording: false };
 
   // ------------------------------------------------------------------ helpers
 
@@ -118,7 +119,33 @@
     $('call-panel').hidden = !inCall;
     $('join').disabled = phase === 'joining';
     $('dev-token').hidden = !config.dev_mode;
+    renderTokenHint();
     if (phase === 'idle' || phase === 'ended') $('tiles').replaceChildren();
+    if (phase !== 'joined') setRecording(false);
+  }
+
+  function renderTokenHint() {
+    // Where a token comes from: this page in dev mode, otherwise the app's backend or the CLI.
+    const hint = $('token-hint');
+    if (config.dev_mode) {
+      hint.textContent = 'Dev mode is on: "Get a dev token" signs one for the fields above.';
+      return;
+    }
+    const app = $('app-id').value.trim() || 'APP';
+    const user = $('user-id').value.trim() || 'USER';
+    const code = document.createElement('code');
+    code.textContent = `roomcast token --app ${app} --user ${user}`;
+    hint.replaceChildren(
+      'Dev mode is off: get a token from your application\'s backend, or run ',
+      code,
+      ' on the server (or start it with ROOMCAST_DEV_MODE=true to get one here).',
+    );
+  }
+
+  function setRecording(on) {
+    ui.recording = on;
+    $('recording').hidden = !on;
+    $('recording').textContent = on ? 'Recording' : '';
   }
 
   function renderControls() {
@@ -258,6 +285,18 @@
       this.removedReason = '';
       this.dismissedReason = '';
       this.ended = false;
+      this.recordingTimer = null;
+    }
+
+    async pollRecording() {
+      // Whether any recording task includes the room (GET /api/rooms/{app}/{room}/status).
+      const { app_id, room_id, user_id, token } = this.settings;
+      const path = `/api/rooms/${encodeURIComponent(app_id)}/${encodeURIComponent(room_id)}/status?user=${encodeURIComponent(user_id)}`;
+      try {
+        const resp = await fetch(path, { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+        if (resp.ok && !this.ended) setRecording(Boolean((await resp.json()).recording));
+      } catch { /* keep the last state */ }
+      if (!this.ended) this.recordingTimer = setTimeout(() => this.pollRecording(), RECORDING_POLL_MS);
     }
 
     send(msg) {
@@ -524,6 +563,7 @@
     onClose(code, reason) {
       if (this.ended) return;
       this.ended = true;
+      clearTimeout(this.recordingTimer);
       for (const { reject } of this.pending.values()) reject(new Error(`connection closed (${code})`));
       this.pending.clear();
       for (const pc of [this.pubPc, this.subPc]) if (pc) pc.close();
@@ -586,6 +626,7 @@
       return;
     }
     setPhase('joined');
+    s.pollRecording();
     addLog(`You joined room ${settings.room_id} as ${settings.user_id}`);
     const others = [...s.participants.keys()].filter((u) => u !== s.userId);
     if (others.length) addLog(`Already here: ${others.join(', ')}`);
@@ -669,6 +710,7 @@
       join(settings).catch(reportError);
     });
     $('dev-token').addEventListener('click', () => { getDevToken(); });
+    for (const id of ['app-id', 'user-id']) $(id).addEventListener('input', renderTokenHint);
     $('toggle-mic').addEventListener('click', () => {
       if (session) session.setMuted('audio', !session.muted.audio).catch(reportError);
     });
@@ -720,6 +762,8 @@
         notice: ui.notice,
         closeCode: ui.closeCode,
         devMode: Boolean(config.dev_mode),
+        recording: ui.recording,
+        tokenHint: $('token-hint').textContent,
         userId: s ? s.userId : null,
         sessionId: s ? s.sessionId : null,
         participants: s ? [...s.participants.keys()].filter((u) => u !== s.userId) : [],

@@ -292,8 +292,14 @@ def build_router(gateway: Tc3Gateway) -> APIRouter:
 
     @router.api_route("/", methods=["GET", "POST"], include_in_schema=False, response_model=None)
     async def tencentcloud(request: Request) -> Response:
-        # A browser or health probe hitting "/" without any API 3.0 marker gets the web client.
-        if request.method == "GET" and not request.url.query and "authorization" not in request.headers:
+        # A browser or health probe hitting "/" without any API 3.0 marker (an Action, a
+        # signature) gets the web client, with its own query (?app=..&room=..&user=..) or none.
+        if (
+            request.method == "GET"
+            and "Action" not in request.query_params
+            and "authorization" not in request.headers
+            and "x-tc-action" not in request.headers
+        ):
             client = getattr(request.app.state, "web_index", None)
             if client is not None:
                 return await client(request)  # type: ignore[no-any-return]
