@@ -23,6 +23,7 @@ from roomcast.domain.tenancy import Credentials, KeyStatus
 from roomcast.runtime import Runtime
 
 TOKEN_TTL_S = 24 * 3600
+IAM_BODY_LIMIT = 64 * 1024
 _PREFIX = "MII"
 
 
@@ -90,12 +91,13 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "000Z"
 
 
+def iam_bad_request(msg: str) -> SparkError:
+    return SparkError(400, "IAM.0011", f"Request parameter error: {msg}")
+
+
 async def password_auth(rt: Runtime, body: Any) -> tuple[str, dict[str, Any]]:
     """Check an IAM ``auth`` request; return the token and the response body."""
-
-    def bad(msg: str) -> SparkError:
-        return SparkError(400, "IAM.0011", f"Request parameter error: {msg}")
-
+    bad = iam_bad_request
     if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
         raise bad("auth is missing")
     auth = body["auth"]
