@@ -32,6 +32,7 @@ class LocalNonceMemory:
         self._heap: list[tuple[float, str, str]] = []
 
     def __len__(self) -> int:
+        self._expire(self._clock())
         return len(self._expiry)
 
     def _expire(self, now: float) -> None:
