@@ -21,6 +21,7 @@ import importlib
 import json
 import pkgutil
 import random
+import socket
 import time
 import types
 import typing
@@ -713,7 +714,9 @@ class Fuzzer:
 
     def raw(self, src: Source) -> Outcome:
         """Requests no client library would send: deep nesting, odd paths, huge or broken bodies."""
-        case = src.integer(0, 5)
+        case = src.integer(0, 6)
+        if case == 6:
+            return self._raw_socket(src)
         depth = pick(src, [100, 1000, 100_000])
         deep = (b"[" * depth + b"]" * depth) if chance(src, 50) else (b'{"a":' * depth + b"1" + b"}" * depth)
         if case == 0:
@@ -753,6 +756,43 @@ class Fuzzer:
             self.base_url + "/v2/apps", content=deep, headers={"Content-Type": "application/json"}
         )
         return spark_outcome("raw", f"spark unsigned deep {depth}", r)
+
+    def _raw_socket(self, src: Source) -> Outcome:
+        """Bytes no HTTP client would send. A closed connection is a fair answer to broken HTTP; a
+        5xx is not."""
+        host, _, port = self.host.partition(":")
+        deep = b"[" * 50_000 + b"]" * 50_000
+        request = pick(
+            src,
+            [
+                b"GET /%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                b"POST /rtc/whip/1/r/u HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+                b"Authorization: Bearer x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nv=0\r\n\r\nzz\r\n",
+                b"POST /app/1/v1/recordoss/applyrecord HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{",
+                b"POST /v3/auth/tokens HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + f"{len(deep):x}".encode()
+                + b"\r\n"
+                + deep
+                + b"\r\n0\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: \x00\r\n\r\n",
+                b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET / HTTP/9.9\r\n\r\n",
+                b"\x16\x03\x01\x00\xa5\x01\x00\x00",  # a TLS hello on the plain port
+                b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            ],
+        )
+        status = 0
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            try:
+                sock.sendall(request)
+                head = sock.recv(64)
+            except OSError:
+                head = b""
+        if head.startswith(b"HTTP/1.1 "):
+            status = int(head[9:12])
+        return Outcome("raw", f"socket {request[:30]!r}", status, status >= 500, head[:60].decode("latin-1"))
 
     def _tc3_raw(self, body: bytes) -> httpx.Response:
         ts = int(time.time())

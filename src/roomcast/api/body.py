@@ -13,7 +13,7 @@ import enum
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 MAX_DEPTH = 32
 """Deeper than any vendor's documented request (TRTC's deepest is 6 levels)."""
@@ -25,6 +25,7 @@ class BodyProblem(enum.Enum):
     TOO_DEEP = "too_deep"
     NOT_OBJECT = "not_object"
     BAD_TEXT = "bad_text"
+    INCOMPLETE = "incomplete"
 
 
 class BodyError(Exception):
@@ -49,11 +50,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Broken chunked encoding or a client gone mid-body: nobody hears the answer, but it is
+        # the client's doing, not an internal error.
+        raise BodyError(BodyProblem.INCOMPLETE, "the request body did not arrive complete") from None
     body = b"".join(chunks)
     request._body = body
     return body

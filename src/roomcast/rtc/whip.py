@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from aiortc import sdp as aiosdp
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
 from .auth import Authenticator, Identity
 from .errors import (
@@ -137,11 +138,14 @@ async def _read_offer(request: Request) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_OFFER_BYTES:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_OFFER_BYTES:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise NegotiationError("the offer did not arrive complete") from None
     return b"".join(chunks)
 
 
@@ -206,11 +210,11 @@ def create_whip_router(
         joined: Participant | None = None
         try:
             token = _bearer(request)
-            offer = await _offer(request)
-            kinds = _kinds(request.query_params.get("kinds"))
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
+            offer = await _offer(request)
+            kinds = _kinds(request.query_params.get("kinds"))
             p = await _participant(_with_client(identity, request))
             joined = p if not p.resources and p.signal is None else None
             answer, res = await p.publish_resource(offer, kinds)
@@ -226,12 +230,12 @@ def create_whip_router(
         joined: Participant | None = None
         try:
             token = _bearer(request)
-            offer = await _offer(request)
-            kinds = _kinds(request.query_params.get("kinds"))
-            publisher = request.query_params.get("publisher") or None
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
+            offer = await _offer(request)
+            kinds = _kinds(request.query_params.get("kinds"))
+            publisher = request.query_params.get("publisher") or None
             identity = _with_client(identity, request)
             if manager.get_room(identity.app_key, room_id) is None:
                 raise NotFoundError(f"no room {room_id}")
