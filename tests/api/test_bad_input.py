@@ -20,6 +20,8 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
 from roomcast.api.trtc import signing
+from roomcast.api.trtc.gateway import Action, ActionContext, ActionRegistry
+from roomcast.api.trtc.params import Params
 from roomcast.domain.tenancy import AppState
 from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import issue_jwt, issue_usersig
@@ -35,6 +37,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield srv
 
 
+class StartEchoParams(Params):
+    SdkAppId: int
+
+
+async def start_echo(ctx: ActionContext, p: StartEchoParams) -> dict[str, Any]:
+    return {"TaskId": "echo"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiw_task_action(server: LiveServer) -> None:
+    """A test-only TIW action that starts a task, for the disabled-app check of that service."""
+    registry: ActionRegistry = server.app.state.trtc_registry
+    registry.add("tiw", Action("StartRoomcastEcho", StartEchoParams, start_echo, starts_task=True))
+
+
 def create_request(t: Tenant) -> dict[str, Any]:
     return {
         "SdkAppId": t.app.sdk_app_id,
@@ -46,7 +63,14 @@ def create_request(t: Tenant) -> dict[str, Any]:
     }
 
 
-def tc3(server: LiveServer, t: Tenant, action: str, body: bytes | None = None, query: str = "") -> Any:
+def tc3(
+    server: LiveServer,
+    t: Tenant,
+    action: str,
+    body: bytes | None = None,
+    query: str = "",
+    service: str = "trtc",
+) -> Any:
     """A TC3-signed call: POST JSON ``body``, or GET with ``query``."""
     ts = int(time.time())
     method = "GET" if body is None else "POST"
@@ -54,14 +78,14 @@ def tc3(server: LiveServer, t: Tenant, action: str, body: bytes | None = None, q
         "Host": server.endpoint,
         "Content-Type": "application/json" if body is not None else "application/x-www-form-urlencoded",
         "X-TC-Action": action,
-        "X-TC-Version": "2019-07-22",
+        "X-TC-Version": {"trtc": "2019-07-22", "tiw": "2019-09-19"}[service],
         "X-TC-Timestamp": str(ts),
     }
     headers["Authorization"] = signing.sign_tc3(
         signing.HttpRequest(method, headers, body or b"", query),
         secret_id=t.creds.secret_id,
         secret_key=t.creds.secret_key,
-        service="trtc",
+        service=service,
         timestamp=ts,
     )
     r = httpx.request(
@@ -210,7 +234,16 @@ def test_disabled_app_refuses_recording_in_trtc_and_joyy_and_joins(server: LiveS
         )
         assert r.status_code == 401 and "disabled" in r.json()["message"]
 
+    tiw = tc3(
+        server, t, "StartRoomcastEcho", json.dumps({"SdkAppId": t.app.sdk_app_id}).encode(), service="tiw"
+    )
+    assert code(tiw) == "ResourceUnavailable.NotRegistered"
+
     _set_state(server, t, AppState.ENABLED)
+    tiw = tc3(
+        server, t, "StartRoomcastEcho", json.dumps({"SdkAppId": t.app.sdk_app_id}).encode(), service="tiw"
+    )
+    assert tiw["TaskId"] == "echo"
     again = httpx.post(
         f"{server.url}/app/{t.app.sdk_app_id}/v1/recordoss/applyrecord",
         json={"roomid": "r1"},
@@ -220,6 +253,19 @@ def test_disabled_app_refuses_recording_in_trtc_and_joyy_and_joins(server: LiveS
 
 
 # -------------------------------------------------------------------------------------- SparkRTC
+
+
+def test_sparkrtc_disable_stops_joins(server: LiveServer) -> None:
+    t = make_tenant(server, "stopped")
+    token = httpx.post(server.url + "/v3/auth/tokens", json=_iam_body(t)).headers["X-Subject-Token"]
+    r = httpx.post(f"{server.url}/v2/apps/{t.app.app_id}/disable", headers={"X-Auth-Token": token})
+    assert r.status_code == 200 and r.json()["state"]["state"] == "DEACTIVATION"
+    r = httpx.post(
+        f"{server.url}/rtc/whip/{t.app.app_id}/r1/u1",
+        content=sdp_offer(),
+        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {issue_jwt(t.app, 'u1')}"},
+    )
+    assert r.status_code == 401 and "disabled" in r.json()["message"]
 
 
 def _iam_body(t: Tenant) -> dict[str, Any]:
