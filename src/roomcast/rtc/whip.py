@@ -10,7 +10,9 @@ answer is complete and PATCH is refused with 405.
 * ``DELETE`` on the ``Location`` ends the session.
 
 Both need ``Authorization: Bearer <token>``; the token is checked with the
-claims in the path.
+claims in the path. An offer must be a complete WebRTC offer (see :func:`check_offer`); anything
+else is answered 400 with the reason before it reaches the peer connection. Bodies are limited to
+:data:`MAX_OFFER_BYTES` (413 beyond).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import json
 import logging
 from dataclasses import dataclass
 
+from aiortc import sdp as aiosdp
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
 from .auth import Authenticator, Identity
 from .errors import (
@@ -40,6 +44,49 @@ from .track import TrackKind
 log = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
+MAX_OFFER_BYTES = 64 * 1024
+MAX_MEDIA_SECTIONS = 16
+
+
+class OfferTooLargeError(NegotiationError):
+    code = "offer_too_large"
+
+
+def check_offer(text: str) -> None:
+    """Refuse an SDP offer the peer connection cannot answer: unparsable, no audio or video
+    section (a bare ``v=0``), or a section without its mid, direction, codecs, ICE credentials or
+    DTLS fingerprint."""
+    if not text.startswith("v=0"):
+        raise NegotiationError("the body is not an SDP offer (it must start with v=0)")
+    try:
+        desc = aiosdp.SessionDescription.parse(text)
+    except Exception as exc:  # the parser asserts and raises whatever it meets
+        raise NegotiationError(f"the SDP offer cannot be parsed ({type(exc).__name__})") from None
+    if len(desc.media) > MAX_MEDIA_SECTIONS:
+        raise NegotiationError(f"the offer has more than {MAX_MEDIA_SECTIONS} media sections")
+    media = [m for m in desc.media if m.kind in ("audio", "video")]
+    if not media:
+        raise NegotiationError("the offer has no audio or video media section")
+    mids: set[str] = set()
+    for i, m in enumerate(desc.media):
+        where = f"media section {i} ({m.kind})"
+        mid = m.rtp.muxId
+        if not mid or mid in mids:
+            raise NegotiationError(f"{where} needs a unique a=mid")
+        mids.add(mid)
+        if m.kind not in ("audio", "video"):
+            raise NegotiationError(f"{where}: only audio and video sections are accepted")
+        if m.direction not in aiosdp.DIRECTIONS:
+            raise NegotiationError(f"{where} has no direction (sendrecv, sendonly, recvonly, inactive)")
+        if not m.rtp.codecs:
+            raise NegotiationError(f"{where} offers no codec (a=rtpmap)")
+        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
+            raise NegotiationError(f"{where} has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+        if m.dtls is None or not m.dtls.fingerprints:
+            raise NegotiationError(f"{where} has no DTLS fingerprint (a=fingerprint)")
+    for group in desc.group:
+        if group.semantic == "BUNDLE" and not set(group.items) <= mids:
+            raise NegotiationError("the BUNDLE group names a mid no media section has")
 
 
 @dataclass
@@ -55,6 +102,8 @@ def http_status(exc: RtcError) -> int:
         return 403
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, OfferTooLargeError):
+        return 413
     if isinstance(exc, NegotiationError):
         return 400
     if isinstance(exc, TooManyRoomsError | RoomClosedError):
@@ -80,6 +129,24 @@ def _with_client(identity: Identity, request: Request) -> Identity:
         client_ip=request.client.host if request.client else None,
         user_agent=ua[:256] if ua else None,
     )
+
+
+async def _read_offer(request: Request) -> bytes:
+    too_large = OfferTooLargeError(f"the offer is larger than {MAX_OFFER_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_OFFER_BYTES:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise NegotiationError("the offer did not arrive complete") from None
+    return b"".join(chunks)
 
 
 def _bearer(request: Request) -> str:
@@ -120,9 +187,12 @@ def create_whip_router(
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != SDP_TYPE:
             raise NegotiationError("Content-Type must be application/sdp")
-        body = (await request.body()).decode("utf-8", "replace")
-        if not body.startswith("v=0"):
-            raise NegotiationError("body is not an SDP offer")
+        raw = await _read_offer(request)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NegotiationError("the SDP offer is not UTF-8 text") from None
+        check_offer(body)
         return body
 
     def _created(answer: str, location: str, resource_id: str) -> Response:
@@ -140,11 +210,11 @@ def create_whip_router(
         joined: Participant | None = None
         try:
             token = _bearer(request)
-            offer = await _offer(request)
-            kinds = _kinds(request.query_params.get("kinds"))
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
+            offer = await _offer(request)
+            kinds = _kinds(request.query_params.get("kinds"))
             p = await _participant(_with_client(identity, request))
             joined = p if not p.resources and p.signal is None else None
             answer, res = await p.publish_resource(offer, kinds)
@@ -160,12 +230,12 @@ def create_whip_router(
         joined: Participant | None = None
         try:
             token = _bearer(request)
-            offer = await _offer(request)
-            kinds = _kinds(request.query_params.get("kinds"))
-            publisher = request.query_params.get("publisher") or None
             identity = await authenticator.authenticate(
                 token, app_id=app_id, room_id=room_id, user_id=user_id
             )
+            offer = await _offer(request)
+            kinds = _kinds(request.query_params.get("kinds"))
+            publisher = request.query_params.get("publisher") or None
             identity = _with_client(identity, request)
             if manager.get_room(identity.app_key, room_id) is None:
                 raise NotFoundError(f"no room {room_id}")

@@ -3,7 +3,9 @@
 Authentication: the seed says only that the ``Token`` header "is Basic authorization". roomcast
 reads it as HTTP Basic credentials of an API key pair: ``Token: Basic base64(SecretId:SecretKey)``
 (``Authorization: Basic ...`` is accepted too). Codes: no token 1000, a bad or foreign token 1001,
-no or malformed appid 1002, bad parameters 2101, throttled 2105.
+no or malformed appid 1002, bad parameters 2101, throttled 2105. A disabled app: the seed has no
+code for it; roomcast answers 1002 ("No appid": the app cannot be used) to every method that starts
+or changes recording, while stoprecord and queryrecord keep working so running tasks can be ended.
 
 HTTP status: the seed lists 2101/4005/4011/4012 under "HTTP response 404 error". roomcast answers
 business errors (2101, 4xxx) with 404 as written, authentication errors (1000-1002) with 401,
@@ -16,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from roomcast.api.body import BodyError, parse_json_object, read_body
 from roomcast.domain.errors import ErrorKind, NotFound, RoomcastError
 from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
@@ -35,6 +37,8 @@ from roomcast.services.ratelimit import RateLimiter
 log = logging.getLogger("roomcast.api.jocloud")
 
 RATE_PER_APP_S = 10
+# Methods a disabled app may still call; every other (present or future) method is refused on it.
+ALLOWED_WHEN_DISABLED = frozenset({"stoprecord", "queryrecord"})
 BODY_LIMIT = 1024 * 1024
 
 MESSAGES = {
@@ -156,19 +160,14 @@ class JoyGateway:
         handler = self.methods.get(name)
         if handler is None:
             raise JoyError(2101, f"unknown method {name}")
+        if not app.enabled and name not in ALLOWED_WHEN_DISABLED:
+            raise JoyError(1002, f"the app {app.sdk_app_id} is disabled")
         body: dict[str, Any] = {}
         if request.method == "POST":
-            raw = await request.body()
-            if len(raw) > BODY_LIMIT:
-                raise JoyError(2101, "body too large")
-            if raw.strip():
-                try:
-                    parsed = json.loads(raw)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    raise JoyError(2101, "body is not valid JSON") from None
-                if not isinstance(parsed, dict):
-                    raise JoyError(2101, "body must be a JSON object")
-                body = parsed
+            try:
+                body = parse_json_object(await read_body(request, BODY_LIMIT))
+            except BodyError as exc:
+                raise JoyError(2101, exc.message) from None
         if "appid" in body and str(body["appid"]) != appid:
             raise JoyError(2101, "appid in the body does not match the URL")
         ctx = JoyContext(rt, creds, app, trace_id, rest)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from roomcast.api.body import BodyError, parse_json_object, read_body
 from roomcast.api.sparkrtc.errors import SparkError, invalid
-from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, json_object, utc_text
-from roomcast.api.sparkrtc.iam import password_auth
+from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, utc_text
+from roomcast.api.sparkrtc.iam import IAM_BODY_LIMIT, iam_bad_request, password_auth
 from roomcast.domain.errors import InvalidArgument
 from roomcast.domain.tenancy import App, AppState
 from roomcast.runtime import Runtime
@@ -99,7 +100,12 @@ def build_router() -> APIRouter:
     @router.post("/v3/auth/tokens", status_code=201, include_in_schema=False)
     async def iam_tokens(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
-        token, result = await password_auth(rt, await json_object(request))
+        raw = await read_body(request, IAM_BODY_LIMIT)  # unauthenticated: a small limit
+        try:
+            body = parse_json_object(raw)
+        except BodyError as exc:
+            raise iam_bad_request(exc.message) from None
+        token, result = await password_auth(rt, body)
         return JSONResponse(result, status_code=201, headers={"X-Subject-Token": token})
 
     @router.post("/v2/apps", status_code=201)

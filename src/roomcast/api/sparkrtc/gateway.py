@@ -7,7 +7,6 @@ leak out.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from roomcast.api.body import BodyError, BodyProblem, parse_json_object, read_body
 from roomcast.api.sparkrtc import signing
 from roomcast.api.sparkrtc.errors import (
     SparkError,
@@ -77,6 +77,8 @@ class SparkRoute(APIRoute):
                 return error_response(err)
             except RoomcastError as err:
                 return error_response(from_domain(err))
+            except BodyError as err:
+                return error_response(body_error(err))
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 name = ".".join(str(p) for p in first.get("loc", ())[1:]) or "parameter"
@@ -116,11 +118,7 @@ async def authenticate(request: Request, category: str, path_project_id: str | N
         if creds_or_none is None or creds_or_none.status is not KeyStatus.ACTIVE:
             raise unauthorized("unknown or revoked access key")
         creds = creds_or_none
-        body = await request.body()
-        if len(body) > BODY_LIMIT:
-            raise SparkError(
-                413, "APIGW.0201", "Request entity too large: AK/SK signed bodies are limited to 12 MB"
-            )
+        body = await read_body(request, BODY_LIMIT)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         http = signing.HttpRequest(
@@ -149,16 +147,18 @@ async def authenticate(request: Request, category: str, path_project_id: str | N
     return SparkCaller(creds.account_id, creds.project_id, creds.secret_id, method)
 
 
-async def json_object(request: Request) -> dict[str, Any]:
+def body_error(err: BodyError) -> SparkError:
+    if err.problem is BodyProblem.TOO_LARGE:
+        return SparkError(413, "APIGW.0201", f"Request entity too large: {err.message}")
+    return malformed_body()  # the vendor's exact text; the reason is not a field to name
+
+
+async def json_object(request: Request, limit: int = BODY_LIMIT) -> dict[str, Any]:
     """The request body as a JSON object, or the vendor's "malformed body" error."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise malformed_body() from None
-    if not isinstance(data, dict):
+    raw = await read_body(request, limit)
+    if not raw.strip():
         raise malformed_body()
-    return data
+    return parse_json_object(raw)
 
 
 async def json_body(request: Request, model: type[M]) -> M:

@@ -23,6 +23,7 @@ from roomcast.domain.tenancy import Credentials, KeyStatus
 from roomcast.runtime import Runtime
 
 TOKEN_TTL_S = 24 * 3600
+IAM_BODY_LIMIT = 64 * 1024
 _PREFIX = "MII"
 
 
@@ -90,45 +91,55 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "000Z"
 
 
+def iam_bad_request(msg: str) -> SparkError:
+    return SparkError(400, "IAM.0011", f"Request parameter error: {msg}")
+
+
+def _field(parent: dict[str, Any], name: str, kind: type, *, required: bool = False, path: str = "") -> Any:
+    """``parent[name]`` if it has type ``kind``; absent is None (or an error if ``required``)."""
+    value = parent.get(name)
+    if value is None:
+        if required:
+            raise iam_bad_request(f"{path}{name} is missing")
+        return None
+    if not isinstance(value, kind):
+        raise iam_bad_request(f"{path}{name} must be {'an object' if kind is dict else 'a string'}")
+    return value
+
+
 async def password_auth(rt: Runtime, body: Any) -> tuple[str, dict[str, Any]]:
     """Check an IAM ``auth`` request; return the token and the response body."""
-
-    def bad(msg: str) -> SparkError:
-        return SparkError(400, "IAM.0011", f"Request parameter error: {msg}")
-
-    if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
-        raise bad("auth is missing")
-    auth = body["auth"]
-    identity = auth.get("identity")
-    if not isinstance(identity, dict) or identity.get("methods") != ["password"]:
-        raise bad('identity.methods must be ["password"]')
-    user = (
-        (identity.get("password") or {}).get("user") if isinstance(identity.get("password"), dict) else None
-    )
-    if (
-        not isinstance(user, dict)
-        or not isinstance(user.get("name"), str)
-        or not isinstance(user.get("password"), str)
-    ):
-        raise bad("identity.password.user.name and password are required")
-    creds = await rt.tenancy.lookup_credentials(user["name"])
+    if not isinstance(body, dict):
+        raise iam_bad_request("the body must be a JSON object")
+    auth = _field(body, "auth", dict, required=True)
+    identity = _field(auth, "identity", dict, required=True, path="auth.")
+    if identity.get("methods") != ["password"]:
+        raise iam_bad_request('auth.identity.methods must be ["password"]')
+    password = _field(identity, "password", dict, required=True, path="auth.identity.")
+    user = _field(password, "user", dict, required=True, path="auth.identity.password.")
+    name = _field(user, "name", str, required=True, path="auth.identity.password.user.")
+    secret = _field(user, "password", str, required=True, path="auth.identity.password.user.")
+    domain = _field(user, "domain", dict, path="auth.identity.password.user.")
+    domain_name = _field(domain or {}, "name", str, path="auth.identity.password.user.domain.")
+    scope = _field(auth, "scope", dict, path="auth.")
+    scoped = _field(scope or {}, "project", dict, path="auth.scope.")
+    pid = _field(scoped or {}, "id", str, path="auth.scope.project.")
+    pname = _field(scoped or {}, "name", str, path="auth.scope.project.")
+    creds = await rt.tenancy.lookup_credentials(name)
     if (
         creds is None
         or creds.status is not KeyStatus.ACTIVE
-        or not hmac.compare_digest(creds.secret_key.encode(), user["password"].encode())
+        or not hmac.compare_digest(creds.secret_key.encode(), secret.encode())
     ):
         raise SparkError(401, "IAM.0002", "The username or password is wrong.")
     account = await rt.tenancy.get_account(creds.account_id)
-    domain = user.get("domain")
-    if isinstance(domain, dict) and domain.get("name") not in (None, account.name, account.account_id):
+    if domain_name not in (None, account.name, account.account_id):
         raise SparkError(401, "IAM.0002", "The username or password is wrong.")
-    scope = auth.get("scope")
     project: dict[str, Any] | None = None
-    if isinstance(scope, dict) and isinstance(scope.get("project"), dict):
-        pid = scope["project"].get("id")
+    if scoped is not None:
         if pid is not None and pid != account.project_id:
-            raise SparkError(400, "IAM.0011", "Request parameter error: unknown project")
-        project = {"id": account.project_id, "name": scope["project"].get("name") or account.project_id}
+            raise iam_bad_request("unknown project")
+        project = {"id": account.project_id, "name": pname or account.project_id}
     token, claims = issue_token(rt, creds)
     result: dict[str, Any] = {
         "token": {

@@ -1,7 +1,8 @@
 """TencentCloud API 3.0 endpoint (TRTC 2019-07-22 and TIW 2019-09-19 share it): ``POST /`` and ``GET /``.
 
-Order of checks: size -> signature (TC3 or v1) -> key -> service/version -> action -> SdkAppId
-ownership -> throttle -> parameters -> handler. Every answer is HTTP 200 with a Content-Type of
+Order of checks: size -> signature (TC3 or v1) -> key -> v1 nonce not seen before -> service/version
+-> action -> SdkAppId ownership (and, for actions that start a task, the app enabled) -> throttle
+-> parameters -> handler. Every answer is HTTP 200 with a Content-Type of
 exactly ``application/json``: the Python SDK only looks for ``Error`` under that exact type.
 """
 
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from roomcast.api.body import BodyError, BodyProblem, parse_json_object, read_body
 from roomcast.api.trtc import signing
 from roomcast.api.trtc.errors import TrtcError, from_domain
 from roomcast.api.trtc.params import COMMON_PARAMS, parse, unflatten
@@ -25,6 +27,7 @@ from roomcast.domain.errors import NotFound, RoomcastError
 from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
 from roomcast.runtime import Runtime
+from roomcast.services.nonces import LocalNonceMemory, NonceMemory
 from roomcast.services.ratelimit import RateLimiter
 
 log = logging.getLogger("roomcast.api.trtc")
@@ -34,6 +37,13 @@ GET_LIMIT = 32 * 1024
 POST_LIMIT_TC3 = 10 * 1024 * 1024
 POST_LIMIT_V1 = 1024 * 1024
 DEFAULT_RATE_PER_S = 20.0
+SDK_APP_ID_MAX = 2**63 - 1
+# A disabled app: TRTC documents no code of its own, so the common "resource is unavailable";
+# TIW documents ResourceUnavailable.NotRegistered ("TIW is not enabled").
+DISABLED_APP_CODES: dict[str, str] = {
+    "trtc": "ResourceUnavailable",
+    "tiw": "ResourceUnavailable.NotRegistered",
+}
 
 
 @dataclass
@@ -55,6 +65,8 @@ class ActionContext:
 
     async def app(self, sdk_app_id: int) -> App:
         """The caller's app; another tenant's (or no) app is ``UnauthorizedOperation.SdkAppId``."""
+        if not 0 <= sdk_app_id <= SDK_APP_ID_MAX:
+            raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
         if sdk_app_id not in self._apps:
             try:
                 self._apps[sdk_app_id] = await self.runtime.tenancy.get_app(sdk_app_id, self.account_id)
@@ -77,6 +89,8 @@ class Action:
     rate_period_s: float = 1.0
     invalid_code: str | None = None
     """The code for bad values when no field-specific one exists (e.g. InvalidParameter.OutOfRange)."""
+    starts_task: bool = False
+    """Refused on a disabled app (recordings, relays, ...); other actions still work on it."""
 
 
 class ActionRegistry:
@@ -99,7 +113,8 @@ class ActionRegistry:
 def respond(request_id: str, payload: dict[str, Any]) -> Response:
     body = {"Response": {**payload, "RequestId": request_id}}
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        # "replace": a message quoting odd input must still encode (no lone surrogate reaches here).
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace"),
         status_code=200,
         media_type="application/json",
     )
@@ -117,9 +132,12 @@ def _sig_error(exc: signing.SignatureError) -> TrtcError:
 
 
 class Tc3Gateway:
-    def __init__(self, registry: ActionRegistry, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self, registry: ActionRegistry, limiter: RateLimiter | None = None, nonces: NonceMemory | None = None
+    ) -> None:
         self.registry = registry
         self.limiter = limiter or RateLimiter()
+        self.nonces: NonceMemory = nonces or LocalNonceMemory()
 
     async def _credentials(self, rt: Runtime, secret_id: str) -> Credentials:
         if not secret_id.startswith("AKID") or not secret_id.isalnum():
@@ -138,6 +156,8 @@ class Tc3Gateway:
             return respond_error(rid, err)
         except RoomcastError as err:
             return respond_error(rid, from_domain(err))
+        except BodyError as err:
+            return respond_error(rid, _body_error(err))
         except Exception:
             log.exception("trtc.internal_error")
             return respond_error(rid, TrtcError("InternalError", "Internal error."))
@@ -150,7 +170,7 @@ class Tc3Gateway:
         raw_query = request.scope.get("query_string", b"").decode("latin-1")
         if method == "GET" and len(raw_query) > GET_LIMIT:
             raise TrtcError("RequestSizeLimitExceeded", "The request size exceeds the upper limit.")
-        body = await _read_body(request, POST_LIMIT_TC3)
+        body = await read_body(request, POST_LIMIT_TC3)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         http = signing.HttpRequest(method=method, headers=headers, body=body, query=raw_query, path="/")
         content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -173,10 +193,14 @@ class Tc3Gateway:
             version = request.headers.get("x-tc-version") or ""
             region = request.headers.get("x-tc-region")
             if method == "GET" or content_type == "application/x-www-form-urlencoded":
-                source = raw_query if method == "GET" else body.decode("utf-8", "replace")
-                data = unflatten(signing.parse_v1_form(source))
+                try:
+                    data = unflatten(signing.parse_v1_form(raw_query if method == "GET" else body))
+                except signing.SignatureError:
+                    raise TrtcError(
+                        "InvalidParameter", "The request parameters are not UTF-8 form data."
+                    ) from None
             elif content_type in ("application/json", ""):
-                data = _json_object(body)
+                data = parse_json_object(body)
             else:
                 raise TrtcError("InvalidRequest", f"Content-Type {content_type} is not supported.")
         else:
@@ -198,6 +222,13 @@ class Tc3Gateway:
                 signing.verify_v1(method, host, v1, creds.secret_key, window_s=window)
             except signing.SignatureError as exc:
                 raise _sig_error(exc) from None
+            # v1 carries a Nonce so that a repeat can be refused: once per key inside the window.
+            if not await self.nonces.claim(f"trtc-v1:{creds.secret_id}", v1.nonce, v1.timestamp + window):
+                raise TrtcError(
+                    "AuthFailure.SignatureExpire",
+                    "This Nonce was already used with this SecretId inside the signature window; "
+                    "sign the request again with a new Nonce.",
+                )
             common = dict(pairs)
             action_name = common.get("Action", "")
             version = common.get("Version", "")
@@ -231,7 +262,9 @@ class Tc3Gateway:
         )
         sdk_app_id = _sdk_app_id(data)
         if sdk_app_id is not None:
-            await ctx.app(sdk_app_id)
+            app = await ctx.app(sdk_app_id)
+            if action.starts_task and not app.enabled:
+                raise TrtcError(DISABLED_APP_CODES[service], f"The application {sdk_app_id} is disabled.")
         throttle_key = (service, sdk_app_id if sdk_app_id is not None else creds.account_id, action_name)
         if not self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
             raise TrtcError("RequestLimitExceeded", "The number of requests exceeds the frequency limit.")
@@ -253,38 +286,24 @@ def _sdk_app_id(data: dict[str, Any]) -> int | None:
     value = data.get("SdkAppId")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    text = str(value).strip()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not text.isascii()
+        or not text.isdigit()
+    ):
         raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
-    try:
-        return int(value)
-    except ValueError:
-        raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.") from None
+    number = int(text)
+    if number > SDK_APP_ID_MAX:
+        raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
+    return number
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise TrtcError("InvalidParameter", "The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise TrtcError("InvalidParameter", "The request body must be a JSON object.")
-    return data
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TrtcError("RequestSizeLimitExceeded", "The request size exceeds the upper limit.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TrtcError("RequestSizeLimitExceeded", "The request size exceeds the upper limit.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _body_error(err: BodyError) -> TrtcError:
+    if err.problem is BodyProblem.TOO_LARGE:
+        return TrtcError("RequestSizeLimitExceeded", "The request size exceeds the upper limit.")
+    return TrtcError("InvalidParameter", f"The request body is invalid: {err.message}.")
 
 
 def build_router(gateway: Tc3Gateway) -> APIRouter:

@@ -39,33 +39,53 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+MAX_NAME_DEPTH = 16
+"""Dotted levels in a GET/form parameter name; deeper than any action's documented input."""
+
+
+def _bad_name(name: str, why: str) -> TrtcError:
+    shown = name if len(name) <= 64 else name[:61] + "..."
+    top = name.split(".", 1)[0]
+    return TrtcError(specific("InvalidParameter", top), f"The parameter name `{shown}` is invalid: {why}.")
+
+
 def unflatten(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """``UserIds.0=a&UserIds.1=b&A.B=c`` -> ``{"UserIds": ["a", "b"], "A": {"B": "c"}}``."""
+    """``UserIds.0=a&UserIds.1=b&A.B=c`` -> ``{"UserIds": ["a", "b"], "A": {"B": "c"}}``.
+
+    Names must be well formed: no empty level, at most :data:`MAX_NAME_DEPTH` levels, no name given
+    twice, no name that is both a value and a structure (``A=1&A.B=2``), list indexes 0 to n-1.
+    """
     root: dict[str, Any] = {}
     for name, value in pairs:
         if name in COMMON_PARAMS:
             continue
         parts = name.split(".")
-        node: Any = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    node = node.setdefault(part, {})
-        # numeric-keyed dicts become lists below
-    out: dict[str, Any] = _lists(root)
-    return out
+        if len(parts) > MAX_NAME_DEPTH:
+            raise _bad_name(name, f"more than {MAX_NAME_DEPTH} levels")
+        if any(not p for p in parts):
+            raise _bad_name(name, "empty level")
+        node = root
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise _bad_name(name, "given both as a value and as a structure")
+            node = child
+        if parts[-1] in node:
+            raise _bad_name(name, "given twice or both as a value and as a structure")
+        node[parts[-1]] = value
+    return {k: _lists(v, k) for k, v in root.items()}
 
 
-def _lists(node: Any) -> Any:
-    if isinstance(node, dict):
-        converted = {k: _lists(v) for k, v in node.items()}
-        if converted and all(k.isdigit() for k in converted):
-            return [converted[k] for k in sorted(converted, key=int)]
-        return converted
-    return node
+def _lists(node: Any, path: str) -> Any:
+    """Numeric-keyed levels become lists (keys must then be 0 to n-1, as the SDKs number them)."""
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _lists(v, f"{path}.{k}" if path else k) for k, v in node.items()}
+    if converted and all(k.isascii() and k.isdigit() for k in converted):
+        if sorted(converted, key=int) != [str(i) for i in range(len(converted))]:
+            raise _bad_name(path + ".N", "list items must be numbered 0, 1, 2, ... without gaps")
+        return [converted[str(i)] for i in range(len(converted))]
+    return converted
 
 
 def _loc_name(loc: tuple[int | str, ...]) -> tuple[str, str]:

@@ -216,7 +216,11 @@ def register(registry: ActionRegistry) -> None:
         ("ModifyCloudRecording", ModifyCloudRecordingParams, modify),
         ("DeleteCloudRecording", DeleteCloudRecordingParams, delete),
     ):
-        registry.add(DIALECT, Action(name, model, handler, rate_per_s=20, invalid_code=OUT_OF_RANGE))
+        starts_task = name == "CreateCloudRecording"  # refused on a disabled app
+        registry.add(
+            DIALECT,
+            Action(name, model, handler, rate_per_s=20, invalid_code=OUT_OF_RANGE, starts_task=starts_task),
+        )
 
 
 def register_dialect(service: RecordingService) -> None:
