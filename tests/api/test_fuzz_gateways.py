@@ -103,7 +103,18 @@ def test_sparkrtc_bodies_never_fail_internally(server: LiveServer, tenant: Tenan
 
 @RELAXED
 @given(
-    method=st.sampled_from(["applyrecord", "startrecord", "x/../y", "queryrecord/r/1"]),
+    method=st.sampled_from(
+        [
+            "applyrecord",
+            "startrecord",
+            "updatemixrecord",
+            "stoprecord",
+            "queryrecord",
+            "queryrecord/r/1",
+            "queryrecord/r/1/2",
+            "x/../y",
+        ]
+    ),
     body=st.binary(max_size=120) | json_values.map(lambda v: json.dumps(v).encode()),
 )
 def test_jocloud_bodies_never_fail_internally(
@@ -119,3 +130,67 @@ def test_jocloud_bodies_never_fail_internally(
     )
     data = r.json()
     assert r.status_code != 500 and data["code"] != 2104 and "traceId" in data, data
+
+
+JOYY_METHODS = ["startrecord", "updatemixrecord", "stoprecord"]
+JOYY_FIELDS = [
+    "resid",
+    "appid",
+    "roomid",
+    "recordtype",
+    "streamtype",
+    "mixconfig",
+    "uid",
+    "storagecfg",
+    "callbackurl",
+    "recordid",
+]
+JOYY_MIX_FIELDS = ["input", "intput", "templateid", "output"]
+JOYY_OUTPUT_FIELDS = [
+    "streamtype",
+    "videoheight",
+    "videowidth",
+    "videobitrate",
+    "videofps",
+    "videogop",
+    "audiobitrate",
+    "patch",
+    "patchUrl",
+    "watermark",
+    "background",
+]
+JOYY_STORAGE_FIELDS = ["vender", "endpoint", "bucket", "accesskey", "secretkey", "fileprefix"]
+
+
+@RELAXED
+@given(
+    method=st.sampled_from(JOYY_METHODS),
+    fields=st.dictionaries(st.sampled_from(JOYY_FIELDS), json_values, max_size=6),
+    mix=st.dictionaries(st.sampled_from(JOYY_MIX_FIELDS), json_values, max_size=3),
+    output=st.dictionaries(st.sampled_from(JOYY_OUTPUT_FIELDS), json_values, max_size=5),
+    store=st.dictionaries(st.sampled_from(JOYY_STORAGE_FIELDS), json_values, max_size=6),
+)
+def test_jocloud_fields_never_fail_internally(
+    server: LiveServer,
+    tenant: Tenant,
+    method: str,
+    fields: dict[str, Any],
+    mix: dict[str, Any],
+    output: dict[str, Any],
+    store: dict[str, Any],
+) -> None:
+    """Vendor-shaped bodies (the documented field names, random values) reach the deeper checks."""
+    token = (
+        "Basic " + base64.b64encode(f"{tenant.creds.secret_id}:{tenant.creds.secret_key}".encode()).decode()
+    )
+    body = {"appid": tenant.app.sdk_app_id, "resid": "r", "roomid": "room", **fields}
+    body["appid"] = tenant.app.sdk_app_id
+    body["mixconfig"] = {**mix, "output": output}
+    body["storagecfg"] = store
+    r = httpx.post(
+        f"{server.url}/app/{tenant.app.sdk_app_id}/v1/recordoss/{method}",
+        content=json.dumps(body).encode(),
+        headers={"Token": token, "Content-Type": "application/json"},
+    )
+    data = r.json()
+    assert r.status_code == 404 and data["code"] in (2101, 4012, 4013, 4016), data
