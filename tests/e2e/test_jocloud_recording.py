@@ -224,12 +224,14 @@ async def test_mixed_recording_to_s3(
     assert info.audio.codec == "aac"
     assert info.video.duration is not None and 4.0 <= info.video.duration <= 7.5
     t0 = info.video.start_time or 0.0
-    # Template 2 (vertical) first: u1 on top, u2 below; template 1 (horizontal) later: side by side.
-    top, bottom = (160, 40, 320, 100), (160, 220, 320, 100)
-    assert avcheck.region_users(ts, [top, bottom], ["u1", "u2"], at=t0 + 1.0) == ["u1", "u2"]
-    left, right = (60, 100, 200, 160), (380, 100, 200, 160)
+    # Template 2 (vertical) first: u1 fills the top half, u2 the bottom one; template 1
+    # (horizontal) later: u1 the left half, u2 the right one. The top-right and bottom-left
+    # quarters tell the two apart.
+    top_right, bottom_left = (360, 20, 240, 140), (40, 200, 240, 140)
+    early = avcheck.region_users(ts, [top_right, bottom_left], ["u1", "u2"], at=t0 + 1.0)
+    assert early == ["u1", "u2"]
     late = t0 + info.video.duration - 0.8
-    assert avcheck.region_users(ts, [left, right], ["u1", "u2"], at=late) == ["u1", "u2"]
+    assert avcheck.region_users(ts, [top_right, bottom_left], ["u1", "u2"], at=late) == ["u2", "u1"]
 
 
 async def test_source_stream_and_documented_errors(server: LiveServer, moto: MotoS3, tmp_path: Path) -> None:
