@@ -261,6 +261,8 @@ async def test_source_stream_and_documented_errors(server: LiveServer, moto: Mot
 
     await asyncio.to_thread(server.run, expire)
     assert (await joy.post("startrecord", start_body(joy, expired, bucket)))["code"] == 4012
+    elsewhere = await joy.resid("otherroom")  # applied for another room
+    assert (await joy.post("startrecord", start_body(joy, elsewhere, bucket)))["code"] == 4012
     # 4005: nobody publishes in the room (the resid stays usable).
     resid = await joy.resid()
     assert (await joy.post("startrecord", start_body(joy, resid, bucket)))["code"] == 4005
