@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
+from roomcast.api.jocloud import recording as jocloud_recording
 from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
 from roomcast.api.native import docs, v1, web
@@ -168,6 +169,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         room_users=room_users,
     )
     trtc_recording.register_dialect(service)
+    jocloud_recording.register_dialect(service)
 
     def on_room_event(ev: RoomEvent) -> Awaitable[None] | None:
         if isinstance(ev, RoomDismissed):

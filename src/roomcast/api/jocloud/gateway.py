@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from roomcast.api.body import BodyError, parse_json_object, read_body
+from roomcast.api.jocloud.errors import JoyError
 from roomcast.domain.errors import ErrorKind, NotFound, RoomcastError
 from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
@@ -40,42 +41,6 @@ RATE_PER_APP_S = 10
 # Methods a disabled app may still call; every other (present or future) method is refused on it.
 ALLOWED_WHEN_DISABLED = frozenset({"stoprecord", "queryrecord"})
 BODY_LIMIT = 1024 * 1024
-
-MESSAGES = {
-    0: "success",
-    1000: "No token permission",
-    1001: "Invalid token",
-    1002: "No appid",
-    2101: "Invalid parameter",
-    2103: "Timeout",
-    2104: "Internal error",
-    2105: "Too-frequent calling of command",
-    4004: "Unsupported recording parameters",
-    4005: "Room is not publishing",
-    4011: "Recording task already exists",
-    4012: "Recording resid is invalid or has been invalidated by timeout",
-    4013: "Recording recordid does not exist",
-    4016: "Invalid mixed stream parameters",
-    4019: "Recording task type is not mixed stream recording",
-}
-
-
-class JoyError(Exception):
-    def __init__(self, code: int, detail: str = "") -> None:
-        message = MESSAGES.get(code, "Recording error")
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = f"{message}: {detail}" if detail else message
-
-    @property
-    def status(self) -> int:
-        if self.code in (1000, 1001, 1002):
-            return 401
-        if self.code == 2105:
-            return 429
-        if self.code in (2103, 2104):
-            return 500
-        return 404
 
 
 @dataclass
@@ -200,4 +165,7 @@ def build_router(gateway: JoyGateway) -> APIRouter:
 def default_gateway() -> JoyGateway:
     gw = JoyGateway()
     gw.add("applyrecord", applyrecord)
+    from roomcast.api.jocloud import recording  # it builds on this module
+
+    recording.register(gw)
     return gw

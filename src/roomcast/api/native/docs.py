@@ -64,7 +64,41 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "SetUserBlockedByStrRoomId": {"SdkAppId": 1400000001, "StrRoomId": "demo", "UserId": "bob", "IsMute": 1},
 }
 
-JOYY_EXAMPLES: dict[str, dict[str, Any]] = {"applyrecord": {"appid": 1400000001, "roomid": "demo"}}
+JOYY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "applyrecord": {"appid": 1400000001, "roomid": "demo"},
+    "startrecord": {
+        "resid": "RESID",
+        "appid": 1400000001,
+        "roomid": "demo",
+        "recordtype": 0,
+        "streamtype": 1,
+        "mixconfig": {
+            "templateid": 2,
+            "output": {"streamtype": 0, "videowidth": 640, "videoheight": 360, "videobitrate": 800},
+        },
+        "storagecfg": {
+            "vender": 1,
+            "endpoint": "cos.ap-guangzhou.myqcloud.com",
+            "bucket": "rec-125000",
+            "accesskey": "AK",
+            "secretkey": "SK",
+            "fileprefix": ["rec"],
+        },
+        "callbackurl": "https://example.com/joyy-callback",
+    },
+    "updatemixrecord": {
+        "resid": "RESID",
+        "appid": 1400000001,
+        "roomid": "demo",
+        "recordid": "RECORDID",
+        "mixconfig": {
+            "templateid": 1,
+            "output": {"videowidth": 640, "videoheight": 360, "videobitrate": 800},
+        },
+    },
+    "stoprecord": {"resid": "RESID", "appid": 1400000001, "roomid": "demo", "recordid": "RECORDID"},
+}
+"""Request bodies; ``queryrecord`` is ``GET .../queryrecord/{roomid}/{recordid}`` (no body)."""
 
 SPARK_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("/v2/apps", "post"): {"app_name": "live-classes"},
