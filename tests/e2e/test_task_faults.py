@@ -43,22 +43,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    m = MotoS3()
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with callback_receiver() as rx:
-        yield rx
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoS3) -> Iterator[LiveServer]:
     with live_server(
         Path(tmp_path_factory.mktemp("faults")) / "var",
@@ -203,9 +187,14 @@ async def test_a_store_down_too_long_keeps_the_file_in_the_media_library(
         assert f.url.startswith(f"{srv.url}/media/backup/{created.TaskId}/")
         async with httpx.AsyncClient() as http:
             got = await http.get(f.url)
+            native = await http.get(
+                f"{srv.url}/api/v1/tasks/{created.TaskId}", auth=(t.creds.secret_id, t.creds.secret_key)
+            )
         assert (
             got.status_code == 200 and got.headers["content-type"] == "video/mp4" and len(got.content) > 1000
         )
+        (shown,) = native.json()["files"]  # the native API says where the file is, and why
+        assert shown["backup"] is True and shown["url"] == f.url and shown["error"]
         for _ in range(100):
             mine = [b for b in receiver.bodies() if b["EventInfo"]["TaskId"] == created.TaskId]
             if {302, 305, 311} <= {b["EventType"] for b in mine}:

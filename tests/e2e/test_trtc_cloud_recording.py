@@ -31,29 +31,13 @@ from roomcast.services.tasks import TaskService
 from tests.api.conftest import Tenant, make_tenant
 from tests.support import avcheck
 from tests.support.live import LiveServer, live_server, serve_process
-from tests.support.receiver import Receiver, callback_receiver
+from tests.support.receiver import Receiver
 from tests.support.s3 import MotoS3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 ROOM = "8888"
 CALLBACK_KEY = "callback-signing-key"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    m = MotoS3()
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with callback_receiver() as rx:
-        yield rx
 
 
 def settings(moto: MotoS3) -> dict[str, Any]:

@@ -20,8 +20,10 @@ from sqlalchemy.orm import load_only
 
 from roomcast.store.tables import TaskFileRow, TaskRow, UploadRow
 
-# Never the spec: its format belongs to the dialects (and is changing).
+# Neither the spec nor the dialect's request: what the task reports is in its own columns.
 _COLUMNS = load_only(
+    TaskRow.error,
+    TaskRow.node_id,
     TaskRow.id,
     TaskRow.task_id,
     TaskRow.sdk_app_id,
@@ -60,6 +62,9 @@ class FileView:
     object_key: str | None = None
     url: str | None = None
     """Where roomcast serves it (media library files), absolute."""
+    backup: bool = False
+    """Kept in the media library because its target kept failing (``error`` says why)."""
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class TaskView:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    error: str | None = None
+    """Why it failed (e.g. the store's answer), when it did."""
+    node_id: str | None = None
+    """The node that runs (or last ran) it."""
     file_count: int = 0
     files: list[FileView] = field(default_factory=list)
 
@@ -92,6 +101,8 @@ def _task(row: TaskRow, file_count: int = 0, files: list[FileView] | None = None
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        error=row.error,
+        node_id=row.node_id,
         file_count=file_count,
         files=files or [],
     )
@@ -210,5 +221,7 @@ class TaskQueries:
             expires_at=r.expires_at,
             storage=storage,
             object_key=object_key,
-            url=url,
+            url=url or r.url,
+            backup=bool(r.backup),
+            error=r.error,
         )
