@@ -113,7 +113,10 @@ class RoomSessionRow(Base):
     """One life of a room: opened at the first join, closed when empty past its grace or dismissed."""
 
     __tablename__ = "room_sessions"
-    __table_args__ = (Index("ix_room_sessions_room", "app_key", "room_id", "opened_at"),)
+    __table_args__ = (
+        Index("ix_room_sessions_room", "app_key", "room_id", "opened_at"),
+        Index("ix_room_sessions_open", "closed_at", "node_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app_key: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -128,7 +131,10 @@ class UserSessionRow(Base):
     """One participant's stay in a room."""
 
     __tablename__ = "user_sessions"
-    __table_args__ = (Index("ix_user_sessions_room", "app_key", "room_id", "joined_at"),)
+    __table_args__ = (
+        Index("ix_user_sessions_room", "app_key", "room_id", "joined_at"),
+        Index("ix_user_sessions_open", "left_at", "node_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)

@@ -61,9 +61,14 @@ def upgrade() -> None:
     for table in ("room_sessions", "user_sessions"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("node_id", sa.String(64), nullable=True))
+    # The reaper looks for open sessions of gone nodes every few seconds.
+    op.create_index("ix_room_sessions_open", "room_sessions", ["closed_at", "node_id"])
+    op.create_index("ix_user_sessions_open", "user_sessions", ["left_at", "node_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_user_sessions_open", "user_sessions")
+    op.drop_index("ix_room_sessions_open", "room_sessions")
     for table in ("room_sessions", "user_sessions"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("node_id")
