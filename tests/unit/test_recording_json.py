@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,8 +79,18 @@ GOLDEN_V1: dict[str, Any] = {
 
 
 def test_golden_v1_document() -> None:
-    assert spec_to_json(EXAMPLE) == GOLDEN_V1
+    # fields added since (with their defaults) are written, and absent ones decode to defaults
+    assert spec_to_json(EXAMPLE) == {**GOLDEN_V1, "extra_rooms": []}
     assert spec_from_json(GOLDEN_V1) == EXAMPLE
+
+
+def test_extra_rooms_round_trip() -> None:
+    spec = replace(EXAMPLE, extra_rooms=("room-b", "room-c"))
+    doc = json.loads(json.dumps(spec_to_json(spec)))
+    assert doc["extra_rooms"] == ["room-b", "room-c"] and doc["v"] == 1
+    back = spec_from_json(doc)
+    assert back == spec and isinstance(back.extra_rooms, tuple)
+    assert spec_from_json(GOLDEN_V1).extra_rooms == ()
 
 
 def test_json_dumps_round_trip() -> None:
@@ -134,6 +145,8 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("streams.camera", 1, "spec.streams.camera"),
         ("outputs", ["mp4", "avi"], "spec.outputs.1"),
         ("outputs", "mp4", "spec.outputs"),
+        ("extra_rooms", ["b", 3], "spec.extra_rooms.1"),
+        ("extra_rooms", "b", "spec.extra_rooms"),
         ("video.width", "640", "spec.video.width"),
         ("video.width", 640.5, "spec.video.width"),
         ("video.fps", True, "spec.video.fps"),
@@ -239,6 +252,7 @@ specs = st.builds(
         image=st.none() | st.text(max_size=20),
         audio=st.sampled_from(AudioFill),
     ),
+    extra_rooms=st.lists(st.text(max_size=8), max_size=3).map(tuple),
 )
 
 

@@ -58,11 +58,13 @@ class MixedRecording:
         self.ctx.emit(events)
 
     def _publishing(self) -> bool:
+        """Whether an admitted user publishes in any room of the mix."""
         users = self.spec.users
-        for t in self.ctx.source.list_tracks(self.ctx.app_key, self.ctx.room_id):
-            rule = users.audio if t.media == "audio" else users.video
-            if rule.admits(t.user_id):
-                return True
+        for _, room_id in self.recorder.rooms:
+            for t in self.ctx.source.list_tracks(self.ctx.app_key, room_id):
+                rule = users.audio if t.media == "audio" else users.video
+                if rule.admits(t.user_id):
+                    return True
         return False
 
     async def start(self) -> None:
@@ -138,11 +140,24 @@ class MixedRecording:
         return self.ctx.cost.mixed
 
 
+COMPOSITE_SOURCES = 4
+"""Sources whose decoding the composite figure already includes (a 4-up mix)."""
+DECODE_VIDEO = 1 / 48
+"""Cores to decode one 360p15 stream: a core receives ~24 streams with decoding, ~48 without
+(spec/stack-measurements)."""
+
+
 def mixed_cost(spec: RecordingSpec, tracks: list[TrackInfo]) -> float:
     """CPU cores for one composite: 0.4 for 720p30 at veryfast (camera-like content, spec/
-    stack-measurements §3), scaled by the output pixel rate."""
+    stack-measurements §3), scaled by the output pixel rate, plus decoding for every admitted
+    video track beyond a 4-up mix.  ``tracks`` are those of every room the mix includes (the
+    engine lists ``spec.extra_rooms`` too)."""
     pixels = spec.video.width * spec.video.height * spec.video.fps
-    return max(0.05, 0.4 * pixels / (1280 * 720 * 30))
+    composite = max(0.05, 0.4 * pixels / (1280 * 720 * 30))
+    if not spec.records_video:
+        return composite
+    videos = sum(1 for t in tracks if t.media == "video" and spec.users.video.admits(t.user_id))
+    return composite + DECODE_VIDEO * max(0, videos - COMPOSITE_SOURCES)
 
 
 def register_mixed_mode(engine: RecordingEngine, images: ImageFetcher | None = None) -> None:
