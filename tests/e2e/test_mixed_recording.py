@@ -248,3 +248,54 @@ def check_rooms_mix(tmp_path: Path) -> None:
     assert [b.level > 0.3 for b in avcheck.user_beeps(path, "u2")][:2] == [True, True]
     # u4's tone is absent: only leakage of u2's beeps (a real beep is ~0.4)
     assert all(b.level < 0.1 for b in avcheck.user_beeps(path, "u4"))
+
+
+async def test_engine_mix_follows_extra_room_events(sfu: tuple[RoomManager, str], tmp_path: Path) -> None:
+    """Through the engine: a publisher joining an extra room is picked up from the room's track
+    events (the mixer's polling is slowed to a minute once started, so only events can do it)."""
+    from dataclasses import replace
+
+    from roomcast.domain.recording import RecordingMode, RecordingSpec, VideoEncoding
+    from roomcast.media.engine import RecordingEngine
+    from roomcast.media.mixed_job import MixedRecording, register_mixed_mode
+
+    manager, url = sfu
+    clients: list[RoomClient] = []
+    people: list[SyntheticParticipant] = []
+
+    async def join(uid: str, room: str) -> None:
+        person = SyntheticParticipant(uid, width=320, height=180, fps=15)
+        people.append(person)
+        c = RoomClient(url, app_id=APP, room_id=room, user_id=uid, token=TOKEN)
+        clients.append(c)
+        await c.connect()
+        await c.publish({TrackKind.CAMERA: person.video})
+
+    engine = RecordingEngine(manager, tmp_path)
+    register_mixed_mode(engine)
+    spec = RecordingSpec(
+        mode=RecordingMode.MIXED,
+        video=VideoEncoding(320, 180, 15, 300),
+        naming=FileNaming("{room_id}_{user_id}_{index}"),
+        extra_rooms=(OTHER,),
+    )
+    try:
+        await join("u1", ROOM)
+        await wait_published(manager, 1)
+        job = await engine.start("t4", APP, ROOM, spec)
+        assert isinstance(job, MixedRecording)
+        await asyncio.sleep(0.5)  # the poller's first round has run; the next is a minute away
+        job.recorder.settings = replace(job.recorder.settings, poll_interval=60.0)
+        await asyncio.sleep(0.3)
+        await join("u2", OTHER)
+        await wait_published(manager, 1, room=OTHER)
+        await asyncio.sleep(0.5)
+        seen = {(p.room_id, p.user_id) for p in job.recorder.participants}
+        await engine.stop("t4")
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people:
+            p.stop()
+        await engine.close()
+    assert seen == {(None, "u1"), (OTHER, "u2")}

@@ -18,6 +18,7 @@ from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed import MixedRecorder, local_outputs, resolve_layout, settings_from_spec
 from roomcast.media.outputs import FileStarted
 from roomcast.media.sink import EndReason, RecordingEnded
+from roomcast.rtc.events import EventSubscription, TrackPublished, TrackUnpublished
 from roomcast.rtc.track import TrackInfo
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class MixedRecording:
         )
         self._ended: asyncio.Future[RecordingEnded] = asyncio.get_running_loop().create_future()
         self._watch: asyncio.Task[None] | None = None
+        self._follow: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Task[RecordingEnded] | None = None
         self._stopping = False
         self.started_at = time.monotonic()
@@ -71,6 +73,20 @@ class MixedRecording:
         self.ctx.emitter.start()
         await self.recorder.start()
         self._watch = asyncio.create_task(self._watchdog(), name=f"mix-watch {self.task_id}")
+        for _, room_id in self.recorder.rooms:
+            sub = self.ctx.source.events.subscribe(
+                room=(self.ctx.app_key, room_id), types=(TrackPublished, TrackUnpublished)
+            )
+            self._follow.append(asyncio.create_task(self._follow_room(sub), name=f"mix-follow {room_id}"))
+
+    async def _follow_room(self, sub: EventSubscription) -> None:
+        """(Un)publishing in a mixed room re-reads the track lists at once (the mixer also
+        polls them)."""
+        try:
+            async for _ in sub:
+                self.recorder.users_changed()
+        finally:
+            sub.close()
 
     async def _watchdog(self) -> None:
         lim = self.spec.limits
@@ -98,6 +114,8 @@ class MixedRecording:
         self._stopping = True
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
+        for task in self._follow:
+            task.cancel()
         error: str | None = None
         try:
             await self.recorder.stop(drain=True)
