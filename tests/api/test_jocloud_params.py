@@ -129,12 +129,23 @@ def test_custom_input_selects_users_and_lays_them_out() -> None:
     assert mix.users.video.admits("a") and mix.users.video.admits("b") and not mix.users.video.admits("c")
     assert mix.users.audio.admits("a") and mix.users.audio.admits("c") and not mix.users.audio.admits("b")
     assert not mix.users.admits("x") and mix.other_rooms == ("other",)
+    # the other room's user is seen and heard (streamtype 0)
+    assert mix.users.video.admits("d") and mix.users.audio.admits("d")
     ref = mix_layout_ref(mix.config, room_id="r")
     assert ref.preset == JOYY_MIX_TEMPLATE
     people = [Participant(u, join_order=i, has_camera=True) for i, u in enumerate("abc")]
+    people.append(Participant("d", join_order=4, room_id="other"))
     layout = build_layout(ref)(people, Canvas(640, 360))
-    panes = {p.user_id: (p.rect.x, p.rect.width) for p in layout.panes if p.user_id in ("a", "b")}
-    assert panes == {"a": (0, 320), "b": (320, 320)}
+    panes = {
+        (p.room_id, p.user_id): (p.rect.x, p.rect.width, p.has_video)
+        for p in layout.panes
+        if p.user_id in ("a", "b", "d")
+    }
+    assert panes == {
+        (None, "a"): (0, 320, True),
+        (None, "b"): (320, 320, True),
+        ("other", "d"): (0, 10, True),
+    }
 
 
 @pytest.mark.parametrize(

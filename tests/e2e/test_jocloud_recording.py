@@ -234,6 +234,49 @@ async def test_mixed_recording_to_s3(
     assert avcheck.region_users(ts, [top_right, bottom_left], ["u1", "u2"], at=late) == ["u2", "u1"]
 
 
+def _window(uid: str, room: str, x: int) -> dict[str, Any]:
+    return {"uid": uid, "roomid": room, "streamtype": 0, "zOrder": 0, "layoutX": x, "layoutY": 0}
+
+
+async def test_mix_with_a_user_of_another_room(server: LiveServer, moto: MotoS3, tmp_path: Path) -> None:
+    """``input`` names u2 of another room of the app (the seed's startrecord example): u2's
+    picture fills its window, and an updatemixrecord naming a room not started with is 4016."""
+    t = await asyncio.to_thread(make_tenant, server, "joyrooms")
+    joy = Joy(server, t)
+    bucket = moto.make_bucket()
+    other = f"{ROOM}-b"
+    size = {"layoutW": 320, "layoutH": 360, "crop": 1}
+    mix = {
+        "input": [{**_window("u1", ROOM, 0), **size}, {**_window("u2", other, 320), **size}],
+        "output": OUTPUT,
+    }
+    async with publishers(server, t, ["u1"], room=ROOM), publishers(server, t, ["u2"], room=other):
+        resid = await joy.resid()
+        started = await joy.post("startrecord", start_body(joy, resid, bucket, mixconfig=mix))
+        assert started["code"] == 0, started
+        record_id = started["recordid"]
+        await asyncio.sleep(2.5)
+        ids = {"resid": resid, "appid": joy.appid, "roomid": ROOM, "recordid": record_id}
+        third = {**mix, "input": [*mix["input"], {**_window("u3", f"{ROOM}-c", 0), **size}]}
+        assert (await joy.post("updatemixrecord", {**ids, "mixconfig": third}))["code"] == 4016
+        assert (await joy.post("updatemixrecord", {**ids, "mixconfig": mix}))["code"] == 0
+        assert (await joy.post("stoprecord", ids))["code"] == 0
+
+    async def stored() -> bool:
+        keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+        return any(k.endswith(".m3u8") for k in keys)
+
+    await wait_for(stored)
+    keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    (playlist,) = [k for k in keys if k.endswith(".m3u8")]
+    ts = download_hls(moto, bucket, playlist, tmp_path / "rooms.ts")
+    info = avcheck.probe(ts)
+    assert info.video is not None and info.video.duration is not None
+    at = (info.video.start_time or 0.0) + info.video.duration - 0.8
+    halves = [(20, 20, 280, 320), (340, 20, 280, 320)]
+    assert avcheck.region_users(ts, halves, ["u1", "u2"], at=at) == ["u1", "u2"]
+
+
 async def test_source_stream_and_documented_errors(server: LiveServer, moto: MotoS3, tmp_path: Path) -> None:
     t = await asyncio.to_thread(make_tenant, server, "joyerr")
     other = await asyncio.to_thread(make_tenant, server, "joyother")

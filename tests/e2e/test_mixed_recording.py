@@ -44,13 +44,13 @@ def floating_u3(participants: Sequence[Participant], canvas: Canvas) -> Layout:
     return floating(participants, canvas, main=MainSelector("u3"))
 
 
-async def wait_published(manager: RoomManager, n: int, limit: float = 15.0) -> None:
+async def wait_published(manager: RoomManager, n: int, limit: float = 15.0, room: str = ROOM) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if len(manager.list_tracks(APP, ROOM)) >= n:
+        if len(manager.list_tracks(APP, room)) >= n:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"only {manager.list_tracks(APP, ROOM)} published")
+    raise AssertionError(f"only {manager.list_tracks(APP, room)} published")
 
 
 async def test_four_users_grid_then_floating(sfu: tuple[RoomManager, str], tmp_path: Path) -> None:
@@ -175,3 +175,127 @@ def check_watermark(tmp_path: Path) -> None:
     frame = avcheck.frame_at(path, 1.5)
     r, g, b = avcheck.dominant_colour(frame, (8, 8, 48, 16))
     assert r > 180 and g < 80 and b < 80, (r, g, b)
+
+
+OTHER = "mixroom-b"
+UNLISTED = "mixroom-c"
+
+
+def rooms_layout(participants: Sequence[Participant], canvas: Canvas) -> Layout:
+    """Left half: u1 of the own room; right half: u2 of OTHER (u4 of UNLISTED is not mixed)."""
+    from roomcast.domain.layout import CustomSlot, Rect, custom
+
+    half = canvas.width // 2
+    slots = [
+        CustomSlot(Rect(0, 0, half, canvas.height), user_id="u1"),
+        CustomSlot(Rect(half, 0, half, canvas.height), user_id="u2", room_id=OTHER),
+    ]
+    return custom(participants, canvas, slots)
+
+
+async def test_mix_follows_an_extra_room(sfu: tuple[RoomManager, str], tmp_path: Path) -> None:
+    """u1 publishes in the own room, u4 in a room not mixed, u2 joins another mixed room after
+    the start: u2 is seen in its window and heard, u4 neither; the room clock is shared."""
+    manager, url = sfu
+    clients: list[RoomClient] = []
+    people: dict[str, SyntheticParticipant] = {}
+
+    async def join(uid: str, room: str) -> None:
+        person = people[uid] = SyntheticParticipant(uid, width=320, height=180, fps=15)
+        c = RoomClient(url, app_id=APP, room_id=room, user_id=uid, token=TOKEN)
+        clients.append(c)
+        await c.connect()
+        await c.publish({TrackKind.CAMERA: person.video, TrackKind.AUDIO: person.audio})
+
+    try:
+        await join("u1", ROOM)
+        await join("u4", UNLISTED)
+        await wait_published(manager, 2)
+        await wait_published(manager, 2, room=UNLISTED)
+        ctx = OutputContext(
+            root=tmp_path,
+            naming=FileNaming("{room_id}_{user_id}_{index}"),
+            variables={"task_id": "t3", "app": APP, "room_id": ROOM, "user_id": "mix", "stream": "mix"},
+            wall_origin=time.time(),
+        )
+        settings = MixedSettings(
+            canvas=Canvas(640, 360), fps=15, video_bitrate_kbps=600, extra_rooms=(OTHER,)
+        )
+        rec = MixedRecorder(manager, APP, ROOM, rooms_layout, settings, local_outputs(ctx))
+        await rec.start()
+        await asyncio.sleep(0.3)
+        await join("u2", OTHER)
+        await wait_published(manager, 2, room=OTHER)
+        await asyncio.sleep(2.5)
+        seen = {(p.room_id, p.user_id) for p in rec.participants}
+        stats = await rec.stop()
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people.values():
+            p.stop()
+    assert seen == {(None, "u1"), (OTHER, "u2")}
+    assert any(k.startswith(f"{OTHER}/u2/") for k in stats.decoded_frames), stats.decoded_frames
+    check_rooms_mix(tmp_path)
+
+
+def check_rooms_mix(tmp_path: Path) -> None:
+    path = sorted(tmp_path.rglob("*.mp4"))[0]
+    info = avcheck.probe(path)
+    assert info.video is not None and info.video.duration is not None
+    halves = [(0, 0, 320, 360), (320, 0, 320, 360)]
+    assert avcheck.region_users(path, halves, USERS, at=info.video.duration - 0.5) == ["u1", "u2"]
+    assert [b.level > 0.3 for b in avcheck.user_beeps(path, "u2")][:2] == [True, True]
+    # u4's tone is absent: only leakage of u2's beeps (a real beep is ~0.4)
+    assert all(b.level < 0.1 for b in avcheck.user_beeps(path, "u4"))
+
+
+async def test_engine_mix_follows_extra_room_events(sfu: tuple[RoomManager, str], tmp_path: Path) -> None:
+    """Through the engine: a publisher joining an extra room is picked up from the room's track
+    events (the mixer's polling is slowed to a minute once started, so only events can do it)."""
+    from dataclasses import replace
+
+    from roomcast.domain.recording import RecordingMode, RecordingSpec, VideoEncoding
+    from roomcast.media.engine import RecordingEngine
+    from roomcast.media.mixed_job import MixedRecording, register_mixed_mode
+
+    manager, url = sfu
+    clients: list[RoomClient] = []
+    people: list[SyntheticParticipant] = []
+
+    async def join(uid: str, room: str) -> None:
+        person = SyntheticParticipant(uid, width=320, height=180, fps=15)
+        people.append(person)
+        c = RoomClient(url, app_id=APP, room_id=room, user_id=uid, token=TOKEN)
+        clients.append(c)
+        await c.connect()
+        await c.publish({TrackKind.CAMERA: person.video})
+
+    engine = RecordingEngine(manager, tmp_path)
+    register_mixed_mode(engine)
+    spec = RecordingSpec(
+        mode=RecordingMode.MIXED,
+        video=VideoEncoding(320, 180, 15, 300),
+        naming=FileNaming("{room_id}_{user_id}_{index}"),
+        extra_rooms=(OTHER,),
+    )
+    try:
+        await join("u1", ROOM)
+        await wait_published(manager, 1)
+        job = await engine.start("t4", APP, ROOM, spec)
+        assert isinstance(job, MixedRecording)
+        await asyncio.sleep(0.5)  # the poller's first round has run; the next is a minute away
+        job.recorder.settings = replace(job.recorder.settings, poll_interval=60.0)
+        await asyncio.sleep(0.3)
+        await join("u2", OTHER)
+        await wait_published(manager, 1, room=OTHER)
+        await asyncio.sleep(0.5)
+        seen = {(p.room_id, p.user_id) for p in job.recorder.participants}
+        await engine.stop("t4")
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people:
+            p.stop()
+        await engine.close()
+    assert seen == {(None, "u1"), (OTHER, "u2")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,8 +79,18 @@ GOLDEN_V1: dict[str, Any] = {
 
 
 def test_golden_v1_document() -> None:
-    assert spec_to_json(EXAMPLE) == GOLDEN_V1
+    # fields added since (with their defaults) are written, and absent ones decode to defaults
+    assert spec_to_json(EXAMPLE) == {**GOLDEN_V1, "extra_rooms": []}
     assert spec_from_json(GOLDEN_V1) == EXAMPLE
+
+
+def test_extra_rooms_round_trip() -> None:
+    spec = replace(EXAMPLE, extra_rooms=("room-b", "room-c"))
+    doc = json.loads(json.dumps(spec_to_json(spec)))
+    assert doc["extra_rooms"] == ["room-b", "room-c"] and doc["v"] == 1
+    back = spec_from_json(doc)
+    assert back == spec and isinstance(back.extra_rooms, tuple)
+    assert spec_from_json(GOLDEN_V1).extra_rooms == ()
 
 
 def test_json_dumps_round_trip() -> None:
@@ -109,9 +120,10 @@ def test_unknown_version(version: Any) -> None:
     assert err.value.subject == "spec.v"
 
 
-def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+def _set(doc: dict[str, Any], path: str | tuple[str, ...], value: Any) -> dict[str, Any]:
+    """``doc`` with ``value`` at ``path`` (dotted, or parts: layout parameter keys may hold dots)."""
     out = copy.deepcopy(doc)
-    *parents, last = path.split(".")
+    *parents, last = path.split(".") if isinstance(path, str) else path
     node: Any = out
     for part in parents:
         node = node[int(part)] if isinstance(node, list) else node[part]
@@ -134,6 +146,8 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("streams.camera", 1, "spec.streams.camera"),
         ("outputs", ["mp4", "avi"], "spec.outputs.1"),
         ("outputs", "mp4", "spec.outputs"),
+        ("extra_rooms", ["b", 3], "spec.extra_rooms.1"),
+        ("extra_rooms", "b", "spec.extra_rooms"),
         ("video.width", "640", "spec.video.width"),
         ("video.width", 640.5, "spec.video.width"),
         ("video.fps", True, "spec.video.fps"),
@@ -239,6 +253,7 @@ specs = st.builds(
         image=st.none() | st.text(max_size=20),
         audio=st.sampled_from(AudioFill),
     ),
+    extra_rooms=st.lists(st.text(max_size=8), max_size=3).map(tuple),
 )
 
 
@@ -251,14 +266,14 @@ def test_round_trip_property(spec: RecordingSpec) -> None:
     assert spec_to_json(spec_from_json(doc)) == doc  # canonical: sets sorted, tuples as lists
 
 
-def _paths(node: Any, prefix: str = "") -> list[str]:
+def _paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = [prefix] if prefix else []
     if isinstance(node, dict):
         for k, v in node.items():
-            out += _paths(v, f"{prefix}.{k}" if prefix else k)
+            out += _paths(v, (*prefix, k))
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            out += _paths(v, f"{prefix}.{i}" if prefix else str(i))
+            out += _paths(v, (*prefix, str(i)))
     return out
 
 
@@ -266,7 +281,7 @@ def _paths(node: Any, prefix: str = "") -> list[str]:
 @given(st.data(), specs)
 def test_corrupted_documents_raise_only_invalid_argument(data: st.DataObject, spec: RecordingSpec) -> None:
     doc = spec_to_json(spec)
-    path = data.draw(st.sampled_from([p for p in _paths(doc) if p != "v"]))
+    path = data.draw(st.sampled_from([p for p in _paths(doc) if p != ("v",)]))
     bad = _set(doc, path, data.draw(json_values))
     try:
         spec_from_json(bad)

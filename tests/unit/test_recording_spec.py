@@ -22,6 +22,11 @@ from roomcast.domain.recording import (
 )
 
 
+def test_mixed_spec_with_extra_rooms_is_valid() -> None:
+    spec = RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), extra_rooms=("b", "c"))
+    assert validate_spec(spec).extra_rooms == ("b", "c")
+
+
 def test_defaults_are_valid() -> None:
     spec = validate_spec(RecordingSpec())
     assert spec.mode is RecordingMode.INDIVIDUAL and spec.outputs == (OutputFormat.MP4,)
@@ -50,6 +55,12 @@ def test_defaults_are_valid() -> None:
             "media",
         ),
         (RecordingSpec(users=UserSelection(audio=UserFilter.of(["a", ""]))), "users.audio"),
+        (RecordingSpec(extra_rooms=("b",)), "extra_rooms"),  # individual mode has no mix
+        (
+            RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), extra_rooms=("b", "b")),
+            "extra_rooms",
+        ),
+        (RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), extra_rooms=("",)), "extra_rooms"),
     ],
 )
 def test_invalid_specs_name_the_field(spec: RecordingSpec, subject: str) -> None:

@@ -269,6 +269,9 @@ class RecordingSpec:
     naming: FileNaming = FileNaming()
     limits: RecordingLimits = RecordingLimits()
     fill: FillPolicy = FillPolicy()
+    extra_rooms: tuple[str, ...] = ()
+    """Mixed mode: other rooms of the same app whose publishers the mix may include (the
+    ``users`` filters apply to them too; layouts see them with ``Participant.room_id`` set)."""
 
     @property
     def records_audio(self) -> bool:
@@ -373,6 +376,10 @@ def validate_spec(spec: RecordingSpec) -> RecordingSpec:
         raise _fail("fill.image", "the image fill needs an image")
     _validate_template(spec.naming.template)
     _validate_layout(spec)
+    if spec.extra_rooms and spec.mode is not RecordingMode.MIXED:
+        raise _fail("extra_rooms", "only mixed recordings take users from other rooms")
+    if any(not r for r in spec.extra_rooms) or len(set(spec.extra_rooms)) != len(spec.extra_rooms):
+        raise _fail("extra_rooms", "room ids must be non-empty and distinct")
     for name, flt in (("users.audio", spec.users.audio), ("users.video", spec.users.video)):
         for uid in (flt.allow or frozenset()) | flt.deny:
             if not uid:

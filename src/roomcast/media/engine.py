@@ -460,10 +460,13 @@ class RecordingEngine:
         return sum(job.estimated_cost() for job in self.jobs.values())
 
     def estimate(self, app_key: str, room_id: str, spec: RecordingSpec) -> float:
+        """Cores the recording would need, from the live tracks of its room and of the other
+        rooms a mixed spec includes (``spec.extra_rooms``)."""
         entry = self._factories.get(spec.mode)
         if entry is None:
             raise FailedPrecondition(f"{spec.mode.value} recording is not available", subject="recording")
-        return entry[1](spec, self.source.list_tracks(app_key, room_id))
+        rooms = [room_id, *(r for r in spec.extra_rooms if r != room_id)]
+        return entry[1](spec, [t for r in rooms for t in self.source.list_tracks(app_key, r)])
 
     async def start(
         self,

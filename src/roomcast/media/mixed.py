@@ -23,6 +23,12 @@ to the time of the frame just produced.  If the mixing thread falls behind (CPU 
 keeps the frame count right by encoding the previous canvas again instead of composing a new
 one (counted in ``stats.late_frames``).
 
+**Rooms.**  The mix follows its own room plus ``settings.extra_rooms`` (same app): every
+room's track list is read on each sync.  A publisher is known by ``(room, user)``: the room is
+None for the recording's own room and the room id otherwise, as in
+:class:`~roomcast.domain.layout.Participant` and :class:`~roomcast.media.compositor.SourceKey`,
+so the same user id in two rooms is two sources.
+
 **What is decoded.**  Video is subscribed to (and decoded) only for the panes of the current
 layout that show a live stream; audio of every admitted user is decoded and mixed (or only the
 N loudest, ``max_audio_sources``).  The layout function is evaluated again whenever the
@@ -171,6 +177,7 @@ def settings_from_spec(spec: RecordingSpec, canvas: Canvas | None = None) -> Mix
         record_audio=spec.records_audio,
         audio_users=spec.users.audio.admits,
         video_users=spec.users.video.admits,
+        extra_rooms=spec.extra_rooms,
     )
 
 
@@ -210,6 +217,9 @@ class MixedSettings:
     """Whose audio is mixed (None: everyone)."""
     video_users: Callable[[str], bool] | None = None
     """Who gets a place in the layout (None: everyone)."""
+    extra_rooms: tuple[str, ...] = ()
+    """Other rooms of the same app whose publishers are mixed too (the user rules apply to
+    them; their participants carry ``room_id``)."""
 
 
 @dataclass(slots=True)
@@ -296,6 +306,10 @@ def _decoder_for(info: TrackInfo) -> Any:
 
 
 # --------------------------------------------------------------------------- recorder
+
+
+_Member = tuple[str | None, str]
+"""A publisher of the mix: (room key, user id); the room key is None for the own room."""
 
 
 @dataclass(slots=True)
@@ -393,7 +407,7 @@ class MixedRecorder:
         self._executor = executor or concurrent.futures.ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="mix-decode"
         )
-        self._participants: dict[str, Participant] = {}
+        self._participants: dict[_Member, Participant] = {}
         self._join_counter = 0
         self._layout: Layout = layout([], settings.canvas)
         self._images = images
@@ -403,8 +417,8 @@ class MixedRecorder:
             settings.sample_rate, settings.channels, max_sources=settings.max_audio_sources
         )
         self._video: dict[SourceKey, _VideoState] = {}
-        self._readers: dict[tuple[str, TrackKind], _Reader] = {}
-        self._groups: dict[str, SyncGroup] = {}
+        self._readers: dict[tuple[str | None, str, TrackKind], _Reader] = {}
+        self._groups: dict[_Member, SyncGroup] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -495,62 +509,81 @@ class MixedRecorder:
             except Exception:
                 log.exception("mix %s: track sync failed", self.room_id)
 
+    @property
+    def rooms(self) -> list[tuple[str | None, str]]:
+        """The rooms mixed, as ``(room key, room id)``: the own room (key None) first."""
+        extra = [r for r in dict.fromkeys(self.settings.extra_rooms) if r and r != self.room_id]
+        return [(None, self.room_id), *((r, r) for r in extra)]
+
     def _admits(self, track: TrackInfo) -> bool:
         rule = self.settings.audio_users if track.kind is TrackKind.AUDIO else self.settings.video_users
         return rule is None or rule(track.user_id)
 
+    def _list_tracks(self) -> list[tuple[str | None, TrackInfo]]:
+        return [
+            (key, t)
+            for key, room_id in self.rooms
+            for t in self.source.list_tracks(self.app_key, room_id)
+            if self._admits(t)
+        ]
+
     async def _sync_tracks(self) -> None:
-        tracks = [t for t in self.source.list_tracks(self.app_key, self.room_id) if self._admits(t)]
+        tracks = self._list_tracks()
         # the layout's participants: users with an admitted video track, or admitted to video
         # and publishing audio only (they get a placeholder tile)
         video_rule = self.settings.video_users
-        by_user: dict[str, set[TrackKind]] = {}
-        for t in tracks:
+        by_user: dict[_Member, set[TrackKind]] = {}
+        for room, t in tracks:
             if video_rule is None or video_rule(t.user_id):
-                by_user.setdefault(t.user_id, set()).add(t.kind)
+                by_user.setdefault((room, t.user_id), set()).add(t.kind)
         changed = False
-        for uid, kinds in by_user.items():
-            old = self._participants.get(uid)
+        for member, kinds in by_user.items():
+            old = self._participants.get(member)
             if old is None:
                 self._join_counter += 1
             p = Participant(
-                uid,
+                member[1],
                 join_order=old.join_order if old is not None else self._join_counter,
                 has_camera=TrackKind.CAMERA in kinds,
                 has_screen=TrackKind.SCREEN in kinds,
                 has_audio=TrackKind.AUDIO in kinds,
+                room_id=member[0],
             )
             if p != old:
-                self._participants[uid] = p
+                self._participants[member] = p
                 changed = True
-        for uid in [u for u in self._participants if u not in by_user]:
-            del self._participants[uid]
+        for member in [m for m in self._participants if m not in by_user]:
+            del self._participants[member]
             changed = True
         if changed or self.stats.layouts == 0:
             self._relayout()
         # audio: every admitted user
-        wanted: dict[tuple[str, TrackKind], TrackInfo] = {}
+        wanted: dict[tuple[str | None, str, TrackKind], TrackInfo] = {}
         if self.settings.record_audio:
-            for t in tracks:
+            for room, t in tracks:
                 if t.kind is TrackKind.AUDIO:
-                    wanted[(t.user_id, t.kind)] = t
+                    wanted[(room, t.user_id, t.kind)] = t
         # video: what the layout shows
         if self.settings.record_video:
             shown = {
-                (k.user_id, TrackKind.SCREEN if k.stream is StreamKind.SCREEN else TrackKind.CAMERA)
+                (
+                    k.room_id if k.room_id != self.room_id else None,
+                    k.user_id,
+                    TrackKind.SCREEN if k.stream is StreamKind.SCREEN else TrackKind.CAMERA,
+                )
                 for k in (SourceKey.of(p) for p in self._layout.panes)
                 if k is not None
             }
-            for t in tracks:
-                if t.kind is not TrackKind.AUDIO and (t.user_id, t.kind) in shown:
-                    wanted[(t.user_id, t.kind)] = t
+            for room, t in tracks:
+                if t.kind is not TrackKind.AUDIO and (room, t.user_id, t.kind) in shown:
+                    wanted[(room, t.user_id, t.kind)] = t
         for key, reader in list(self._readers.items()):
             if key not in wanted or reader.task.done() or reader.info != wanted[key]:
                 self._close_reader(reader)
                 del self._readers[key]
         for key, info in wanted.items():
             if key not in self._readers:
-                self._open_reader(info)
+                self._open_reader(key[0], info)
 
     def _relayout(self) -> None:
         layout = self._layout_fn(self.participants, self.settings.canvas)
@@ -589,47 +622,49 @@ class MixedRecorder:
         if not self._stop.is_set():
             await self._sync_tracks()
 
-    def _open_reader(self, info: TrackInfo) -> None:
+    def _open_reader(self, room: str | None, info: TrackInfo) -> None:
         try:
             sub = self.source.subscribe_track(
-                self.app_key, self.room_id, info.user_id, info.kind, name=f"mix<-{info.track_id}"
+                self.app_key, info.room_id, info.user_id, info.kind, name=f"mix<-{info.track_id}"
             )
         except Exception as exc:  # unpublished in between
             log.debug("mix %s: cannot subscribe %s: %s", self.room_id, info.track_id, exc)
             return
-        task = asyncio.create_task(self._read(info, sub), name=f"mix-read-{info.track_id}")
-        self._readers[(info.user_id, info.kind)] = _Reader(info, task, sub)
+        task = asyncio.create_task(self._read(room, info, sub), name=f"mix-read-{info.track_id}")
+        self._readers[(room, info.user_id, info.kind)] = _Reader(info, task, sub)
 
     def _close_reader(self, reader: _Reader) -> None:
         with contextlib.suppress(Exception):
             reader.subscription.close()
         reader.task.cancel()
 
-    def _group(self, user_id: str) -> SyncGroup:
-        group = self._groups.get(user_id)
+    def _group(self, member: _Member) -> SyncGroup:
+        group = self._groups.get(member)
         if group is None:
-            group = self._groups[user_id] = SyncGroup(user_id)
+            name = member[1] if member[0] is None else f"{member[0]}/{member[1]}"
+            group = self._groups[member] = SyncGroup(name)
         return group
 
-    async def _read(self, info: TrackInfo, sub: Subscription) -> None:
+    async def _read(self, room: str | None, info: TrackInfo, sub: Subscription) -> None:
         loop = asyncio.get_running_loop()
         decoder = _decoder_for(info)
         timeline: TrackTimeline | None = None
         is_audio = info.kind is TrackKind.AUDIO
         key = SourceKey(
-            info.user_id, StreamKind.SCREEN if info.kind is TrackKind.SCREEN else StreamKind.CAMERA
+            info.user_id, StreamKind.SCREEN if info.kind is TrackKind.SCREEN else StreamKind.CAMERA, room
         )
-        mixer_key = info.user_id
+        member: _Member = (room, info.user_id)
+        mixer_key = member if room is not None else info.user_id
         state: _VideoState | None = None
         if not is_audio:
             with self._lock:
                 state = self._video.setdefault(key, _VideoState(key))
-        counter = info.track_id
+        counter = info.track_id if room is None else f"{room}/{info.track_id}"
         try:
             while not self._stop.is_set():
                 pkt = await sub.recv()
                 if timeline is None:
-                    timeline = TrackTimeline(self.clock, pkt.time_base, self._group(info.user_id))
+                    timeline = TrackTimeline(self.clock, pkt.time_base, self._group(member))
                 t = timeline.map(pkt) - (self.started_at or 0.0)
                 t0 = time.perf_counter()
                 frames = await loop.run_in_executor(self._executor, _decode, decoder, pkt.packet)

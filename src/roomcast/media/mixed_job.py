@@ -18,6 +18,7 @@ from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed import MixedRecorder, local_outputs, resolve_layout, settings_from_spec
 from roomcast.media.outputs import FileStarted
 from roomcast.media.sink import EndReason, RecordingEnded
+from roomcast.rtc.events import EventSubscription, TrackPublished, TrackUnpublished
 from roomcast.rtc.track import TrackInfo
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class MixedRecording:
         )
         self._ended: asyncio.Future[RecordingEnded] = asyncio.get_running_loop().create_future()
         self._watch: asyncio.Task[None] | None = None
+        self._follow: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Task[RecordingEnded] | None = None
         self._stopping = False
         self.started_at = time.monotonic()
@@ -58,17 +60,33 @@ class MixedRecording:
         self.ctx.emit(events)
 
     def _publishing(self) -> bool:
+        """Whether an admitted user publishes in any room of the mix."""
         users = self.spec.users
-        for t in self.ctx.source.list_tracks(self.ctx.app_key, self.ctx.room_id):
-            rule = users.audio if t.media == "audio" else users.video
-            if rule.admits(t.user_id):
-                return True
+        for _, room_id in self.recorder.rooms:
+            for t in self.ctx.source.list_tracks(self.ctx.app_key, room_id):
+                rule = users.audio if t.media == "audio" else users.video
+                if rule.admits(t.user_id):
+                    return True
         return False
 
     async def start(self) -> None:
         self.ctx.emitter.start()
         await self.recorder.start()
         self._watch = asyncio.create_task(self._watchdog(), name=f"mix-watch {self.task_id}")
+        for _, room_id in self.recorder.rooms:
+            sub = self.ctx.source.events.subscribe(
+                room=(self.ctx.app_key, room_id), types=(TrackPublished, TrackUnpublished)
+            )
+            self._follow.append(asyncio.create_task(self._follow_room(sub), name=f"mix-follow {room_id}"))
+
+    async def _follow_room(self, sub: EventSubscription) -> None:
+        """(Un)publishing in a mixed room re-reads the track lists at once (the mixer also
+        polls them)."""
+        try:
+            async for _ in sub:
+                self.recorder.users_changed()
+        finally:
+            sub.close()
 
     async def _watchdog(self) -> None:
         lim = self.spec.limits
@@ -96,6 +114,8 @@ class MixedRecording:
         self._stopping = True
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
+        for task in self._follow:
+            task.cancel()
         error: str | None = None
         try:
             await self.recorder.stop(drain=True)
@@ -138,11 +158,24 @@ class MixedRecording:
         return self.ctx.cost.mixed
 
 
+COMPOSITE_SOURCES = 4
+"""Sources whose decoding the composite figure already includes (a 4-up mix)."""
+DECODE_VIDEO = 1 / 48
+"""Cores to decode one 360p15 stream: a core receives ~24 streams with decoding, ~48 without
+(spec/stack-measurements)."""
+
+
 def mixed_cost(spec: RecordingSpec, tracks: list[TrackInfo]) -> float:
     """CPU cores for one composite: 0.4 for 720p30 at veryfast (camera-like content, spec/
-    stack-measurements §3), scaled by the output pixel rate."""
+    stack-measurements §3), scaled by the output pixel rate, plus decoding for every admitted
+    video track beyond a 4-up mix.  ``tracks`` are those of every room the mix includes (the
+    engine lists ``spec.extra_rooms`` too)."""
     pixels = spec.video.width * spec.video.height * spec.video.fps
-    return max(0.05, 0.4 * pixels / (1280 * 720 * 30))
+    composite = max(0.05, 0.4 * pixels / (1280 * 720 * 30))
+    if not spec.records_video:
+        return composite
+    videos = sum(1 for t in tracks if t.media == "video" and spec.users.video.admits(t.user_id))
+    return composite + DECODE_VIDEO * max(0, videos - COMPOSITE_SOURCES)
 
 
 def register_mixed_mode(engine: RecordingEngine, images: ImageFetcher | None = None) -> None:

@@ -308,12 +308,12 @@ def mix_params(raw: object, room_id: str, record_media: MediaSelection) -> MixPa
         texts=texts,
         images=images,
     )
-    here = [i for i in inputs if not i.roomid or i.roomid == room_id]
     if inputs:
-        # With inputs, only the listed users of the room are seen (streamtype 0/1) and heard (0/2).
+        # With inputs, only the listed users are seen (streamtype 0/1) and heard (0/2), in the
+        # task's room and in the other rooms named (the filters go by user id in every room).
         users = UserSelection(
-            audio=UserFilter.of(i.uid for i in here if i.uid and i.streamtype in (0, 2)),
-            video=UserFilter.of(i.uid for i in here if i.uid and i.streamtype in (0, 1)),
+            audio=UserFilter.of(i.uid for i in inputs if i.uid and i.streamtype in (0, 2)),
+            video=UserFilter.of(i.uid for i in inputs if i.uid and i.streamtype in (0, 1)),
         )
     else:
         users = UserSelection()

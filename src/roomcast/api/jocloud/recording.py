@@ -13,6 +13,10 @@ Files: HLS (``.m3u8`` playlist and ``.ts`` segments, as the seed's example file 
 ``<fileprefix>/<recordid>/``: ``<roomid>_mix_<start ms>_<n>`` for a mix, ``<roomid>_<uid>_<start
 ms>_<n>`` for a source stream. Encoder settings (size, bitrates) are fixed at start:
 updatemixrecord changes the picture only, drawn on the started size.
+
+Users of other rooms: ``input`` entries whose ``roomid`` is another room of the app make the mix
+follow that room too (``RecordingSpec.extra_rooms``); only the listed users are seen and heard.
+The rooms are fixed at startrecord: an updatemixrecord naming a room startrecord did not is 4016.
 """
 
 from __future__ import annotations
@@ -115,6 +119,7 @@ async def startrecord(ctx: JoyContext, body: dict[str, Any]) -> dict[str, Any]:
             layout=mix_layout_ref(mix.config, room_id=room_id),
             naming=_naming(where.prefix, True),
             limits=RecordingLimits(start_timeout=IDLE_S, idle_timeout=IDLE_S),
+            extra_rooms=mix.other_rooms,
         )
     else:
         uid = f.text("uid")
@@ -218,6 +223,10 @@ async def updatemixrecord(ctx: JoyContext, body: dict[str, Any]) -> dict[str, An
     if spec.mode is not RecordingMode.MIXED:
         raise JoyError(4019)
     mix = await _mix(ctx, body["mixconfig"], room_id, spec.media)
+    added = sorted(set(mix.other_rooms) - set(spec.extra_rooms))
+    if added:
+        # the running mix follows the rooms named at startrecord; it cannot join more live
+        raise JoyError(4016, f"mixconfig.input names rooms not in the recording: {', '.join(added)}")
     request = {**task.request, "body": {**task.request.get("body", {}), "mixconfig": body["mixconfig"]}}
     try:
         await svc.modify(
