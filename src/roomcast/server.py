@@ -28,6 +28,7 @@ from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
+from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
 from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
@@ -269,6 +270,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.jocloud = joy
     app.include_router(jocloud_router(joy))
     app.include_router(sparkrtc_rooms_router())
+    app.include_router(sparkrtc_rules_router())
     app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
 
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.
