@@ -17,6 +17,7 @@ from huaweicloudsdkcloudrtc.v2 import (
     CreateIndividualStreamJobRequest,
     CreateMixJobRequest,
     CreateRecordRuleRequest,
+    DeleteRecordRuleRequest,
     HLSRecordConfig,
     IndividualStreamJobReq,
     MixJobReq,
@@ -165,6 +166,10 @@ async def test_mix_and_individual_jobs(
             ShowIndividualStreamJobRequest(app_id=app_id, job_id=single.job_id),
             "RUNNING",
         )
+        # The rule is in use while the jobs run.
+        with pytest.raises(ClientRequestException) as ei:
+            await call(c.delete_record_rule, DeleteRecordRuleRequest(app_id=app_id, rule_id=rule_id))
+        assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001013")
         same = await call(
             c.update_individual_stream_job,
             UpdateIndividualStreamJobRequest(
@@ -349,3 +354,45 @@ def test_job_not_found(server: LiveServer, receiver: Receiver) -> None:
         with pytest.raises(ClientRequestException) as ei:
             call_(req)
         assert (ei.value.status_code, ei.value.error_code) == (404, "RTC.00001008")
+
+
+def test_job_waiting_for_media_is_init(server: LiveServer, receiver: Receiver, moto: MotoS3) -> None:
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    rule_id = make_rule(c, app_id, moto.make_bucket())
+    mix = c.create_mix_job(
+        CreateMixJobRequest(
+            app_id=app_id,
+            body=MixJobReq(
+                mix_param=MixParam(
+                    room_id=12345, encode_template="480*360_15_320", layout_template="nine_grids_view"
+                ),
+                record_param=RecordParam(record_rule_id=rule_id),
+            ),
+        )
+    )
+    assert mix.state == "INIT" and mix.room_id == "12345"
+    with pytest.raises(ClientRequestException) as ei:
+        c.update_mix_job(
+            UpdateMixJobRequest(
+                app_id=app_id,
+                job_id=mix.job_id,
+                body=UpdateMixJobReq(mix_param=UpdateMixParam(layout_template="nine_grids_view")),
+            )
+        )
+    assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001022")
+    with pytest.raises(ClientRequestException) as ei:  # a second mix of the room
+        c.create_mix_job(
+            CreateMixJobRequest(
+                app_id=app_id,
+                body=MixJobReq(
+                    mix_param=MixParam(room_id="12345", encode_template="audio_only"),
+                    record_param=RecordParam(record_rule_id=rule_id),
+                ),
+            )
+        )
+    assert ei.value.error_code == "RTC.00001006"
+    assert c.stop_mix_job(StopMixJobRequest(app_id=app_id, job_id=mix.job_id)).status_code == 204
+    shown = c.show_mix_job(ShowMixJobRequest(app_id=app_id, job_id=mix.job_id))
+    assert shown.state == "STOPPED" and shown.stop_reason == "stopped"
