@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from huaweicloudsdkcloudrtc.v2 import (
+    AutoRecordModeReq,
     CloudRTCClient,
     CreateIndividualStreamJobRequest,
     CreateMixJobRequest,
@@ -27,12 +28,14 @@ from huaweicloudsdkcloudrtc.v2 import (
     RecordObsFileAddr,
     RecordParam,
     RecordRuleReq,
+    ShowAutoRecordRequest,
     ShowIndividualStreamJobRequest,
     ShowMixJobRequest,
     StartAppRequest,
     StopAppRequest,
     StopIndividualStreamJobRequest,
     StopMixJobRequest,
+    UpdateAutoRecordRequest,
     UpdateIndividualJobReq,
     UpdateIndividualStreamJobRequest,
     UpdateMixJobReq,
@@ -43,6 +46,8 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 
 from roomcast.api.sparkrtc.callbacks import SIGNATURE_HEADER, sign
+from roomcast.runtime import Runtime
+from roomcast.services.tasks import TaskService
 from tests.api.conftest import Tenant
 from tests.e2e.test_trtc_cloud_recording import ROOM, publishers, with_callback
 from tests.support import avcheck
@@ -396,3 +401,83 @@ def test_job_waiting_for_media_is_init(server: LiveServer, receiver: Receiver, m
     assert c.stop_mix_job(StopMixJobRequest(app_id=app_id, job_id=mix.job_id)).status_code == 204
     shown = c.show_mix_job(ShowMixJobRequest(app_id=app_id, job_id=mix.job_id))
     assert shown.state == "STOPPED" and shown.stop_reason == "stopped"
+
+
+async def test_auto_record(server: LiveServer, moto: MotoS3, receiver: Receiver) -> None:
+    t = await asyncio.to_thread(with_callback, server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    bucket = moto.make_bucket()
+    rule_id = await asyncio.to_thread(make_rule, c, app_id, bucket)
+    for body, code in [
+        (AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD"), "RTC.00001004"),
+        (AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id="0" * 32), "RTC.00001011"),
+        (AutoRecordModeReq(mode="SOMETIMES"), "RTC.00001003"),
+    ]:
+        with pytest.raises(ClientRequestException) as ei:
+            await call(c.update_auto_record, UpdateAutoRecordRequest(app_id=app_id, body=body))
+        assert ei.value.error_code == code
+    shown = await call(c.show_auto_record, ShowAutoRecordRequest(app_id=app_id))
+    assert shown.auto_record_mode.mode == "AUTO_RECORD_OFF"
+    on = await call(
+        c.update_auto_record,
+        UpdateAutoRecordRequest(
+            app_id=app_id, body=AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id=rule_id)
+        ),
+    )
+    assert (
+        on.auto_record_mode.mode == "AUTO_INDIVIDUAL_RECORD" and on.auto_record_mode.record_rule_id == rule_id
+    )
+    with pytest.raises(ClientRequestException) as ei:  # the switch uses the rule
+        await call(c.delete_record_rule, DeleteRecordRuleRequest(app_id=app_id, rule_id=rule_id))
+    assert ei.value.error_code == "RTC.00001013"
+
+    async def jobs_in(rt: Runtime, room: str) -> list[Any]:
+        return await TaskService(rt.db.sessions, rt.box).active_in_room(t.app.sdk_app_id, room)
+
+    async with publishers(server, t, ["u1", "u2"], room="auto1"):
+        for _ in range(100):
+            found = await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto1"))
+            if len(found) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)
+        found = await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto1"))
+        assert sorted(j.request["stream_name"] for j in found) == [
+            f"{app_id}_auto1_u1_av_m",
+            f"{app_id}_auto1_u2_av_m",
+        ]
+        for j in found:
+            job = await call(
+                c.show_individual_stream_job, ShowIndividualStreamJobRequest(app_id=app_id, job_id=j.task_id)
+            )
+            assert job.stream_name == j.request["stream_name"] and job.state in ("INIT", "RUNNING")
+            await call(
+                c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=j.task_id)
+            )
+    off = await call(
+        c.update_auto_record,
+        UpdateAutoRecordRequest(app_id=app_id, body=AutoRecordModeReq(mode="AUTO_RECORD_OFF")),
+    )
+    assert off.auto_record_mode.mode == "AUTO_RECORD_OFF"
+    async with publishers(server, t, ["u3"], room="auto2"):
+        await asyncio.sleep(1.5)
+        assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto2")) == []
+    # A room opened before the switch is not recorded automatically.
+    async with publishers(server, t, ["u4"], room="auto3"):
+        await call(
+            c.update_auto_record,
+            UpdateAutoRecordRequest(
+                app_id=app_id, body=AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id=rule_id)
+            ),
+        )
+        async with publishers(server, t, ["u5"], room="auto3"):
+            await asyncio.sleep(1.5)
+            assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto3")) == []
+    for _ in range(150):
+        keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+        if sum(k.endswith(".mp4") for k in keys) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    for user in ("u1", "u2"):
+        assert any(k.endswith(".mp4") and f"{app_id}_auto1_{user}_av_m" in k for k in keys), keys

@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from roomcast.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from roomcast.domain.task import TaskState
 from roomcast.storage.target import StorageTarget
-from roomcast.store.tables import AppRow, RecordRuleRow, TaskRow, utcnow
+from roomcast.store.tables import AppRow, AutoRecordRow, RecordRuleRow, TaskRow, utcnow
+
+
+@dataclass(frozen=True)
+class AutoRecord:
+    """Automatic per-user recording: on with ``rule_id``, off with None, switched at ``updated_at``."""
+
+    rule_id: str | None
+    updated_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,40 @@ class RecordRuleService:
             return bool(n)
 
     async def delete(self, app_id: str, rule_id: str) -> None:
-        if await self.in_use(app_id, rule_id):
+        auto = await self.auto_record(app_id)
+        if auto.rule_id == rule_id or await self.in_use(app_id, rule_id):
             raise FailedPrecondition(f"record rule {rule_id} is used by a running job", subject="record_rule")
         async with self._sessions.begin() as s:
             await s.delete(await self._row(s, app_id, rule_id))
+
+    async def auto_record(self, app_id: str) -> AutoRecord:
+        async with self._sessions() as s:
+            app_pk = await self._app_pk(s, app_id)
+            row = (
+                await s.execute(select(AutoRecordRow).where(AutoRecordRow.app_pk == app_pk))
+            ).scalar_one_or_none()
+            return AutoRecord(row.rule_id, row.updated_at) if row is not None else AutoRecord(None, None)
+
+    async def set_auto_record(self, app_id: str, rule_id: str | None) -> AutoRecord:
+        """Switch automatic recording on (with an existing rule) or off (None)."""
+        for _ in range(3):
+            try:
+                async with self._sessions.begin() as s:
+                    if rule_id is not None:
+                        await self._row(s, app_id, rule_id)
+                    app_pk = await self._app_pk(s, app_id)
+                    row = (
+                        await s.execute(select(AutoRecordRow).where(AutoRecordRow.app_pk == app_pk))
+                    ).scalar_one_or_none()
+                    if row is None:
+                        row = AutoRecordRow(app_pk=app_pk)
+                        s.add(row)
+                    row.rule_id = rule_id
+                    row.updated_at = utcnow()
+                    await s.flush()
+                    return AutoRecord(row.rule_id, row.updated_at)
+            except IntegrityError:
+                continue
+        raise AlreadyExists(
+            "the automatic recording mode is being changed concurrently", subject="auto_record"
+        )

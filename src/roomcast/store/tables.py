@@ -360,3 +360,17 @@ class RecordRuleRow(Base):
     """The dialect's format settings (JSON), opaque to the store."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AutoRecordRow(Base):
+    """An app's automatic per-user recording switch and the rule it records with."""
+
+    __tablename__ = "auto_record_modes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_pk: Mapped[int] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """None: off."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -70,6 +70,8 @@ def _file_fields(ev: TaskEvent, task: Task) -> dict[str, Any]:
 
 def stream_name(task: Task) -> str:
     """``m_{job_id}_{room_id}`` (mix) or ``s_{job_id}_{room_id}_{user_id}`` (individual)."""
+    if task.request.get("stream_name"):  # automatic recordings: {appid}_{roomid}_{userid}_{media}_{video}
+        return str(task.request["stream_name"])
     if task.request.get("job") == "individual":
         return f"s_{task.task_id}_{task.room_id}_{task.request.get('user_id', '')}"
     return f"m_{task.task_id}_{task.room_id}"

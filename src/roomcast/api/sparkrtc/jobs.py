@@ -469,38 +469,7 @@ def build_router() -> APIRouter:
         await _refuse_duplicate(
             svc, app, room, {"job": "individual", "user_id": req.user_id, "video_type": req.video_type}
         )
-        only = UserFilter(allow=frozenset({req.user_id}))
-        camera = req.video_type == "CAMERASTREAM"
-        outputs, limits = _outputs_and_limits(rule, float(req.max_idle_time))
-        spec = RecordingSpec(
-            mode=RecordingMode.INDIVIDUAL,
-            users=UserSelection(audio=only, video=only),
-            streams=StreamSelection(audio=req.is_record_audio, camera=camera, screen=not camera),
-            media=MediaSelection.AUDIO_VIDEO if req.is_record_audio else MediaSelection.VIDEO_ONLY,
-            outputs=outputs,
-            naming=_naming(rule, app, "s_{task_id}_{room_id}_{user_id}"),
-            limits=limits,
-        )
-        echo = req.model_dump(exclude={"record_param", "publish_param", "room_id"})
-        dialect_request = {
-            "job": "individual",
-            "user_id": req.user_id,
-            "video_type": req.video_type,
-            "echo": echo,
-            "record_param": {"record_rule_id": rule.rule_id},
-            "rule": _rule_info(rule),
-        }
-        task = await _start(
-            svc,
-            RecordingRequest(
-                app=app,
-                room_id=room,
-                spec=spec,
-                storage=rule.target.with_prefix(""),
-                dialect=DIALECT,
-                dialect_request=dialect_request,
-            ),
-        )
+        task = await start_individual(svc, app, room, req, rule)
         return JSONResponse(_render(app, task), status_code=201)
 
     @router.get("/v2/apps/{app_id}/individual-stream-jobs/{job_id}")
@@ -530,6 +499,55 @@ def build_router() -> APIRouter:
         return await _stop(rt, app, job_id, "individual")
 
     return router
+
+
+async def start_individual(
+    svc: RecordingService,
+    app: App,
+    room: str,
+    req: IndividualJobReq,
+    rule: RecordRule,
+    auto: str | None = None,
+) -> Task:
+    """Start an individual job: A20's, or an automatic recording (``auto`` is the stream name's
+    ``{media_type}_{video_type}`` tail, the name ``{appid}_{roomid}_{userid}_{auto}``)."""
+    only = UserFilter(allow=frozenset({req.user_id}))
+    camera = req.video_type == "CAMERASTREAM"
+    outputs, limits = _outputs_and_limits(rule, float(req.max_idle_time))
+    name = (
+        f"{_escape(app.app_id)}_{{room_id}}_{{user_id}}_{auto}" if auto else "s_{task_id}_{room_id}_{user_id}"
+    )
+    spec = RecordingSpec(
+        mode=RecordingMode.INDIVIDUAL,
+        users=UserSelection(audio=only, video=only),
+        streams=StreamSelection(audio=req.is_record_audio, camera=camera, screen=not camera),
+        media=MediaSelection.AUDIO_VIDEO if req.is_record_audio else MediaSelection.VIDEO_ONLY,
+        outputs=outputs,
+        naming=_naming(rule, app, name),
+        limits=limits,
+    )
+    echo = req.model_dump(exclude={"record_param", "publish_param", "room_id"})
+    dialect_request: dict[str, Any] = {
+        "job": "individual",
+        "user_id": req.user_id,
+        "video_type": req.video_type,
+        "echo": echo,
+        "record_param": {"record_rule_id": rule.rule_id},
+        "rule": _rule_info(rule),
+    }
+    if auto:
+        dialect_request["stream_name"] = f"{app.app_id}_{room}_{req.user_id}_{auto}"
+    return await _start(
+        svc,
+        RecordingRequest(
+            app=app,
+            room_id=room,
+            spec=spec,
+            storage=rule.target.with_prefix(""),
+            dialect=DIALECT,
+            dialect_request=dialect_request,
+        ),
+    )
 
 
 def register_dialect(service: RecordingService) -> None:

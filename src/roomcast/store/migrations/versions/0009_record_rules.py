@@ -1,4 +1,5 @@
-"""Recording rules: per app and location, a storage target and format settings.
+"""Recording rules: per app and location, a storage target and format settings; per app, the
+automatic recording switch.
 
 Revision ID: 0009
 Revises: 0008
@@ -28,8 +29,18 @@ def upgrade() -> None:
         sa.Column("updated_at", TS, nullable=False),
     )
     op.create_index("ux_record_rules_location", "record_rules", ["app_pk", "location"], unique=True)
+    op.create_table(
+        "auto_record_modes",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "app_pk", sa.Integer, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False, unique=True
+        ),
+        sa.Column("rule_id", sa.String(64), nullable=True),
+        sa.Column("updated_at", TS, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("auto_record_modes")
     op.drop_index("ux_record_rules_location", table_name="record_rules")
     op.drop_table("record_rules")
