@@ -26,8 +26,11 @@ from roomcast.api.jocloud.gateway import build_router as jocloud_router
 from roomcast.api.jocloud.gateway import default_gateway as jocloud_default_gateway
 from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
+from roomcast.api.sparkrtc import auto_record as sparkrtc_auto
+from roomcast.api.sparkrtc import jobs as sparkrtc_jobs
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
+from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
 from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
@@ -170,6 +173,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
     )
     trtc_recording.register_dialect(service)
     jocloud_recording.register_dialect(service)
+    sparkrtc_auto.register(service, rt, sfu.events)
 
     def on_room_event(ev: RoomEvent) -> Awaitable[None] | None:
         if isinstance(ev, RoomDismissed):
@@ -269,6 +273,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.jocloud = joy
     app.include_router(jocloud_router(joy))
     app.include_router(sparkrtc_rooms_router())
+    app.include_router(sparkrtc_rules_router())
+    app.include_router(sparkrtc_jobs.build_router())
+    app.include_router(sparkrtc_auto.build_router())
     app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
 
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.

@@ -348,3 +348,35 @@ class TaskFileRow(Base):
     backup: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class RecordRuleRow(Base):
+    """A recording rule: where an app's recordings go and how they are cut (one per location)."""
+
+    __tablename__ = "record_rules"
+    __table_args__ = (Index("ux_record_rules_location", "app_pk", "location", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), nullable=False)
+    location: Mapped[str] = mapped_column(String(64), nullable=False)
+    target: Mapped[str] = mapped_column(Text, nullable=False)
+    """The storage target without credentials (JSON)."""
+    settings: Mapped[str] = mapped_column(Text, nullable=False)
+    """The dialect's format settings (JSON), opaque to the store."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AutoRecordRow(Base):
+    """An app's automatic per-user recording switch and the rule it records with."""
+
+    __tablename__ = "auto_record_modes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_pk: Mapped[int] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """None: off."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

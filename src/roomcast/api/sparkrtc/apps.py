@@ -16,6 +16,7 @@ from roomcast.api.sparkrtc.iam import IAM_BODY_LIMIT, iam_bad_request, password_
 from roomcast.domain.errors import InvalidArgument
 from roomcast.domain.tenancy import App, AppState
 from roomcast.runtime import Runtime
+from roomcast.services.record_rules import RecordRuleService
 
 STATE_NAMES: dict[AppState, str] = {AppState.ENABLED: "ACTIVATION", AppState.DISABLED: "DEACTIVATION"}
 STATE_FILTERS: dict[str, AppState | None] = {
@@ -90,6 +91,13 @@ def render_app(app: App, tenant_name: str, host: str) -> dict[str, Any]:
     }
 
 
+async def _auto_record_mode(rt: Runtime, app: App) -> dict[str, Any]:
+    from roomcast.api.sparkrtc.auto_record import render_auto_record  # it imports this module
+
+    auto = await RecordRuleService(rt.db.sessions).auto_record(app.app_id)
+    return render_auto_record(auto, app)
+
+
 def _host(request: Request) -> str:
     return (request.headers.get("host") or "localhost").split(":")[0]
 
@@ -137,7 +145,12 @@ def build_router() -> APIRouter:
         account = await rt.tenancy.get_account(caller.account_id)
         total, apps = await rt.tenancy.list_apps(caller.account_id, state=state_filter, offset=off, limit=lim)
         host = _host(request)
-        return JSONResponse({"count": total, "apps": [render_app(a, account.name, host) for a in apps]})
+        rendered = []
+        for a in apps:
+            body = render_app(a, account.name, host)
+            body["auto_record_mode"] = await _auto_record_mode(rt, a)
+            rendered.append(body)
+        return JSONResponse({"count": total, "apps": rendered})
 
     @router.get("/v2/apps/{app_id}")
     async def show_app(request: Request, app_id: str) -> Response:
@@ -145,7 +158,9 @@ def build_router() -> APIRouter:
         rt: Runtime = request.app.state.runtime
         app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
         account = await rt.tenancy.get_account(caller.account_id)
-        return JSONResponse(render_app(app, account.name, _host(request)))
+        body = render_app(app, account.name, _host(request))
+        body["auto_record_mode"] = await _auto_record_mode(rt, app)
+        return JSONResponse(body)
 
     @router.delete("/v2/apps/{app_id}", status_code=204)
     async def delete_app(request: Request, app_id: str) -> Response:

@@ -39,6 +39,32 @@ def app_not_found() -> SparkError:
     return SparkError(404, "RTC.00001015", "AppNotExist: app does not exist under your account")
 
 
+def rule_not_found() -> SparkError:
+    return SparkError(404, "RTC.00001011", "RecordRuleNotExist: record rule not exist under your app")
+
+
+def rule_in_use() -> SparkError:
+    return SparkError(400, "RTC.00001013", "RuleForbiddenDelete: rule is associated with backup rule")
+
+
+def rule_exists(detail: str) -> SparkError:
+    return SparkError(400, "RTC.00001019", f"RecordRuleExist: record rule of the app exists ({detail})")
+
+
+def bucket_missing(detail: str) -> SparkError:
+    return SparkError(404, "RTC.00001014", f"BucketNotExist: bucket does not exist ({detail})")
+
+
+def unsupported_region(location: str) -> SparkError:
+    return SparkError(
+        400, "RTC.00001012", f"UnsupportRegion: rtc does not provide services in the region ({location})"
+    )
+
+
+def combination(detail: str) -> SparkError:
+    return SparkError(400, "RTC.00001004", f"InvalidParameterCombination: {detail}")
+
+
 def throttled(limit: int, period: str) -> SparkError:
     return SparkError(
         429,
@@ -65,6 +91,13 @@ def from_domain(err: RoomcastError) -> SparkError:
         )
     if err.kind is ErrorKind.FAILED_PRECONDITION and err.subject == "app_state":
         return SparkError(400, "RTC.00001016", "AppDeactivation: app is stopped")
+    if err.subject == "record_rule":
+        if err.kind is ErrorKind.NOT_FOUND:
+            return rule_not_found()
+        if err.kind is ErrorKind.FAILED_PRECONDITION:
+            return rule_in_use()
+        if err.kind is ErrorKind.ALREADY_EXISTS:
+            return rule_exists(err.message)
     if err.kind is ErrorKind.INVALID_ARGUMENT:
         return invalid(err.message)
     if err.kind is ErrorKind.PERMISSION_DENIED:

@@ -1,0 +1,483 @@
+"""SparkRTC recording end to end with the official huaweicloudsdkcloudrtc: a rule to S3 on loopback
+(MP4 and HLS), a nine-grid mix of two synthetic publishers changed live to a custom layout, an
+individual job, query, stop; the files play under the rule's prefix and the record callbacks
+arrive signed, once per event id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huaweicloudsdkcloudrtc.v2 import (
+    AutoRecordModeReq,
+    CloudRTCClient,
+    CreateIndividualStreamJobRequest,
+    CreateMixJobRequest,
+    CreateRecordRuleRequest,
+    DeleteRecordRuleRequest,
+    HLSRecordConfig,
+    IndividualStreamJobReq,
+    MixJobReq,
+    MixLayoutPane,
+    MixParam,
+    MP4RecordConfig,
+    RecordObsFileAddr,
+    RecordParam,
+    RecordRuleReq,
+    ShowAutoRecordRequest,
+    ShowIndividualStreamJobRequest,
+    ShowMixJobRequest,
+    StartAppRequest,
+    StopAppRequest,
+    StopIndividualStreamJobRequest,
+    StopMixJobRequest,
+    UpdateAutoRecordRequest,
+    UpdateIndividualJobReq,
+    UpdateIndividualStreamJobRequest,
+    UpdateMixJobReq,
+    UpdateMixJobRequest,
+    UpdateMixParam,
+)
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+
+from roomcast.api.sparkrtc.callbacks import SIGNATURE_HEADER, sign
+from roomcast.runtime import Runtime
+from roomcast.services.tasks import TaskService
+from tests.api.conftest import Tenant
+from tests.e2e.test_trtc_cloud_recording import ROOM, publishers, with_callback
+from tests.support import avcheck
+from tests.support.live import LiveServer, live_server
+from tests.support.receiver import Receiver, callback_receiver
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, MotoS3
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+CALLBACK_KEY = "callback-signing-key"  # with_callback sets this key
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoS3]:
+    m = MotoS3()
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with callback_receiver() as rx:
+        yield rx
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoS3) -> Iterator[LiveServer]:
+    with pytest.MonkeyPatch.context() as mp:  # OBS addresses carry no keys: the node's own
+        mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        with live_server(
+            Path(tmp_path_factory.mktemp("spark")) / "var",
+            ice_host_addresses=["127.0.0.1"],
+            s3_endpoint=moto.endpoint,
+            empty_room_grace_s=5.0,
+        ) as srv:
+            yield srv
+
+
+def sdk(server: LiveServer, t: Tenant) -> CloudRTCClient:
+    creds = BasicCredentials(t.creds.secret_id, t.creds.secret_key, t.creds.project_id)
+    return CloudRTCClient.new_builder().with_credentials(creds).with_endpoints([server.url]).build()
+
+
+def call(fn: Any, req: Any) -> Any:
+    return asyncio.to_thread(fn, req)
+
+
+async def wait_state(fn: Any, req: Any, state: str, limit: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        job = await call(fn, req)
+        if job.state == state:
+            return job
+        assert asyncio.get_running_loop().time() < deadline, f"job stayed {job.state}"
+        await asyncio.sleep(0.2)
+
+
+def make_rule(c: CloudRTCClient, app_id: str, bucket: str) -> str:
+    body = RecordRuleReq(
+        obs_addr=RecordObsFileAddr(location="cn-north-4", project_id="p1", bucket=bucket, object="rec/"),
+        record_formats=["MP4", "HLS"],
+        mp4_config=MP4RecordConfig(record_cycle=60),
+        hls_config=HLSRecordConfig(record_cycle=0, record_slice_duration=2),
+    )
+    return str(c.create_record_rule(CreateRecordRuleRequest(app_id=app_id, body=body)).rule_id)
+
+
+async def test_mix_and_individual_jobs(
+    server: LiveServer, moto: MotoS3, receiver: Receiver, tmp_path: Path
+) -> None:
+    t = await asyncio.to_thread(with_callback, server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    bucket = moto.make_bucket()
+    rule_id = await asyncio.to_thread(make_rule, c, app_id, bucket)
+    async with publishers(server, t, ["u1", "u2"]):
+        mix = await call(
+            c.create_mix_job,
+            CreateMixJobRequest(
+                app_id=app_id,
+                body=MixJobReq(
+                    mix_param=MixParam(
+                        room_id=ROOM, encode_template="640x480_15_500", layout_template="nine_grids_view"
+                    ),
+                    record_param=RecordParam(record_rule_id=rule_id),
+                ),
+            ),
+        )
+        assert mix.status_code == 201 and mix.state == "INIT" and mix.stop_time == "0001-01-01T00:00:00Z"
+        assert mix.stream_name == f"m_{mix.job_id}_{ROOM}" and mix.mix_param.max_idle_time == 30
+        single = await call(
+            c.create_individual_stream_job,
+            CreateIndividualStreamJobRequest(
+                app_id=app_id,
+                body=IndividualStreamJobReq(
+                    room_id=ROOM, user_id="u1", record_param=RecordParam(record_rule_id=rule_id)
+                ),
+            ),
+        )
+        assert single.stream_name == f"s_{single.job_id}_{ROOM}_u1" and single.is_record_audio is True
+        # A second individual job for the same stream is JobRunning.
+        with pytest.raises(ClientRequestException) as ei:
+            await call(
+                c.create_individual_stream_job,
+                CreateIndividualStreamJobRequest(
+                    app_id=app_id,
+                    body=IndividualStreamJobReq(
+                        room_id=ROOM, user_id="u1", record_param=RecordParam(record_rule_id=rule_id)
+                    ),
+                ),
+            )
+        assert ei.value.error_code == "RTC.00001006"
+        show = ShowMixJobRequest(app_id=app_id, job_id=mix.job_id)
+        await wait_state(c.show_mix_job, show, "RUNNING")
+        await wait_state(
+            c.show_individual_stream_job,
+            ShowIndividualStreamJobRequest(app_id=app_id, job_id=single.job_id),
+            "RUNNING",
+        )
+        # The rule is in use while the jobs run.
+        with pytest.raises(ClientRequestException) as ei:
+            await call(c.delete_record_rule, DeleteRecordRuleRequest(app_id=app_id, rule_id=rule_id))
+        assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001013")
+        same = await call(
+            c.update_individual_stream_job,
+            UpdateIndividualStreamJobRequest(
+                app_id=app_id,
+                job_id=single.job_id,
+                body=UpdateIndividualJobReq(record_param=RecordParam(record_rule_id=rule_id)),
+            ),
+        )
+        assert same.job_id == single.job_id
+        await asyncio.sleep(2.0)
+        # Live: custom layout, u2 on the whole canvas.
+        updated = await call(
+            c.update_mix_job,
+            UpdateMixJobRequest(
+                app_id=app_id,
+                job_id=mix.job_id,
+                body=UpdateMixJobReq(
+                    mix_param=UpdateMixParam(
+                        layout_template="custom",
+                        layout_panes=[MixLayoutPane(id=1, user_id="u2", x=0.0, y=0.0, width=1.0, height=1.0)],
+                    )
+                ),
+            ),
+        )
+        assert updated.mix_param.layout_template == "custom" and updated.state == "RUNNING"
+        await asyncio.sleep(2.0)
+        assert (
+            await call(c.stop_mix_job, StopMixJobRequest(app_id=app_id, job_id=mix.job_id))
+        ).status_code == 204
+        await call(
+            c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=single.job_id)
+        )
+    stopped = await wait_state(c.show_mix_job, show, "STOPPED")
+    assert stopped.stop_reason == "stopped"
+    with pytest.raises(ClientRequestException) as ei:
+        await call(c.stop_mix_job, StopMixJobRequest(app_id=app_id, job_id=mix.job_id))
+    assert ei.value.error_code == "RTC.00001009"
+
+    # Callbacks: each event once, signed, with the documented fields.
+    def events(job_id: str) -> list[dict[str, Any]]:
+        return [b for b in receiver.bodies() if b.get("job_id") == job_id]
+
+    for _ in range(150):
+        done = [e["event_type"] for e in events(mix.job_id) + events(single.job_id)]
+        if done.count("RECORD_FILE_COMPLETE") >= 4 and done.count("CLOUD_RECORD_SERVER_OVER") == 2:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    mine = [r for r in receiver.requests if json.loads(r.body).get("job_id") in (mix.job_id, single.job_id)]
+    ids = [json.loads(r.body)["event_id"] for r in mine]
+    assert len(ids) == len(set(ids))
+    assert all(r.headers[SIGNATURE_HEADER] == sign(CALLBACK_KEY, r.body) for r in mine)
+    mix_events = events(mix.job_id)
+    kinds = [e["event_type"] for e in mix_events]
+    assert kinds.count("RECORD_NEW_FILE_START") == 1 and kinds.count("CLOUD_RECORD_SERVER_OVER") == 1
+    completes = [e for e in mix_events if e["event_type"] == "RECORD_FILE_COMPLETE"]
+    assert {e["record_format"] for e in completes} == {"MP4", "HLS"}
+    for e in completes:
+        assert e["obs_bucket"] == bucket and e["obs_location"] == "cn-north-4"
+        assert e["stream_name"] == f"m_{mix.job_id}_{ROOM}" and e["room_id"] == ROOM
+        # One naming per job: with MP4 and HLS in the rule, {record_format} is MP4's (see README).
+        assert e["obs_object"].startswith(f"rec/{app_id}/MP4/m_{mix.job_id}_{ROOM}_")
+        assert e["download_url"].endswith(e["obs_object"]) and e["start_time"].endswith("Z")
+    (mp4_event,) = [e for e in completes if e["record_format"] == "MP4"]
+    assert (mp4_event["width"], mp4_event["height"]) == (640, 480) and mp4_event["record_duration"] >= 3
+
+    # The files are in the bucket under the rule's prefix and play.
+    s3 = moto.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and all(k.startswith(f"rec/{app_id}/") for k in keys), keys
+    path = tmp_path / "mix.mp4"
+    s3.download_file(bucket, mp4_event["obs_object"], str(path))
+    info = avcheck.probe(path)
+    assert info.video is not None and info.audio is not None
+    assert (info.video.codec, info.video.width, info.video.height) == ("h264", 640, 480)
+    # Nine-grid first (two panes side by side), then u2 alone on the canvas.
+    assert avcheck.region_users(path, [(0, 180, 320, 120), (320, 180, 320, 120)], ["u1", "u2"], at=1.0) == [
+        "u1",
+        "u2",
+    ]
+    late = (info.video.duration or 0) - 0.8
+    assert avcheck.region_users(path, [(0, 0, 640, 480)], ["u1", "u2"], at=late) == ["u2"]
+    single_keys = [k for k in keys if f"s_{single.job_id}_{ROOM}_u1" in k]
+    assert any(k.endswith(".mp4") for k in single_keys) and any(k.endswith(".m3u8") for k in single_keys)
+
+
+def test_disabled_app_refuses_jobs_first(server: LiveServer, receiver: Receiver) -> None:
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    c.stop_app(StopAppRequest(app_id=t.app.app_id))
+    try:
+        # Even with a rule that does not exist and an unknown template: AppDeactivation first.
+        with pytest.raises(ClientRequestException) as ei:
+            c.create_mix_job(
+                CreateMixJobRequest(
+                    app_id=t.app.app_id,
+                    body=MixJobReq(
+                        mix_param=MixParam(room_id="r", encode_template="nope"),
+                        record_param=RecordParam(record_rule_id="0" * 32),
+                    ),
+                )
+            )
+        assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001016")
+    finally:
+        c.start_app(StartAppRequest(app_id=t.app.app_id))
+
+
+@pytest.mark.parametrize(
+    ("mix_param", "rule", "code", "status"),
+    [
+        (
+            {"room_id": "r", "encode_template": "640x480_15_500", "layout_template": "nine_grids_view"},
+            "none",
+            "RTC.00001011",
+            404,
+        ),
+        (
+            {"room_id": "r", "encode_template": "640x480_15_500", "layout_template": "stars"},
+            "ok",
+            "RTC.00001010",
+            400,
+        ),
+        (
+            {"room_id": "r", "encode_template": "641x480_15_500", "layout_template": "nine_grids_view"},
+            "ok",
+            "RTC.00001003",
+            400,
+        ),
+        ({"room_id": "r", "encode_template": "640x480_15_500"}, "ok", "RTC.00001005", 400),
+        (
+            {"room_id": "r", "encode_template": "640x480_15_500", "layout_template": "custom"},
+            "ok",
+            "RTC.00001005",
+            400,
+        ),
+        (
+            {"room_id": "r", "encode_template": "audio_only", "layout_template": "custom"},
+            "ok",
+            "RTC.00001004",
+            400,
+        ),
+        (
+            {
+                "room_id": "r",
+                "encode_template": "640x480_15_500",
+                "layout_template": "nine_grids_view",
+                "max_idle_time": 4,
+            },
+            "ok",
+            "RTC.00001003",
+            400,
+        ),
+    ],
+)
+def test_mix_job_errors(
+    server: LiveServer,
+    receiver: Receiver,
+    moto: MotoS3,
+    mix_param: dict[str, Any],
+    rule: str,
+    code: str,
+    status: int,
+) -> None:
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    rule_id = make_rule(c, t.app.app_id, moto.make_bucket()) if rule == "ok" else "0" * 32
+    body = MixJobReq(mix_param=MixParam(**mix_param), record_param=RecordParam(record_rule_id=rule_id))
+    with pytest.raises(ClientRequestException) as ei:
+        c.create_mix_job(CreateMixJobRequest(app_id=t.app.app_id, body=body))
+    assert (ei.value.status_code, ei.value.error_code) == (status, code)
+
+
+def test_job_not_found(server: LiveServer, receiver: Receiver) -> None:
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    for call_, req in [
+        (c.show_mix_job, ShowMixJobRequest(app_id=t.app.app_id, job_id="0" * 32)),
+        (c.stop_mix_job, StopMixJobRequest(app_id=t.app.app_id, job_id="0" * 32)),
+        (c.show_individual_stream_job, ShowIndividualStreamJobRequest(app_id=t.app.app_id, job_id="x" * 32)),
+        (c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=t.app.app_id, job_id="x" * 32)),
+    ]:
+        with pytest.raises(ClientRequestException) as ei:
+            call_(req)
+        assert (ei.value.status_code, ei.value.error_code) == (404, "RTC.00001008")
+
+
+def test_job_waiting_for_media_is_init(server: LiveServer, receiver: Receiver, moto: MotoS3) -> None:
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    rule_id = make_rule(c, app_id, moto.make_bucket())
+    mix = c.create_mix_job(
+        CreateMixJobRequest(
+            app_id=app_id,
+            body=MixJobReq(
+                mix_param=MixParam(
+                    room_id=12345, encode_template="480*360_15_320", layout_template="nine_grids_view"
+                ),
+                record_param=RecordParam(record_rule_id=rule_id),
+            ),
+        )
+    )
+    assert mix.state == "INIT" and mix.room_id == "12345"
+    with pytest.raises(ClientRequestException) as ei:
+        c.update_mix_job(
+            UpdateMixJobRequest(
+                app_id=app_id,
+                job_id=mix.job_id,
+                body=UpdateMixJobReq(mix_param=UpdateMixParam(layout_template="nine_grids_view")),
+            )
+        )
+    assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001022")
+    with pytest.raises(ClientRequestException) as ei:  # a second mix of the room
+        c.create_mix_job(
+            CreateMixJobRequest(
+                app_id=app_id,
+                body=MixJobReq(
+                    mix_param=MixParam(room_id="12345", encode_template="audio_only"),
+                    record_param=RecordParam(record_rule_id=rule_id),
+                ),
+            )
+        )
+    assert ei.value.error_code == "RTC.00001006"
+    assert c.stop_mix_job(StopMixJobRequest(app_id=app_id, job_id=mix.job_id)).status_code == 204
+    shown = c.show_mix_job(ShowMixJobRequest(app_id=app_id, job_id=mix.job_id))
+    assert shown.state == "STOPPED" and shown.stop_reason == "stopped"
+
+
+async def test_auto_record(server: LiveServer, moto: MotoS3, receiver: Receiver) -> None:
+    t = await asyncio.to_thread(with_callback, server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    bucket = moto.make_bucket()
+    rule_id = await asyncio.to_thread(make_rule, c, app_id, bucket)
+    for body, code in [
+        (AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD"), "RTC.00001004"),
+        (AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id="0" * 32), "RTC.00001011"),
+        (AutoRecordModeReq(mode="SOMETIMES"), "RTC.00001003"),
+    ]:
+        with pytest.raises(ClientRequestException) as ei:
+            await call(c.update_auto_record, UpdateAutoRecordRequest(app_id=app_id, body=body))
+        assert ei.value.error_code == code
+    shown = await call(c.show_auto_record, ShowAutoRecordRequest(app_id=app_id))
+    assert shown.auto_record_mode.mode == "AUTO_RECORD_OFF"
+    on = await call(
+        c.update_auto_record,
+        UpdateAutoRecordRequest(
+            app_id=app_id, body=AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id=rule_id)
+        ),
+    )
+    assert (
+        on.auto_record_mode.mode == "AUTO_INDIVIDUAL_RECORD" and on.auto_record_mode.record_rule_id == rule_id
+    )
+    with pytest.raises(ClientRequestException) as ei:  # the switch uses the rule
+        await call(c.delete_record_rule, DeleteRecordRuleRequest(app_id=app_id, rule_id=rule_id))
+    assert ei.value.error_code == "RTC.00001013"
+
+    async def jobs_in(rt: Runtime, room: str) -> list[Any]:
+        return await TaskService(rt.db.sessions, rt.box).active_in_room(t.app.sdk_app_id, room)
+
+    async with publishers(server, t, ["u1", "u2"], room="auto1"):
+        for _ in range(100):
+            found = await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto1"))
+            if len(found) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)
+        found = await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto1"))
+        assert sorted(j.request["stream_name"] for j in found) == [
+            f"{app_id}_auto1_u1_av_m",
+            f"{app_id}_auto1_u2_av_m",
+        ]
+        for j in found:
+            job = await call(
+                c.show_individual_stream_job, ShowIndividualStreamJobRequest(app_id=app_id, job_id=j.task_id)
+            )
+            assert job.stream_name == j.request["stream_name"] and job.state in ("INIT", "RUNNING")
+            await call(
+                c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=j.task_id)
+            )
+    off = await call(
+        c.update_auto_record,
+        UpdateAutoRecordRequest(app_id=app_id, body=AutoRecordModeReq(mode="AUTO_RECORD_OFF")),
+    )
+    assert off.auto_record_mode.mode == "AUTO_RECORD_OFF"
+    async with publishers(server, t, ["u3"], room="auto2"):
+        await asyncio.sleep(1.5)
+        assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto2")) == []
+    # A room opened before the switch is not recorded automatically.
+    async with publishers(server, t, ["u4"], room="auto3"):
+        await call(
+            c.update_auto_record,
+            UpdateAutoRecordRequest(
+                app_id=app_id, body=AutoRecordModeReq(mode="AUTO_INDIVIDUAL_RECORD", record_rule_id=rule_id)
+            ),
+        )
+        async with publishers(server, t, ["u5"], room="auto3"):
+            await asyncio.sleep(1.5)
+            assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto3")) == []
+    for _ in range(150):
+        keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+        if sum(k.endswith(".mp4") for k in keys) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    for user in ("u1", "u2"):
+        assert any(k.endswith(".mp4") and f"{app_id}_auto1_{user}_av_m" in k for k in keys), keys
