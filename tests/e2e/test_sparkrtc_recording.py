@@ -251,10 +251,10 @@ async def test_mix_and_individual_jobs(
     assert info.video is not None and info.audio is not None
     assert (info.video.codec, info.video.width, info.video.height) == ("h264", 640, 480)
     # Nine-grid first (two panes side by side), then u2 alone on the canvas.
-    assert avcheck.region_users(path, [(0, 180, 320, 120), (320, 180, 320, 120)], ["u1", "u2"], at=1.0) == [
-        "u1",
-        "u2",
-    ]
+    # (Sampled at a few moments of the first phase: a publisher's first keyframe may come late.)
+    panes = [(0, 180, 320, 120), (320, 180, 320, 120)]
+    seen = [avcheck.region_users(path, panes, ["u1", "u2"], at=t) for t in (0.8, 1.1, 1.4)]
+    assert ["u1", "u2"] in seen, seen
     late = (info.video.duration or 0) - 0.8
     assert avcheck.region_users(path, [(0, 0, 640, 480)], ["u1", "u2"], at=late) == ["u2"]
     single_keys = [k for k in keys if f"s_{single.job_id}_{ROOM}_u1" in k]
