@@ -253,7 +253,7 @@ async def test_mix_and_individual_jobs(
     # Nine-grid first (two panes side by side), then u2 alone on the canvas.
     # (Sampled at a few moments of the first phase: a publisher's first keyframe may come late.)
     panes = [(0, 180, 320, 120), (320, 180, 320, 120)]
-    seen = [avcheck.region_users(path, panes, ["u1", "u2"], at=t) for t in (0.8, 1.1, 1.4)]
+    seen = [avcheck.region_users(path, panes, ["u1", "u2"], at=t) for t in (0.5, 0.8, 1.1, 1.4, 1.7, 2.0)]
     assert ["u1", "u2"] in seen, seen
     late = (info.video.duration or 0) - 0.8
     assert avcheck.region_users(path, [(0, 0, 640, 480)], ["u1", "u2"], at=late) == ["u2"]
