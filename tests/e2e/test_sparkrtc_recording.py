@@ -52,28 +52,12 @@ from tests.api.conftest import Tenant
 from tests.e2e.test_trtc_cloud_recording import ROOM, publishers, with_callback
 from tests.support import avcheck
 from tests.support.live import LiveServer, live_server
-from tests.support.receiver import Receiver, callback_receiver
+from tests.support.receiver import Receiver
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, MotoS3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 CALLBACK_KEY = "callback-signing-key"  # with_callback sets this key
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    m = MotoS3()
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with callback_receiver() as rx:
-        yield rx
 
 
 @pytest.fixture(scope="module")

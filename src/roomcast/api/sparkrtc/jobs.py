@@ -177,11 +177,16 @@ def _room(room_id: str | int) -> str:
     return room
 
 
-async def _active_app(request: Request, app_id: str) -> tuple[Runtime, App]:
-    """Authenticate, find the app and refuse a disabled one before anything else is checked."""
+async def _caller_app(request: Request, app_id: str) -> tuple[Runtime, App]:
+    """Authenticate and find the caller's app (another tenant's looks like a missing one)."""
     caller = await authenticate(request, "job")
     rt: Runtime = request.app.state.runtime
-    app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+    return rt, await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+
+
+async def _active_app(request: Request, app_id: str) -> tuple[Runtime, App]:
+    """Like :func:`_caller_app`, refusing a disabled app before anything else is checked."""
+    rt, app = await _caller_app(request, app_id)
     if not app.enabled:
         raise SparkError(400, "RTC.00001016", "AppDeactivation: app is stopped")
     return rt, app
@@ -417,9 +422,7 @@ def build_router() -> APIRouter:
 
     @router.get("/v2/apps/{app_id}/mix-stream-jobs/{job_id}")
     async def show_mix_job(request: Request, app_id: str, job_id: str) -> Response:
-        caller = await authenticate(request, "job")
-        rt: Runtime = request.app.state.runtime
-        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        rt, app = await _caller_app(request, app_id)
         return JSONResponse(_render(app, await _job(rt, app, job_id, "mix")))
 
     @router.put("/v2/apps/{app_id}/mix-stream-jobs/{job_id}")
@@ -453,9 +456,7 @@ def build_router() -> APIRouter:
 
     @router.delete("/v2/apps/{app_id}/mix-stream-jobs/{job_id}", status_code=204)
     async def stop_mix_job(request: Request, app_id: str, job_id: str) -> Response:
-        caller = await authenticate(request, "job")
-        rt: Runtime = request.app.state.runtime
-        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        rt, app = await _caller_app(request, app_id)
         return await _stop(rt, app, job_id, "mix")
 
     @router.post("/v2/apps/{app_id}/individual-stream-jobs", status_code=201)
@@ -474,9 +475,7 @@ def build_router() -> APIRouter:
 
     @router.get("/v2/apps/{app_id}/individual-stream-jobs/{job_id}")
     async def show_individual_job(request: Request, app_id: str, job_id: str) -> Response:
-        caller = await authenticate(request, "job")
-        rt: Runtime = request.app.state.runtime
-        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        rt, app = await _caller_app(request, app_id)
         return JSONResponse(_render(app, await _job(rt, app, job_id, "individual")))
 
     @router.put("/v2/apps/{app_id}/individual-stream-jobs/{job_id}")
@@ -493,9 +492,7 @@ def build_router() -> APIRouter:
 
     @router.delete("/v2/apps/{app_id}/individual-stream-jobs/{job_id}", status_code=204)
     async def stop_individual_job(request: Request, app_id: str, job_id: str) -> Response:
-        caller = await authenticate(request, "job")
-        rt: Runtime = request.app.state.runtime
-        app = await rt.tenancy.get_app(_app_ref(app_id), caller.account_id)
+        rt, app = await _caller_app(request, app_id)
         return await _stop(rt, app, job_id, "individual")
 
     return router
