@@ -6,7 +6,9 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from roomcast.api.jocloud import callbacks as jocloud_callbacks
 from roomcast.api.sparkrtc.callbacks import SIGNATURE_HEADER, build, sign
+from roomcast.api.trtc import callbacks as trtc_callbacks
 from roomcast.domain.task import Task, TaskEvent, TaskEventKind, TaskFile, TaskState
 from roomcast.domain.tenancy import App, AppState
 
@@ -92,10 +94,44 @@ def test_job_over_follows_the_a14_spelling_and_mix_stream_name() -> None:
     assert body["stream_name"] == "m_job1_room001"
 
 
+def test_new_file_start_per_file() -> None:
+    opened = replace(FILE, key="Record/app/HLS/s_x/s.m3u8", end_at=None, state="recording", width=None)
+    cb = build(APP, event(TaskEventKind.FILE_STARTED, file=opened), TASK)
+    assert cb is not None and cb.kind == "sparkrtc.RECORD_NEW_FILE_START"
+    body = json.loads(cb.body)
+    assert body == {
+        "event_id": "ev-file_started",
+        "job_id": "job1",
+        "stream_name": "s_job1_room001_user001",
+        "app_id": APP.app_id,
+        "room_id": "room001",
+        "event_type": "RECORD_NEW_FILE_START",
+        "record_format": "HLS",
+        "start_time": "2026-01-02T15:04:05Z",
+        "obs_location": "cn-north-4",
+        "obs_bucket": "obsname",
+        "obs_object": opened.key,
+    }
+    assert cb.headers[SIGNATURE_HEADER] == sign("secret", cb.body)
+
+
 def test_not_sent() -> None:
-    assert build(replace(APP, callback_url=None), event(TaskEventKind.RECORDER_STARTED), TASK) is None
+    started = event(TaskEventKind.FILE_STARTED, file=FILE)
+    assert build(replace(APP, callback_url=None), started, TASK) is None
+    # The recorder joining is not a file: RECORD_NEW_FILE_START comes once per file opened.
+    assert build(APP, event(TaskEventKind.RECORDER_STARTED), TASK) is None
     assert build(APP, event(TaskEventKind.UPLOAD_STOPPED), TASK) is None
     only_files = replace(APP, callback_events=("RECORD_FILE_COMPLETE",))
-    assert build(only_files, event(TaskEventKind.RECORDER_STARTED), TASK) is None
-    unsigned = build(replace(APP, callback_key=None), event(TaskEventKind.RECORDER_STARTED), TASK)
+    assert build(only_files, started, TASK) is None
+    unsigned = build(replace(APP, callback_key=None), started, TASK)
     assert unsigned is not None and SIGNATURE_HEADER not in unsigned.headers
+
+
+def test_other_dialects_ignore_file_started() -> None:
+    """TRTC (301-312) and JOYY document no per-file start event."""
+    started = event(TaskEventKind.FILE_STARTED, file=FILE)
+    trtc_task = replace(TASK, dialect="trtc", request={})
+    assert trtc_callbacks.build(APP, started, trtc_task) is None
+    joy_task = replace(TASK, dialect="jocloud", request={"callbackurl": "https://hooks.example.com/joy"})
+    assert jocloud_callbacks.build(APP, started, joy_task) is None
+    assert jocloud_callbacks.build(APP, event(TaskEventKind.FILE_STORED, file=FILE), joy_task) is not None

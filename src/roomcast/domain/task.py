@@ -92,6 +92,7 @@ class TaskEventKind(StrEnum):
 
     RECORDER_STARTED = "recorder_started"
     RECORDER_STOPPED = "recorder_stopped"
+    FILE_STARTED = "file_started"  # the recorder opened a file (an HLS playlist counts as one)
     UPLOAD_STARTED = "upload_started"
     PLAYLIST_STARTED = "playlist_started"  # the first playlist was produced and stored
     SEGMENT_STORED = "segment_stored"  # a playlist's first segment (slice) was stored

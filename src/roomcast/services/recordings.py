@@ -148,8 +148,9 @@ class TaskSink:
         return self._run.task.task_id
 
     async def file_started(self, info: FileStarted) -> None:
-        await self._svc.tasks.upsert_file(
-            self.task_id,
+        """The file's row (recording) and its ``file_started`` event, committed together."""
+        await self._svc.file_started(
+            self._run,
             TaskFile(
                 key=info.key,
                 track_type="audio_video" if info.media == "av" else info.media,
@@ -298,6 +299,15 @@ class RecordingService:
         app = await self._apps(run.task.sdk_app_id)
         async with self.tasks.sessions.begin() as s:
             await self._emit_in(s, app, run.task, TaskEventKind.UPLOAD_STARTED)
+        self.outbox.notify()
+
+    async def file_started(self, run: _Running, f: TaskFile) -> None:
+        """A file was opened: its row and the event reporting it, in one transaction (the event
+        id derives from the task, the file's key and the run, so a replay writes nothing twice)."""
+        app = await self._apps(run.task.sdk_app_id)
+        async with self.tasks.sessions.begin() as s:
+            await self.tasks.upsert_file_in(s, run.task.task_id, f)
+            await self._emit_in(s, app, run.task, TaskEventKind.FILE_STARTED, file=f, seq=run.task.run)
         self.outbox.notify()
 
     async def queue_file(self, task_id: str, target: StorageTarget, source: Path, f: TaskFile) -> None:

@@ -24,6 +24,9 @@ checks the signature, then de-duplicates on ``eventid`` (a retried delivery repe
   endpoint);
 * ``upload_stop`` ``{"status"}``: 0 every file is in the bucket, 1 some file is not;
 * ``task_moved`` ``{}``: the node recording it was gone and another one resumed it.
+
+A file being opened is not reported (the seed defines no such event; files are reported once
+stored, by ``file_upload``).
 """
 
 from __future__ import annotations

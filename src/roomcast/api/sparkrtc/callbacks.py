@@ -7,10 +7,13 @@ for ``auth_key``; roomcast sends, when the app has one::
 
     X-Rtc-Signature: hex(HMAC-SHA256(auth_key, raw body))
 
-Events: ``RECORD_NEW_FILE_START`` when the recorder has joined and opens its first file,
-``RECORD_FILE_COMPLETE`` when a file is in the bucket, ``CLOUD_RECORD_SERVER_OVER`` when the job
-ends (files still uploading report afterwards). A subscription that names ``CLOUD_RECORD_OVER``
-(the spelling of the A14 example) receives ``CLOUD_RECORD_SERVER_OVER``.
+Events, as §6.6 describes the sequence: ``RECORD_NEW_FILE_START`` each time the recorder opens
+a file (every format, every ``record_cycle`` split, every interruption that starts a new file),
+with ``record_format``, ``start_time`` and where the file will be (``obs_location``,
+``obs_bucket``, ``obs_object``); ``RECORD_FILE_COMPLETE`` when that file is in the bucket, with
+the same ``obs_object``; ``CLOUD_RECORD_SERVER_OVER`` when the job ends (files still uploading
+report afterwards). A subscription that names ``CLOUD_RECORD_OVER`` (the spelling of the A14
+example) receives ``CLOUD_RECORD_SERVER_OVER``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from roomcast.events.outbox import Callback
 DIALECT = "sparkrtc"
 SIGNATURE_HEADER = "X-Rtc-Signature"
 EVENTS: dict[TaskEventKind, str] = {
-    TaskEventKind.RECORDER_STARTED: "RECORD_NEW_FILE_START",
+    TaskEventKind.FILE_STARTED: "RECORD_NEW_FILE_START",
     TaskEventKind.FILE_STORED: "RECORD_FILE_COMPLETE",
     TaskEventKind.RECORDER_STOPPED: "CLOUD_RECORD_SERVER_OVER",
 }
@@ -47,15 +50,32 @@ def obs_url(bucket: str, location: str, key: str) -> str:
     return f"https://{bucket}.obs.{location}.myhuaweicloud.com/{key}"
 
 
+def _record_format(key: str) -> str:
+    return "HLS" if key.endswith(".m3u8") else "MP4"
+
+
+def _start_fields(ev: TaskEvent, task: Task) -> dict[str, Any]:
+    f = ev.file
+    if f is None:
+        return {}
+    rule = task.request.get("rule", {})
+    return {
+        "record_format": _record_format(f.key),
+        "start_time": _time(f.begin_at),
+        "obs_location": str(rule.get("location", "")),
+        "obs_bucket": str(rule.get("bucket", "")),
+        "obs_object": f.key,
+    }
+
+
 def _file_fields(ev: TaskEvent, task: Task) -> dict[str, Any]:
     f = ev.file
     if f is None:
         return {}
     rule = task.request.get("rule", {})
     bucket, location = str(rule.get("bucket", "")), str(rule.get("location", ""))
-    fmt = "HLS" if f.key.endswith(".m3u8") else "MP4"
     return {
-        "record_format": fmt,
+        "record_format": _record_format(f.key),
         "download_url": obs_url(bucket, location, f.key),
         "record_duration": (f.duration_ms or 0) // 1000,
         "width": f.width or 0,
@@ -94,6 +114,8 @@ def build(app: App, ev: TaskEvent, task: Task) -> Callback | None:
         "room_id": task.room_id,
         "event_type": name,
     }
+    if ev.kind is TaskEventKind.FILE_STARTED:
+        body.update(_start_fields(ev, task))
     if ev.kind is TaskEventKind.FILE_STORED:
         body.update(_file_fields(ev, task))
     if ev.kind is TaskEventKind.RECORDER_STOPPED:

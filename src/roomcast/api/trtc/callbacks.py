@@ -18,7 +18,8 @@ Not sent, for want of a documented event: "a file is stored in object storage" (
 per-file event for object storage; earlier roomcast versions sent an invented 310, dropped: the
 receiver lists files with DescribeCloudRecording and learns the outcome from 305) and "a file
 failed for good" (reported by 305 ``Status`` 1, 302 ``LeaveCode`` 3 as the recording then stops,
-and for the media library by 311 ``Status`` 1).
+and for the media library by 311 ``Status`` 1), and "a file was opened" (the 301-312 list has no
+per-file start: 304 reports the first playlist once it is stored, 307 its first slice).
 """
 
 from __future__ import annotations
