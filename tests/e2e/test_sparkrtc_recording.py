@@ -213,15 +213,22 @@ async def test_mix_and_individual_jobs(
     assert all(r.headers[SIGNATURE_HEADER] == sign(CALLBACK_KEY, r.body) for r in mine)
     mix_events = events(mix.job_id)
     kinds = [e["event_type"] for e in mix_events]
-    assert kinds.count("RECORD_NEW_FILE_START") == 1 and kinds.count("CLOUD_RECORD_SERVER_OVER") == 1
+    assert kinds.count("CLOUD_RECORD_SERVER_OVER") == 1
     completes = [e for e in mix_events if e["event_type"] == "RECORD_FILE_COMPLETE"]
     assert {e["record_format"] for e in completes} == {"MP4", "HLS"}
-    for e in completes:
+    # RECORD_NEW_FILE_START once per file (one MP4, one HLS playlist), naming the same object.
+    starts = [e for e in mix_events if e["event_type"] == "RECORD_NEW_FILE_START"]
+    assert sorted((e["record_format"], e["obs_object"]) for e in starts) == sorted(
+        (e["record_format"], e["obs_object"]) for e in completes
+    )
+    for e in starts + completes:
         assert e["obs_bucket"] == bucket and e["obs_location"] == "cn-north-4"
         assert e["stream_name"] == f"m_{mix.job_id}_{ROOM}" and e["room_id"] == ROOM
-        # One naming per job: with MP4 and HLS in the rule, {record_format} is MP4's (see README).
-        assert e["obs_object"].startswith(f"rec/{app_id}/MP4/m_{mix.job_id}_{ROOM}_")
-        assert e["download_url"].endswith(e["obs_object"]) and e["start_time"].endswith("Z")
+        # Each format under its own record_prefix, {record_format} being MP4 or HLS.
+        assert e["obs_object"].startswith(f"rec/{app_id}/{e['record_format']}/m_{mix.job_id}_{ROOM}_")
+        assert e["start_time"].endswith("Z")
+    for e in completes:
+        assert e["download_url"].endswith(e["obs_object"])
     (mp4_event,) = [e for e in completes if e["record_format"] == "MP4"]
     assert (mp4_event["width"], mp4_event["height"]) == (640, 480) and mp4_event["record_duration"] >= 3
 
@@ -229,6 +236,9 @@ async def test_mix_and_individual_jobs(
     s3 = moto.client()
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys and all(k.startswith(f"rec/{app_id}/") for k in keys), keys
+    for k in keys:  # MP4 and HLS never share a path: each has its own prefix
+        fmt = "MP4" if k.endswith(".mp4") else "HLS"
+        assert k.startswith(f"rec/{app_id}/{fmt}/"), k
     path = tmp_path / "mix.mp4"
     s3.download_file(bucket, mp4_event["obs_object"], str(path))
     info = avcheck.probe(path)

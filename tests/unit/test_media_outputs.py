@@ -92,6 +92,42 @@ def test_split_on_keyframes_and_hls_segments(tmp_path: Path) -> None:
     assert "#EXT-X-ENDLIST" in text and text.count("#EXTINF:1.000,") == 2
 
 
+def test_each_format_has_its_own_naming_and_file_length(tmp_path: Path) -> None:
+    c = OutputContext(
+        root=tmp_path,
+        naming=FileNaming(
+            "rec/{format}/{user_id}_{index}",
+            formats={"hls": "rec/HLS/{user_id}_{start_time}", "mp4": "rec/MP4/{user_id}_{start_time}"},
+        ),
+        variables={"task_id": "t", "user_id": "u1", "stream": "camera"},
+        wall_origin=1_700_000_000.0,
+        max_file_duration=2.0,
+        file_durations={"hls": 0.0},  # HLS: one file for the whole stream; MP4 every 2 s
+        hls_segment_duration=1.0,
+    )
+    video = VideoParams("h264", 160, 120, 15)
+    mp4, hls = open_output(OutputFormat.MP4, c, video=video), open_output(OutputFormat.HLS, c, video=video)
+    events = []
+    for p in h264_packets(75, gop=15):
+        events += mp4.write(p)
+        events += hls.write(p)
+    events += mp4.close() + hls.close()
+    started = [e for e in events if isinstance(e, FileStarted)]
+    # (the stream and media the templates leave out are appended: names stay distinct)
+    hls_key = "rec/HLS/u1_20231114T221320Z_camera_video"
+    assert [e.key for e in started if e.format is OutputFormat.HLS] == [hls_key + ".m3u8"]
+    mp4_keys = [e.key for e in started if e.format is OutputFormat.MP4]
+    assert len(mp4_keys) == 3 and all(k.startswith("rec/MP4/u1_") and k.endswith(".mp4") for k in mp4_keys)
+    assert len(set(mp4_keys)) == 3  # a new start time per split (index added when it would repeat)
+    segs = [e.key for e in events if isinstance(e, SegmentReady)]
+    assert len(segs) == 5 and all(k.startswith(hls_key + "_") and k.endswith(".ts") for k in segs)
+    # The common template, with {format}, for a format without its own.
+    m4a = OutputContext(
+        root=tmp_path, naming=c.naming, variables=c.variables, wall_origin=c.wall_origin
+    ).for_format(OutputFormat.M4A)
+    assert m4a.naming.render(format="m4a", user_id="u1", index=0) == "rec/m4a/u1_0"
+
+
 def test_audio_encoder_fills_gaps_and_trims_overlaps() -> None:
     enc = AudioEncoder("aac", 48000, 1, 64000)
 

@@ -80,8 +80,29 @@ GOLDEN_V1: dict[str, Any] = {
 
 def test_golden_v1_document() -> None:
     # fields added since (with their defaults) are written, and absent ones decode to defaults
-    assert spec_to_json(EXAMPLE) == {**GOLDEN_V1, "extra_rooms": []}
+    assert spec_to_json(EXAMPLE) == {
+        **GOLDEN_V1,
+        "extra_rooms": [],
+        "max_audio_sources": 0,
+        "naming": {**GOLDEN_V1["naming"], "formats": {}},
+        "limits": {**GOLDEN_V1["limits"], "file_durations": {}},
+    }
     assert spec_from_json(GOLDEN_V1) == EXAMPLE
+
+
+def test_loudest_voices_and_per_format_outputs_round_trip() -> None:
+    spec = replace(
+        EXAMPLE,
+        max_audio_sources=3,
+        naming=FileNaming("a/{stream}", formats={"mp4": "a/MP4/{stream}", "hls": "a/HLS/{stream}"}),
+        limits=RecordingLimits(max_file_duration=60.0, file_durations={"mp4": 60.0, "hls": 0.0}),
+    )
+    doc = json.loads(json.dumps(spec_to_json(spec)))
+    assert doc["max_audio_sources"] == 3 and doc["naming"]["formats"]["hls"] == "a/HLS/{stream}"
+    assert doc["limits"]["file_durations"] == {"mp4": 60.0, "hls": 0.0}
+    back = spec_from_json(doc)
+    assert back == spec and back.max_audio_sources == 3
+    assert spec_from_json(GOLDEN_V1).max_audio_sources == 0
 
 
 def test_extra_rooms_round_trip() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from roomcast.domain.errors import InvalidArgument
@@ -25,6 +27,14 @@ from roomcast.domain.recording import (
 def test_mixed_spec_with_extra_rooms_is_valid() -> None:
     spec = RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), extra_rooms=("b", "c"))
     assert validate_spec(spec).extra_rooms == ("b", "c")
+
+
+def test_mix_of_the_loudest_voices_reaches_the_mixer() -> None:
+    from roomcast.media.mixed import settings_from_spec
+
+    mix = RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360))
+    assert settings_from_spec(validate_spec(replace(mix, max_audio_sources=3))).max_audio_sources == 3
+    assert settings_from_spec(mix).max_audio_sources is None  # 0: everyone
 
 
 def test_defaults_are_valid() -> None:
@@ -61,6 +71,15 @@ def test_defaults_are_valid() -> None:
             "extra_rooms",
         ),
         (RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), extra_rooms=("",)), "extra_rooms"),
+        (RecordingSpec(naming=FileNaming(formats={"flv": "{task_id}"})), "naming.formats"),
+        (RecordingSpec(naming=FileNaming(formats={"hls": "{task_id}/{x}"})), "naming.formats.hls"),
+        (RecordingSpec(limits=RecordingLimits(file_durations={"mp4": 0.5})), "limits.file_durations.mp4"),
+        (RecordingSpec(limits=RecordingLimits(file_durations={"avi": 60.0})), "limits.file_durations"),
+        (RecordingSpec(max_audio_sources=3), "max_audio_sources"),  # individual mode has no mix
+        (
+            RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), max_audio_sources=-1),
+            "max_audio_sources",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(spec: RecordingSpec, subject: str) -> None:

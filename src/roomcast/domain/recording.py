@@ -21,7 +21,11 @@ It may contain ``/`` to make sub-directories.  Variables the engine substitutes:
 ``{start_ms}``  UTC start of the file, milliseconds since the epoch
 ``{index}``     the file's number within its user/stream, from 0 (a split or a codec change
                  starts the next one)
+``{format}``    the output format: ``mp4``, ``hls``, ``m4a``, ``mp3`` or ``webm``
 ==============  ==========================================================================
+
+``FileNaming.formats`` may give one output format a template of its own (a vendor whose MP4 and
+HLS outputs each have their own path prefix); the others use ``template``.
 
 Characters outside ``[A-Za-z0-9._=-]`` in substituted values are replaced with ``_`` so a user
 id can never escape the output directory.
@@ -221,7 +225,7 @@ class LayoutRef:
 
 
 NAMING_VARIABLES: Final = frozenset(
-    {"task_id", "app", "room_id", "user_id", "stream", "media", "start_time", "start_ms", "index"}
+    {"task_id", "app", "room_id", "user_id", "stream", "media", "start_time", "start_ms", "index", "format"}
 )
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]")
 
@@ -235,6 +239,12 @@ def sanitize_name_part(value: str) -> str:
 @dataclass(frozen=True, slots=True)
 class FileNaming:
     template: str = "{task_id}/{room_id}_{user_id}_{stream}_{start_time}_{index}"
+    formats: Mapping[str, str] = field(default_factory=dict)
+    """Templates of their own for some output formats (keys: :class:`OutputFormat` values)."""
+
+    def for_format(self, fmt: OutputFormat) -> FileNaming:
+        """The naming one output format uses (its own template, or the common one)."""
+        return FileNaming(self.formats.get(fmt.value, self.template))
 
     def render(self, **values: object) -> str:
         """Substitute the variables (sanitized) and return a relative path prefix."""
@@ -251,6 +261,9 @@ class RecordingLimits:
     start_timeout: float = 30.0  # wait this long for a stream to record, then end (reason no_stream)
     idle_timeout: float = 30.0  # no publisher for this long -> end (reason idle)
     max_file_duration: float = 0.0
+    file_durations: Mapping[str, float] = field(default_factory=dict)
+    """``max_file_duration`` of some output formats (keys: :class:`OutputFormat` values; 0 =
+    never split), where a vendor cuts each format at its own length."""
     hls_segment_duration: float = 6.0
     max_duration: float = 0.0  # whole recording; 0 = unlimited
 
@@ -269,6 +282,8 @@ class RecordingSpec:
     naming: FileNaming = FileNaming()
     limits: RecordingLimits = RecordingLimits()
     fill: FillPolicy = FillPolicy()
+    max_audio_sources: int = 0
+    """Mixed mode: mix only the N loudest speakers at any moment (0: everyone)."""
     extra_rooms: tuple[str, ...] = ()
     """Mixed mode: other rooms of the same app whose publishers the mix may include (the
     ``users`` filters apply to them too; layouts see them with ``Participant.room_id`` set)."""
@@ -369,13 +384,23 @@ def validate_spec(spec: RecordingSpec) -> RecordingSpec:
     _check_range("limits.idle_timeout", lim.idle_timeout, 0.1, 86400 * 7)
     if lim.max_file_duration:
         _check_range("limits.max_file_duration", lim.max_file_duration, 1, 86400)
+    for fmt, duration in lim.file_durations.items():
+        _check_format_key("limits.file_durations", fmt)
+        if duration:
+            _check_range(f"limits.file_durations.{fmt}", duration, 1, 86400)
     if lim.max_duration:
         _check_range("limits.max_duration", lim.max_duration, 1, 86400 * 7)
     _check_range("limits.hls_segment_duration", lim.hls_segment_duration, 1, 60)
     if spec.fill.video is VideoFill.IMAGE and not spec.fill.image:
         raise _fail("fill.image", "the image fill needs an image")
     _validate_template(spec.naming.template)
+    for fmt, template in spec.naming.formats.items():
+        _check_format_key("naming.formats", fmt)
+        _validate_template(template, f"naming.formats.{fmt}")
     _validate_layout(spec)
+    _check_range("max_audio_sources", spec.max_audio_sources, 0, 64)
+    if spec.max_audio_sources and spec.mode is not RecordingMode.MIXED:
+        raise _fail("max_audio_sources", "only mixed recordings mix the loudest speakers")
     if spec.extra_rooms and spec.mode is not RecordingMode.MIXED:
         raise _fail("extra_rooms", "only mixed recordings take users from other rooms")
     if any(not r for r in spec.extra_rooms) or len(set(spec.extra_rooms)) != len(spec.extra_rooms):
@@ -399,17 +424,22 @@ def _validate_layout(spec: RecordingSpec) -> None:
             raise _fail("layout", f"layout {spec.layout.preset!r} fails: {exc}") from None
 
 
-def _validate_template(template: str) -> None:
+def _check_format_key(subject: str, fmt: str) -> None:
+    if fmt not in {f.value for f in OutputFormat}:
+        raise _fail(subject, f"unknown output format {fmt!r}")
+
+
+def _validate_template(template: str, subject: str = "naming.template") -> None:
     if not template.strip():
-        raise _fail("naming.template", "the file name template is empty")
+        raise _fail(subject, "the file name template is empty")
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        raise _fail("naming.template", f"bad file name template: {exc}") from None
+        raise _fail(subject, f"bad file name template: {exc}") from None
     for f in fields:
         if f not in NAMING_VARIABLES:
-            raise _fail("naming.template", f"unknown variable {{{f}}} in the file name template")
+            raise _fail(subject, f"unknown variable {{{f}}} in the file name template")
     if template.startswith("/") or ".." in template.split("/"):
-        raise _fail("naming.template", "the file name template must be a relative path")
+        raise _fail(subject, "the file name template must be a relative path")
     # Variables that keep names distinct (user_id, stream, media, index) may be left out: the
     # engine then appends them as suffixes (see roomcast.media.outputs.OutputSet).

@@ -165,6 +165,7 @@ class JobContext:
             wall_origin=self.clock.wall_origin,
             max_file_duration=lim.max_file_duration,
             hls_segment_duration=lim.hls_segment_duration,
+            file_durations=lim.file_durations,
         )
 
     def emit(self, events: list[OutputEvent]) -> None:

@@ -173,6 +173,7 @@ def settings_from_spec(spec: RecordingSpec, canvas: Canvas | None = None) -> Mix
         sample_rate=a.sample_rate,
         channels=a.channels,
         audio_bitrate_kbps=a.bitrate_kbps,
+        max_audio_sources=spec.max_audio_sources or None,
         record_video=spec.records_video and any(f.has_video for f in spec.outputs),
         record_audio=spec.records_audio,
         audio_users=spec.users.audio.admits,

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -92,8 +92,9 @@ class OutputContext:
     """Where and how one output set names its files.
 
     ``variables`` fills the naming template (``task_id``, ``app``, ``room_id``, ``user_id``,
-    ``stream``, ``media``); ``start_time``, ``start_ms`` and ``index`` are added per file.
-    ``wall_origin`` is the ``time.time()`` of timeline 0 (to report wall-clock start/end).
+    ``stream``, ``media``); ``start_time``, ``start_ms``, ``index`` and ``format`` are added per
+    file. ``wall_origin`` is the ``time.time()`` of timeline 0 (to report wall-clock start/end).
+    ``file_durations`` overrides ``max_file_duration`` for some formats (by format value).
     """
 
     root: Path
@@ -102,6 +103,15 @@ class OutputContext:
     wall_origin: float
     max_file_duration: float = 0.0
     hls_segment_duration: float = 6.0
+    file_durations: Mapping[str, float] = field(default_factory=dict)
+
+    def for_format(self, fmt: OutputFormat) -> OutputContext:
+        """The context of one output format: its own naming template and file duration."""
+        return replace(
+            self,
+            naming=self.naming.for_format(fmt),
+            max_file_duration=self.file_durations.get(fmt.value, self.max_file_duration),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +537,7 @@ class OutputSet:
         if video is None and audio is None:
             raise ValueError("an output needs audio or video")
         self.format = fmt
-        self.ctx = ctx
+        self.ctx = ctx.for_format(fmt)
         self.video = video
         self.audio = audio
         self.next_index = first_index
@@ -573,6 +583,7 @@ class OutputSet:
             start_time=_start_time_text(wall),
             start_ms=int(wall * 1000),
             index=index,
+            format=self.format.value,
         )
         prefix = self.ctx.root / (prefix_rel + self._uniquifier(index))
         fmt = self.format

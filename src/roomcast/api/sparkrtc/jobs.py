@@ -2,9 +2,11 @@
 
 A job is a task of :class:`roomcast.services.recordings.RecordingService`; its ``job_id`` is the
 task id. Files go to the rule's bucket (``record_param.record_rule_id``), under
-``obs_addr.object`` and the rule's ``record_prefix`` (MP4's when the rule records MP4, else
-HLS's), where ``{stream}`` is the job's stream name (``m_{job_id}_{room_id}``,
-``s_{job_id}_{room_id}_{user_id}``) and ``{file_start_time}`` the file's start time.
+``obs_addr.object`` and each format's own ``record_prefix`` (``mp4_config``'s for the MP4 files,
+``hls_config``'s for the HLS playlists and slices, ``{record_format}`` being ``MP4`` or ``HLS``),
+cut at that format's ``record_cycle``; ``{stream}`` is the job's stream name
+(``m_{job_id}_{room_id}``, ``s_{job_id}_{room_id}_{user_id}``) and ``{file_start_time}`` the
+file's UTC start, ``YYYYmmddTHHMMSSZ``.
 
 States: INIT (waiting for media), RUNNING, STOPPED (``stop_reason``: ``stopped``, ``idle``,
 ``room_dismissed``, ``failed``, ``server_restart``). A stopped job answers its last state to
@@ -63,6 +65,8 @@ STATES = {
     TaskState.STOPPING: "STOPPED",
     TaskState.EXITED: "STOPPED",
 }
+LOUDEST_VOICES = 3
+"""A16: "the three parties with the loudest voices are dynamically selected" in every mix."""
 _TEMPLATE = re.compile(r"^(\d+)[*xX](\d+)_(\d+)_(\d+)$")
 Text = Field(default=None, max_length=1024)
 
@@ -202,10 +206,13 @@ def _escape(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _naming(rule: RecordRule, app: App, stream: str) -> FileNaming:
-    s = rule.settings
-    fmt = "MP4" if "MP4" in s["record_formats"] else "HLS"
-    prefix = str(s["mp4_config" if fmt == "MP4" else "hls_config"]["record_prefix"])
+FORMATS = {"MP4": OutputFormat.MP4, "HLS": OutputFormat.HLS}
+CONFIGS = {"MP4": "mp4_config", "HLS": "hls_config"}
+
+
+def _prefix_template(rule: RecordRule, app: App, stream: str, fmt: str) -> str:
+    """One format's ``record_prefix`` as an engine naming template, under ``obs_addr.object``."""
+    prefix = str(rule.settings[CONFIGS[fmt]]["record_prefix"])
     rendered = prefix.format(
         app_id=_escape(app.app_id),
         app=_escape(app.app_id),
@@ -216,18 +223,27 @@ def _naming(rule: RecordRule, app: App, stream: str) -> FileNaming:
         file_start_time="{start_time}",
     )
     lead = _escape(rule.target.prefix.strip("/"))
-    return FileNaming(template=f"{lead}/{rendered}" if lead else rendered)
+    return f"{lead}/{rendered}" if lead else rendered
+
+
+def _naming(rule: RecordRule, app: App, stream: str) -> FileNaming:
+    """Each format named by its own ``record_prefix`` (``{record_format}`` is ``MP4`` or ``HLS``)."""
+    formats = [f for f in rule.settings["record_formats"] if f in FORMATS]
+    templates = {FORMATS[f].value: _prefix_template(rule, app, stream, f) for f in formats}
+    return FileNaming(template=templates[FORMATS[formats[0]].value], formats=templates)
 
 
 def _outputs_and_limits(rule: RecordRule, idle_s: float) -> tuple[tuple[OutputFormat, ...], RecordingLimits]:
+    """The rule's formats, each cut at its own ``record_cycle`` (HLS 0: one file per stream)."""
     s = rule.settings
-    formats = s["record_formats"]
-    outputs = tuple(OutputFormat.MP4 if f == "MP4" else OutputFormat.HLS for f in formats)
-    cycle = s["mp4_config"]["record_cycle"] if "MP4" in formats else s["hls_config"]["record_cycle"]
+    formats = [f for f in s["record_formats"] if f in FORMATS]
+    outputs = tuple(FORMATS[f] for f in formats)
+    cycles = {FORMATS[f].value: float(s[CONFIGS[f]]["record_cycle"]) for f in formats}
     limits = RecordingLimits(
         start_timeout=idle_s,
         idle_timeout=idle_s,
-        max_file_duration=float(cycle),
+        max_file_duration=cycles[outputs[0].value],
+        file_durations=cycles,
         hls_segment_duration=float(s["hls_config"]["record_slice_duration"]),
     )
     return outputs, limits
@@ -399,6 +415,7 @@ def build_router() -> APIRouter:
             layout=layout,
             naming=_naming(rule, app, "m_{task_id}_{room_id}"),
             limits=limits,
+            max_audio_sources=LOUDEST_VOICES,
         )
         fields.setdefault("max_idle_time", 30)
         dialect_request = {
