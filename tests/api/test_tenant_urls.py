@@ -145,17 +145,19 @@ def test_sparkrtc_and_joyy_layout_images() -> None:
 
     async def body() -> None:
         ok = sl.SparkMixLayoutParams("nine_grids_view", background_image="s3://my-bucket/bg/sky.png")
-        await sl.check_image_urls(strict, ok)  # the documented OBS form
+        await sl.check_image_urls(strict, ok, "my-bucket")  # the documented OBS form
+        err = await refused(sl.check_image_urls(strict, ok, "rule-bucket"))  # only the rule's bucket
+        assert err.subject == "mix_param.background_image"
         bad = sl.SparkMixLayoutParams(
             "nine_grids_view",
             background_image="s3://my-bucket/bg.png",
             user_background_images={"u1": "file:///etc/passwd"},
         )
-        err = await refused(sl.check_image_urls(strict, bad))
+        err = await refused(sl.check_image_urls(strict, bad, "my-bucket"))
         assert err.subject == "mix_param.user_background_images[0].image_uri"
         err = await refused(
             sl.check_image_urls(
-                strict, sl.SparkMixLayoutParams("custom", screen_background_image="http://10.1.1.1/")
+                strict, sl.SparkMixLayoutParams("custom", screen_background_image="http://10.1.1.1/"), "b"
             )
         )
         assert err.subject == "mix_param.screen_background_image"

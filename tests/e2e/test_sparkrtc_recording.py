@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from huaweicloudsdkcloudrtc.v2 import (
     AutoRecordModeReq,
@@ -58,6 +60,16 @@ from tests.support.s3 import ACCESS_KEY, SECRET_KEY, MotoS3
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 CALLBACK_KEY = "callback-signing-key"  # with_callback sets this key
+BACKGROUND = (40, 200, 60, 255)  # green: neither u1's red nor u2's blue
+
+
+def png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
+    arr = np.zeros((height, width, 4), np.uint8)
+    arr[...] = rgba
+    cc: Any = av.CodecContext.create("png", "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, "rgba"
+    frame = av.VideoFrame.from_ndarray(arr, format="rgba")
+    return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +123,8 @@ async def test_mix_and_individual_jobs(
     app_id = t.app.app_id
     bucket = moto.make_bucket()
     rule_id = await asyncio.to_thread(make_rule, c, app_id, bucket)
+    # The canvas background is an object of the rule's bucket, read from the store (not HTTP).
+    moto.client().put_object(Bucket=bucket, Key="assets/bg.png", Body=png(64, 48, BACKGROUND))
     async with publishers(server, t, ["u1", "u2"]):
         mix = await call(
             c.create_mix_job,
@@ -118,7 +132,10 @@ async def test_mix_and_individual_jobs(
                 app_id=app_id,
                 body=MixJobReq(
                     mix_param=MixParam(
-                        room_id=ROOM, encode_template="640x480_15_500", layout_template="nine_grids_view"
+                        room_id=ROOM,
+                        encode_template="640x480_15_500",
+                        layout_template="nine_grids_view",
+                        background_image=f"s3://{bucket}/assets/bg.png",
                     ),
                     record_param=RecordParam(record_rule_id=rule_id),
                 ),
@@ -126,6 +143,10 @@ async def test_mix_and_individual_jobs(
         )
         assert mix.status_code == 201 and mix.state == "INIT" and mix.stop_time == "0001-01-01T00:00:00Z"
         assert mix.stream_name == f"m_{mix.job_id}_{ROOM}" and mix.mix_param.max_idle_time == 30
+        stored = await asyncio.to_thread(
+            server.run, lambda rt: TaskService(rt.db.sessions, rt.box).by_id(mix.job_id)
+        )
+        assert stored is not None and stored.spec["max_audio_sources"] == 3  # the 3 loudest voices
         single = await call(
             c.create_individual_stream_job,
             CreateIndividualStreamJobRequest(
@@ -169,7 +190,7 @@ async def test_mix_and_individual_jobs(
         )
         assert same.job_id == single.job_id
         await asyncio.sleep(2.0)
-        # Live: custom layout, u2 on the whole canvas.
+        # Live: custom layout, u2 on the right half; the canvas background shows on the left.
         updated = await call(
             c.update_mix_job,
             UpdateMixJobRequest(
@@ -178,7 +199,7 @@ async def test_mix_and_individual_jobs(
                 body=UpdateMixJobReq(
                     mix_param=UpdateMixParam(
                         layout_template="custom",
-                        layout_panes=[MixLayoutPane(id=1, user_id="u2", x=0.0, y=0.0, width=1.0, height=1.0)],
+                        layout_panes=[MixLayoutPane(id=1, user_id="u2", x=0.5, y=0.0, width=0.5, height=1.0)],
                     )
                 ),
             ),
@@ -235,6 +256,7 @@ async def test_mix_and_individual_jobs(
     # The files are in the bucket under the rule's prefix and play.
     s3 = moto.client()
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    keys = [k for k in keys if not k.startswith("assets/")]
     assert keys and all(k.startswith(f"rec/{app_id}/") for k in keys), keys
     for k in keys:  # MP4 and HLS never share a path: each has its own prefix
         fmt = "MP4" if k.endswith(".mp4") else "HLS"
@@ -250,7 +272,10 @@ async def test_mix_and_individual_jobs(
     seen = [avcheck.region_users(path, panes, ["u1", "u2"], at=t) for t in (0.5, 0.8, 1.1, 1.4, 1.7, 2.0)]
     assert ["u1", "u2"] in seen, seen
     late = (info.video.duration or 0) - 0.8
-    assert avcheck.region_users(path, [(0, 0, 640, 480)], ["u1", "u2"], at=late) == ["u2"]
+    assert avcheck.region_users(path, [(320, 0, 320, 480)], ["u1", "u2"], at=late) == ["u2"]
+    # Left of u2: the background image, an object of the rule's bucket read through the store.
+    left = avcheck.dominant_colour(avcheck.frame_at(path, late), (0, 0, 320, 480))
+    assert avcheck.colour_distance(left, BACKGROUND[:3]) < 40, left
     single_keys = [k for k in keys if f"s_{single.job_id}_{ROOM}_u1" in k]
     assert any(k.endswith(".mp4") for k in single_keys) and any(k.endswith(".m3u8") for k in single_keys)
 
@@ -298,6 +323,17 @@ def test_disabled_app_refuses_jobs_first(server: LiveServer, receiver: Receiver)
             400,
         ),
         ({"room_id": "r", "encode_template": "640x480_15_500"}, "ok", "RTC.00001005", 400),
+        (  # images are objects of the rule's bucket
+            {
+                "room_id": "r",
+                "encode_template": "640x480_15_500",
+                "layout_template": "nine_grids_view",
+                "background_image": "s3://someone-elses-bucket/bg.png",
+            },
+            "ok",
+            "RTC.00001003",
+            400,
+        ),
         (
             {"room_id": "r", "encode_template": "640x480_15_500", "layout_template": "custom"},
             "ok",

@@ -197,3 +197,49 @@ async def test_images_arrive_in_the_compositor_after_the_fetch() -> None:
         comp.reload_images()
         after = comp.compose({}).to_ndarray(format="rgb24")[10, 10]
     assert before[2] > 200 and after[0] > 200 and after[2] < 50
+
+
+class FakeObjects:
+    """An ObjectReader over a dict (what the storage layer's TargetObjects does against a store)."""
+
+    def __init__(self, scope: str, objects: dict[tuple[str, str], bytes]) -> None:
+        self.scope = scope
+        self.objects = objects
+        self.reads: list[tuple[str, str, int]] = []
+
+    async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        self.reads.append((bucket, key, max_bytes))
+        data = self.objects[(bucket, key)]
+        if len(data) > max_bytes:
+            raise ImageError("too large")
+        return data
+
+
+async def test_s3_images_come_from_the_recordings_store_not_http() -> None:
+    red, blue = png(8, 8, (255, 0, 0, 255)), png(8, 8, (0, 0, 255, 255))
+    fetcher = ImageFetcher(STRICT, max_bytes=10_000)
+    mine = FakeObjects("store-a", {("b", "bg/sky.png"): red})
+    other = FakeObjects("store-b", {("b", "bg/sky.png"): blue})
+    url = "s3://b/bg/sky.png"
+    a, b = fetcher.for_objects(mine), fetcher.for_objects(other)
+    await a.fetch_all([url])
+    await b.fetch_all([url])
+    img_a, img_b = a.get(url), b.get(url)
+    assert img_a is not None and tuple(img_a[0, 0]) == (255, 0, 0, 255)
+    # Same URL, another store: its own object, never the other store's cached picture.
+    assert img_b is not None and tuple(img_b[0, 0]) == (0, 0, 255, 255)
+    assert mine.reads == [("b", "bg/sky.png", 10_000)] and len(other.reads) == 1
+    await a.fetch_all([url])  # cached
+    assert len(mine.reads) == 1
+    # Without a store (or from the node-wide view), an s3:// image is absent, never fetched.
+    assert await fetcher.fetch(url) is None and fetcher.get(url) is None
+    assert fetcher.for_objects(None).get(url) is None
+
+
+async def test_s3_images_keep_the_size_limit_and_reject_malformed_refs() -> None:
+    fetcher = ImageFetcher(STRICT, max_bytes=100)
+    objects = FakeObjects("s", {("b", "big.png"): png(64, 64, (1, 2, 3, 255)) + b"\0" * 200})
+    view = fetcher.for_objects(objects)
+    await view.fetch_all(["s3://b/big.png", "s3://b", "s3:///nokey"])
+    assert view.get("s3://b/big.png") is None and view.known("s3://b/big.png")  # failed, remembered
+    assert objects.reads == [("b", "big.png", 100)]  # the malformed ones never reach the store

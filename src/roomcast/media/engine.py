@@ -43,6 +43,7 @@ from roomcast.rtc.forwarder import PacketSubscription, TrackEnded
 from roomcast.rtc.track import TrackInfo, TrackKind
 
 from .clock import RoomClock, SyncGroup
+from .images import ObjectReader
 from .individual import UnitKey, UserStreamRecorder, unit_plan
 from .outputs import FileInfo, FileStarted, OutputContext, OutputEvent, SegmentReady
 from .sink import (
@@ -152,6 +153,8 @@ class JobContext:
     clock: RoomClock
     emitter: _Emitter
     cost: CostModel
+    objects: ObjectReader | None = None
+    """The recording's store, for images named ``s3://bucket/object`` (None: none are read)."""
 
     def output_context(self, **variables: str) -> OutputContext:
         """The OutputContext for :func:`roomcast.media.outputs.open_output`; pass ``user_id``,
@@ -478,6 +481,7 @@ class RecordingEngine:
         *,
         sink: RecordingSink | None = None,
         listener: Listener | None = None,
+        objects: ObjectReader | None = None,
     ) -> RecordingJob:
         validate_spec(spec)
         if task_id in self.jobs:
@@ -502,6 +506,7 @@ class RecordingEngine:
             clock=RoomClock(),
             emitter=_Emitter(task_id, sink or LocalSink(), listener),
             cost=self.cost,
+            objects=objects,
         )
         job = factory(ctx)
         self.jobs[task_id] = job

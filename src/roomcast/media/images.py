@@ -14,6 +14,11 @@ compositor:
 The compositor reads the cache only (:meth:`ImageFetcher.get`, a dictionary look-up); the mixer
 asks for a layout's images when it applies the layout (:meth:`ImageFetcher.fetch_all`) and
 redraws once they arrive.
+
+``s3://bucket/object`` images are objects of the recording's own store: a recording reads them
+through :meth:`ImageFetcher.for_objects` with an :class:`ObjectReader` (the storage layer's, for
+the task's storage target), within the same time and size limits, never over HTTP. Their cache
+entries are per store (``ObjectReader.scope``), so one store's picture never serves another's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import av
 import httpx
@@ -34,8 +39,18 @@ import numpy.typing as npt
 
 from roomcast.domain.layout import ImageWatermark, Layout
 from roomcast.net.urls import UrlPolicy, UrlRefused
+from roomcast.storage.base import StorageError
 
-__all__ = ["MAX_PIXELS", "ImageFetcher", "decode_image", "layout_image_urls"]
+__all__ = [
+    "MAX_PIXELS",
+    "ImageFetcher",
+    "ImageSource",
+    "JobImages",
+    "ObjectReader",
+    "decode_image",
+    "layout_image_urls",
+    "object_ref",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +66,43 @@ class ImageError(Exception):
     """Why an image could not be used (logged; the image is then absent)."""
 
 
-_FETCH_ERRORS = (ImageError, UrlRefused, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, TimeoutError)
+_FETCH_ERRORS = (
+    ImageError,
+    UrlRefused,
+    StorageError,
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    TimeoutError,
+)
+OBJECT_SCHEME: Final = "s3://"
+
+
+class ObjectReader(Protocol):
+    """Reads objects of a recording's store (``roomcast.storage.objects.TargetObjects``)."""
+
+    scope: str
+    """Which store: cache entries of its objects are kept apart from other stores'."""
+
+    async def read(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
+
+
+class ImageSource(Protocol):
+    """What the mixer needs: the cache (any thread) and fetching (event loop)."""
+
+    def get(self, url: str) -> U8Array | None: ...
+
+    def known(self, url: str) -> bool: ...
+
+    async def fetch_all(self, urls: Iterable[str]) -> None: ...
+
+
+def object_ref(url: str) -> tuple[str, str] | None:
+    """``(bucket, key)`` of an ``s3://bucket/object`` reference; None for other URLs."""
+    if not url.startswith(OBJECT_SCHEME):
+        return None
+    bucket, _, key = url[len(OBJECT_SCHEME) :].partition("/")
+    return (bucket, key) if bucket and key else None
 
 
 def layout_image_urls(layout: Layout) -> list[str]:
@@ -166,43 +217,59 @@ class ImageFetcher:
 
     # ------------------------------------------------------------------ fetching (event loop)
 
-    async def fetch(self, url: str) -> U8Array | None:
+    def for_objects(self, objects: ObjectReader | None) -> ImageSource:
+        """This fetcher for one recording: ``s3://`` images come from ``objects`` (None: such
+        images are absent)."""
+        return JobImages(self, objects)
+
+    async def fetch(self, url: str, objects: ObjectReader | None = None) -> U8Array | None:
         """The image at ``url`` (cached; concurrent callers share one download). Never raises:
-        a failure is logged and gives None."""
-        img = self.get(url)
-        if img is not None or self.known(url):
+        a failure is logged and gives None. ``s3://`` URLs are read with ``objects``."""
+        key = cache_key(url, objects)
+        img = self.get(key)
+        if img is not None or self.known(key):
             return img
-        pending = self._inflight.get(url)
+        pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         fut: asyncio.Future[U8Array | None] = asyncio.get_running_loop().create_future()
-        self._inflight[url] = fut
+        self._inflight[key] = fut
         try:
-            img = await self._load(url)
+            img = await self._load(url, key, objects)
             fut.set_result(img)
             return img
         except BaseException:
             fut.set_result(None)
             raise
         finally:
-            del self._inflight[url]
+            del self._inflight[key]
 
-    async def fetch_all(self, urls: Iterable[str]) -> None:
-        await asyncio.gather(*(self.fetch(u) for u in dict.fromkeys(urls)))
+    async def fetch_all(self, urls: Iterable[str], objects: ObjectReader | None = None) -> None:
+        await asyncio.gather(*(self.fetch(u, objects) for u in dict.fromkeys(urls)))
 
-    async def _load(self, url: str) -> U8Array | None:
+    async def _load(self, url: str, key: str, objects: ObjectReader | None) -> U8Array | None:
         self.fetches += 1
         try:
             async with asyncio.timeout(self.timeout_s):
-                data = await self._download(url)
+                data = await self._read(url, objects)
             img = await asyncio.to_thread(decode_image, data)
         except _FETCH_ERRORS as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             log.warning("image %s not used: %s", url, reason)
-            self._fail(url)
+            self._fail(key)
             return None
-        self._store(url, img)
+        self._store(key, img)
         return img
+
+    async def _read(self, url: str, objects: ObjectReader | None) -> bytes:
+        ref = object_ref(url)
+        if ref is None:
+            if url.startswith(OBJECT_SCHEME):
+                raise ImageError("not an s3://bucket/object reference")
+            return await self._download(url)
+        if objects is None:
+            raise ImageError("no store to read s3:// images from")
+        return await objects.read(ref[0], ref[1], self.max_bytes)
 
     async def _download(self, url: str) -> bytes:
         # A client of its own: images are fetched rarely (cached), and no proxy from the
@@ -229,3 +296,27 @@ class ImageFetcher:
                 finally:
                     await resp.aclose()
         raise ImageError("too many redirects")
+
+
+def cache_key(url: str, objects: ObjectReader | None) -> str:
+    """An ``s3://`` image is cached per store; any other URL as itself."""
+    if objects is not None and url.startswith(OBJECT_SCHEME):
+        return f"{objects.scope}\x1f{url}"
+    return url
+
+
+class JobImages:
+    """An :class:`ImageFetcher` seen by one recording: its ``s3://`` images are its store's."""
+
+    def __init__(self, fetcher: ImageFetcher, objects: ObjectReader | None) -> None:
+        self._fetcher = fetcher
+        self._objects = objects
+
+    def get(self, url: str) -> U8Array | None:
+        return self._fetcher.get(cache_key(url, self._objects))
+
+    def known(self, url: str) -> bool:
+        return self._fetcher.known(cache_key(url, self._objects))
+
+    async def fetch_all(self, urls: Iterable[str]) -> None:
+        await self._fetcher.fetch_all(urls, self._objects)

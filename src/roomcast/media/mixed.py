@@ -70,7 +70,7 @@ from roomcast.media.audiomix import AudioMixer
 from roomcast.media.clock import RoomClock, SyncGroup, TrackTimeline
 from roomcast.media.codecs import AudioEncoder
 from roomcast.media.compositor import Compositor, SourceKey, no_images
-from roomcast.media.images import ImageFetcher, layout_image_urls
+from roomcast.media.images import ImageSource, layout_image_urls
 from roomcast.media.outputs import AudioParams, EncodedPacket, OutputContext, VideoParams, open_output
 from roomcast.rtc.track import MediaPacket, TrackInfo, TrackKind
 
@@ -389,7 +389,7 @@ class MixedRecorder:
         open_output: OpenOutput,
         *,
         clock: RoomClock | None = None,
-        images: ImageFetcher | None = None,
+        images: ImageSource | None = None,
         on_output_events: Callable[[list[Any]], object] | None = None,
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
     ) -> None:

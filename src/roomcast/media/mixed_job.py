@@ -43,7 +43,7 @@ class MixedRecording:
             settings_from_spec(ctx.spec),
             local_outputs(ctx.output_context(user_id="mix", stream="mix")),
             clock=ctx.clock,
-            images=images,
+            images=images.for_objects(ctx.objects) if images is not None else None,
             on_output_events=self._events,
         )
         self._ended: asyncio.Future[RecordingEnded] = asyncio.get_running_loop().create_future()

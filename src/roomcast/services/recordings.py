@@ -66,6 +66,7 @@ from roomcast.media.outputs import FileInfo, FileStarted, finalize_mp4
 from roomcast.services.tasks import TaskService
 from roomcast.storage.base import StorageError
 from roomcast.storage.check import check_target
+from roomcast.storage.objects import TargetObjects
 from roomcast.storage.queue import UploadQueue, UploadRecord
 from roomcast.storage.target import StorageTarget
 from roomcast.store.tables import utcnow
@@ -536,6 +537,7 @@ class RecordingService:
                 spec,
                 sink=TaskSink(self, run),
                 listener=listener,
+                objects=TargetObjects(run.target, self.uploads.options),
             )
             run.job_running = True
         except Exception:

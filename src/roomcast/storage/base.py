@@ -8,9 +8,11 @@ key can never climb out of the local store's root.
 from __future__ import annotations
 
 import abc
+import asyncio
 import errno
 import posixpath
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -248,6 +250,26 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     async def get_file(self, key: str, path: Path) -> ObjectInfo:
         """Download ``key`` into the local file ``path`` (raises :class:`StorageError` if missing)."""
+
+    async def read_bytes(self, key: str, max_bytes: int) -> bytes:
+        """A small object's content; :class:`StorageError` if it is missing or larger than
+        ``max_bytes`` (checked before the download and again on what arrived)."""
+        info = await self.head(key)
+        if info is None:
+            raise StorageError(f"no such object {key!r}", code="NoSuchKey", kind=StorageErrorKind.NO_SUCH_KEY)
+        too_large = StorageError(
+            f"object {key!r} is larger than {max_bytes} bytes",
+            code="TooLarge",
+            kind=StorageErrorKind.INVALID_REQUEST,
+        )
+        if info.size > max_bytes:
+            raise too_large
+        with tempfile.TemporaryDirectory(prefix="rc-read-") as tmp:
+            path = Path(tmp) / "object"
+            await self.get_file(key, path)
+            if path.stat().st_size > max_bytes:
+                raise too_large
+            return await asyncio.to_thread(path.read_bytes)
 
     @abc.abstractmethod
     async def delete(self, key: str) -> None:

@@ -391,18 +391,21 @@ def build_router() -> APIRouter:
         fields = mp.model_dump(exclude_none=True)
         fields["room_id"] = room
         audio_only = mp.encode_template == ENCODE_TEMPLATE_AUDIO_ONLY
+        params: SparkMixLayoutParams | None = None
         if audio_only:
             if mp.layout_template or mp.layout_panes:
                 raise combination("audio_only mixes take no layout_template or layout_panes")
-            video, layout = VideoEncoding(), None
+            video = VideoEncoding()
         else:
             video = _video(mp.encode_template)
             if mp.layout_template is None:
                 raise missing("mix_param.layout_template")
             params = _layout_params(fields)
-            await check_image_urls(rt.url_policy, params)
-            layout = mix_layout_ref(params)
         rule = await _rule(rt, app, req.record_param)
+        layout = None
+        if params is not None:
+            await check_image_urls(rt.url_policy, params, rule.target.bucket)
+            layout = mix_layout_ref(params)
         svc = _service(rt)
         await _refuse_duplicate(svc, app, room, {"job": "mix"})
         idle = float(mp.max_idle_time or 30)
@@ -458,7 +461,7 @@ def build_router() -> APIRouter:
             raise combination("max_idle_time cannot change while the job runs")
         merged = {**current, **change}
         params = _layout_params(merged)
-        await check_image_urls(rt.url_policy, params)
+        await check_image_urls(rt.url_policy, params, str(task.request.get("rule", {}).get("bucket", "")))
         request_after = {**task.request, "echo": {"mix_param": merged}, "update_time": _now_text()}
         svc = _service(rt)
         try:

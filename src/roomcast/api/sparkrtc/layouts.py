@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from roomcast.domain.errors import InvalidArgument
 from roomcast.domain.jsondata import encode
 from roomcast.domain.layout import (
     Background,
@@ -258,9 +259,9 @@ register_template(SPARK_MIX_TEMPLATE, mix_layout_template)
 
 # --------------------------------------------------------------------------- image URLs
 
-OBS_IMAGE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,62}/\S+$")
-"""The documented image form: an object in the tenant's own OBS bucket (read with the job's
-storage credentials, so no policy applies to it)."""
+OBS_IMAGE = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,62})/\S+$")
+"""The documented image form: an object in the tenant's OBS bucket, read from the store of the
+job's recording rule (with its credentials, so no URL policy applies), only in the rule's bucket."""
 
 
 def image_url_fields(params: SparkMixLayoutParams, prefix: str = "mix_param") -> list[tuple[str, str]]:
@@ -277,11 +278,17 @@ def image_url_fields(params: SparkMixLayoutParams, prefix: str = "mix_param") ->
 
 
 async def check_image_urls(
-    policy: UrlPolicy, params: SparkMixLayoutParams, prefix: str = "mix_param"
+    policy: UrlPolicy, params: SparkMixLayoutParams, bucket: str, prefix: str = "mix_param"
 ) -> None:
-    """Refuse images the node will not fetch: ``s3://bucket/object`` (documented) passes; anything
-    else must be an http(s) URL of a public address. Raises ``InvalidArgument`` naming the field
-    (the gateway answers ``RTC.00001003 InvalidParameterValue``)."""
+    """Refuse images the node will not fetch: ``s3://bucket/object`` (documented) passes when it
+    names the rule's ``bucket``; anything else must be an http(s) URL of a public address. Raises
+    ``InvalidArgument`` naming the field (the gateway answers ``RTC.00001003``)."""
     for field_path, url in image_url_fields(params, prefix):
-        if not OBS_IMAGE.match(url):
+        m = OBS_IMAGE.match(url)
+        if m is None:
             await policy.check(url, field=field_path)
+        elif m[1] != bucket:
+            raise InvalidArgument(
+                f"{field_path}: images are read from the recording rule's bucket ({bucket})",
+                subject=field_path,
+            )
