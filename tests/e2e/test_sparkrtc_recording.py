@@ -157,6 +157,21 @@ async def test_mix_and_individual_jobs(
             ),
         )
         assert single.stream_name == f"s_{single.job_id}_{ROOM}_u1" and single.is_record_audio is True
+        # u2's camera at the LD level (160x90): its 320x180 picture is scaled down.
+        small = await call(
+            c.create_individual_stream_job,
+            CreateIndividualStreamJobRequest(
+                app_id=app_id,
+                body=IndividualStreamJobReq(
+                    room_id=ROOM,
+                    user_id="u2",
+                    select_stream_type="LD",
+                    is_record_audio=False,
+                    record_param=RecordParam(record_rule_id=rule_id),
+                ),
+            ),
+        )
+        assert small.select_stream_type == "LD"
         # A second individual job for the same stream is JobRunning.
         with pytest.raises(ClientRequestException) as ei:
             await call(
@@ -209,9 +224,10 @@ async def test_mix_and_individual_jobs(
         assert (
             await call(c.stop_mix_job, StopMixJobRequest(app_id=app_id, job_id=mix.job_id))
         ).status_code == 204
-        await call(
-            c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=single.job_id)
-        )
+        for job_id in (single.job_id, small.job_id):
+            await call(
+                c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=job_id)
+            )
     stopped = await wait_state(c.show_mix_job, show, "STOPPED")
     assert stopped.stop_reason == "stopped"
     with pytest.raises(ClientRequestException) as ei:
@@ -278,6 +294,23 @@ async def test_mix_and_individual_jobs(
     assert avcheck.colour_distance(left, BACKGROUND[:3]) < 40, left
     single_keys = [k for k in keys if f"s_{single.job_id}_{ROOM}_u1" in k]
     assert any(k.endswith(".mp4") for k in single_keys) and any(k.endswith(".m3u8") for k in single_keys)
+    # select_stream_type: FHD (the default) records the picture as sent, LD at most 90 lines.
+    for _ in range(100):
+        small_mp4 = [
+            e["obs_object"]
+            for e in events(small.job_id)
+            if e["event_type"] == "RECORD_FILE_COMPLETE" and e["record_format"] == "MP4"
+        ]
+        if small_mp4:
+            break
+        await asyncio.sleep(0.2)
+    sizes = {}
+    for name, key in (("FHD", next(k for k in single_keys if k.endswith(".mp4"))), ("LD", small_mp4[0])):
+        s3.download_file(bucket, key, str(tmp_path / f"{name}.mp4"))
+        video = avcheck.probe(tmp_path / f"{name}.mp4").video
+        assert video is not None
+        sizes[name] = (video.width, video.height)
+    assert sizes == {"FHD": (320, 180), "LD": (160, 90)}, sizes
 
 
 def test_disabled_app_refuses_jobs_first(server: LiveServer, receiver: Receiver) -> None:

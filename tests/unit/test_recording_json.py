@@ -86,6 +86,7 @@ def test_golden_v1_document() -> None:
         "max_audio_sources": 0,
         "naming": {**GOLDEN_V1["naming"], "formats": {}},
         "limits": {**GOLDEN_V1["limits"], "file_durations": {}},
+        "video": {**GOLDEN_V1["video"], "max_height": 0},
     }
     assert spec_from_json(GOLDEN_V1) == EXAMPLE
 

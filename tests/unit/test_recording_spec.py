@@ -76,6 +76,11 @@ def test_defaults_are_valid() -> None:
         (RecordingSpec(limits=RecordingLimits(file_durations={"mp4": 0.5})), "limits.file_durations.mp4"),
         (RecordingSpec(limits=RecordingLimits(file_durations={"avi": 60.0})), "limits.file_durations"),
         (RecordingSpec(max_audio_sources=3), "max_audio_sources"),  # individual mode has no mix
+        (RecordingSpec(video=VideoEncoding(max_height=8)), "video.max_height"),
+        (
+            RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360, max_height=90)),
+            "video.max_height",
+        ),
         (
             RecordingSpec(RecordingMode.MIXED, video=VideoEncoding(640, 360), max_audio_sources=-1),
             "max_audio_sources",

@@ -167,6 +167,8 @@ class VideoEncoding:
 
     ``width``/``height`` 0 = keep the source size (individual mode).  ``gop`` is in seconds.
     ``preset`` is a libx264 preset (speed/quality trade-off; see bench/recording.py).
+    ``max_height`` (individual mode, 0 = none): a picture taller than this is scaled down to it,
+    keeping its shape (H.264 is then re-encoded; a picture within it is kept as received).
     """
 
     width: int = 0
@@ -175,6 +177,7 @@ class VideoEncoding:
     bitrate_kbps: int = 1000
     gop: float = 2.0
     preset: str = "veryfast"
+    max_height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +374,10 @@ def validate_spec(spec: RecordingSpec) -> RecordingSpec:
     _check_range("video.fps", v.fps, 1, 60)
     _check_range("video.bitrate_kbps", v.bitrate_kbps, 32, 50000)
     _check_range("video.gop", v.gop, 0.2, 60)
+    if v.max_height:
+        _check_range("video.max_height", v.max_height, 16, 2160)
+        if spec.mode is RecordingMode.MIXED:
+            raise _fail("video.max_height", "a mixed recording has the canvas size")
     if v.preset not in _X264_PRESETS:
         raise _fail("video.preset", f"unknown encoder preset {v.preset!r}")
     a = spec.audio

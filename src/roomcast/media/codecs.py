@@ -221,6 +221,13 @@ class OpusCopier:
         return out
 
 
+def capped_size(width: int, height: int, max_height: int) -> tuple[int, int]:
+    """``width`` x ``height`` scaled down to ``max_height`` (same shape; 0: no cap)."""
+    if not max_height or height <= max_height:
+        return width, height
+    return max(2, round(width * max_height / height)), max_height
+
+
 class VideoTranscoder:
     """Decode (VP8) and re-encode to H.264 with libx264; output pts on the 90 kHz timeline."""
 
@@ -236,8 +243,10 @@ class VideoTranscoder:
         fill_image: str | None = None,
         size: tuple[int, int] | None = None,
         gap_threshold: float = 0.5,
+        max_height: int = 0,
     ) -> None:
         self.decoder: Any = av.CodecContext.create(decoder_name, "r")
+        self.max_height = max_height
         self.fps = fps
         self.bitrate = bitrate
         self.gop = gop
@@ -257,7 +266,7 @@ class VideoTranscoder:
         self._fill_frame: av.VideoFrame | None = None
 
     def _open(self, width: int, height: int) -> None:
-        w, h = self.size if self.size else (width, height)
+        w, h = self.size if self.size else capped_size(width, height, self.max_height)
         self.width, self.height = max(2, w - w % 2), max(2, h - h % 2)
         enc: Any = av.CodecContext.create("libx264", "w")
         enc.width, enc.height = self.width, self.height

@@ -117,7 +117,8 @@ class CostModel:
                 videos: list[TrackInfo | None] = [t for t in user_tracks if t.media == "video"]
                 for t in videos or [None]:
                     vp8 = t is not None and t.codec.lower() == "video/vp8"
-                    cost += self.transcode_video if vp8 and video_out else self.copy_video
+                    scaled = bool(spec.video.max_height)  # assume the picture is above the cap
+                    cost += self.transcode_video if (vp8 or scaled) and video_out else self.copy_video
         return cost
 
 

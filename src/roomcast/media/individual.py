@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import io
 import itertools
 import logging
 import time
@@ -109,6 +110,7 @@ class _Lanes:
         self.video_codec: str | None = None
         self.video_size: tuple[int, int] = (0, 0)
         self.transcoder: VideoTranscoder | None = None
+        self.scale_h264: bool | None = None  # H.264 above video.max_height (None: no keyframe yet)
         self.first_audio_t: float | None = None
         self.seen_video = False
         self.audio_only_fallback = False
@@ -235,6 +237,7 @@ class _Lanes:
                     events += self._close_set(key, item.t)
                 self.transcoder = None
             self.video_codec = item.codec
+            self.scale_h264 = None
         if not self.seen_video:
             self.seen_video = True
             if self.audio_only_fallback:
@@ -243,16 +246,24 @@ class _Lanes:
                 self.audio_only_fallback = False
         if item.keyframe and item.codec == "vp8":
             self.video_size = _vp8_size(item.data) or self.video_size
+        cap = self.spec.video.max_height
+        if item.codec == "h264" and self.scale_h264 is None and (item.keyframe or not cap):
+            # Decided once per codec: a picture taller than the cap is re-encoded, else copied.
+            size = _h264_size(item.data) if cap else None
+            self.scale_h264 = size is not None and size[1] > cap
         copy = EncodedPacket("video", item.data, item.pts90, item.keyframe)
         h264: list[EncodedPacket] = []
-        if item.codec == "h264":
+        if item.codec == "h264" and self.scale_h264 is None:
+            return events  # no keyframe yet to size the picture: nothing can be written
+        if item.codec == "h264" and not self.scale_h264:
             h264 = [copy]
         elif any(self._video_out_codec(f) == "h264" for f in self.formats):
             if self.transcoder is None:
                 v = self.spec.video
                 size = (v.width, v.height) if v.width and v.height else None
                 self.transcoder = VideoTranscoder(
-                    "vp8",
+                    item.codec,
+                    max_height=v.max_height,
                     fps=v.fps,
                     bitrate=v.bitrate_kbps * 1000,
                     gop=v.gop,
@@ -345,6 +356,16 @@ class _Lanes:
         for s in self.sets.values():
             s.abort()
         self.sets.clear()
+
+
+def _h264_size(keyframe: bytes) -> tuple[int, int] | None:
+    """The picture size an H.264 keyframe (Annex-B, with SPS) declares."""
+    try:
+        with av.open(io.BytesIO(keyframe), format="h264") as probe:
+            cc = probe.streams.video[0].codec_context
+            return (cc.width, cc.height) if cc.width and cc.height else None
+    except (av.FFmpegError, IndexError, OSError):
+        return None
 
 
 def _vp8_size(data: bytes) -> tuple[int, int] | None:

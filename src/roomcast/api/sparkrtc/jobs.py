@@ -65,6 +65,16 @@ STATES = {
     TaskState.STOPPING: "STOPPED",
     TaskState.EXITED: "STOPPED",
 }
+STREAM_LEVELS: dict[str, tuple[int, int]] = {
+    "LD": (90, 270),
+    "SD": (180, 600),
+    "HD": (360, 1700),
+    "FHD": (0, 0),
+}
+"""``select_stream_type`` -> (largest picture height, kbps when scaled down): the SDK's levels
+(LD 160x90, SD 320x180, HD up to 640x360, FHD up to 1280x720 and the 1080p screen share). roomcast
+receives one layer per stream: FHD records it as sent; a lower level scales a taller picture
+down to the level (re-encoded at the level's top bitrate)."""
 LOUDEST_VOICES = 3
 """A16: "the three parties with the loudest voices are dynamically selected" in every mix."""
 _TEMPLATE = re.compile(r"^(\d+)[*xX](\d+)_(\d+)_(\d+)$")
@@ -275,6 +285,11 @@ def _layout_params(fields: dict[str, Any]) -> SparkMixLayoutParams:
             u["user_id"]: u["image_uri"] for u in fields.get("user_background_images") or []
         },
     )
+
+
+def _level(select_stream_type: str) -> VideoEncoding:
+    height, kbps = STREAM_LEVELS[select_stream_type]
+    return VideoEncoding(max_height=height, bitrate_kbps=kbps) if height else VideoEncoding()
 
 
 def _video(template: str) -> VideoEncoding:
@@ -540,6 +555,7 @@ async def start_individual(
         streams=StreamSelection(audio=req.is_record_audio, camera=camera, screen=not camera),
         media=MediaSelection.AUDIO_VIDEO if req.is_record_audio else MediaSelection.VIDEO_ONLY,
         outputs=outputs,
+        video=_level(req.select_stream_type),
         naming=_naming(rule, app, name),
         limits=limits,
     )
