@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from roomcast.api.sparkrtc.callbacks import SIGNATURE_HEADER, sign
 from roomcast.runtime import Runtime
 from roomcast.services.tasks import TaskService
+from roomcast.store.tables import RoomSessionRow
 from tests.api.conftest import Tenant
 from tests.e2e.test_trtc_cloud_recording import ROOM, publishers, with_callback
 from tests.support import avcheck
@@ -537,6 +539,39 @@ async def test_auto_record(server: LiveServer, moto: MotoS3, receiver: Receiver)
         async with publishers(server, t, ["u5"], room="auto3"):
             await asyncio.sleep(1.5)
             assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto3")) == []
+
+    # Across a restart (the room's earlier session closed server_shutdown, its clients came back):
+    # a room created before the switch stays unrecorded, one created after it is recorded.
+    switched = (await call(c.show_auto_record, ShowAutoRecordRequest(app_id=app_id))).auto_record_mode
+    switched_at = datetime.strptime(switched.update_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+    async def restarted(rt: Runtime, room: str, opened: datetime) -> None:
+        async with rt.db.sessions.begin() as s:
+            s.add(
+                RoomSessionRow(
+                    app_key=str(t.app.sdk_app_id),
+                    room_id=room,
+                    opened_at=opened,
+                    closed_at=datetime.now(UTC),
+                    close_reason="server_shutdown",
+                    node_id="gone",
+                )
+            )
+
+    await asyncio.to_thread(server.run, lambda rt: restarted(rt, "auto4", switched_at - timedelta(minutes=1)))
+    await asyncio.to_thread(server.run, lambda rt: restarted(rt, "auto5", switched_at + timedelta(seconds=1)))
+    async with publishers(server, t, ["u6"], room="auto4"), publishers(server, t, ["u7"], room="auto5"):
+        for _ in range(100):
+            resumed = await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto5"))
+            if resumed:
+                break
+            await asyncio.sleep(0.1)
+        assert [j.request["stream_name"] for j in resumed] == [f"{app_id}_auto5_u7_av_m"]
+        assert await asyncio.to_thread(server.run, lambda rt: jobs_in(rt, "auto4")) == []
+        for j in resumed:
+            await call(
+                c.stop_individual_stream_job, StopIndividualStreamJobRequest(app_id=app_id, job_id=j.task_id)
+            )
     for _ in range(150):
         keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
         if sum(k.endswith(".mp4") for k in keys) >= 2:

@@ -5,8 +5,13 @@ audio -> ``{appid}_{roomid}_{userid}_v_a``. The jobs are ordinary individual job
 them, A22 stops them, callbacks as for any job). Switching off starts no new ones; running ones
 go on until their publisher has been gone ``max_idle_time`` (30 s).
 
-Which rooms are "created after the switch" is known from the rooms this node opened since it
-started: a room opened before a restart is not recorded automatically.
+"Created after the switch" (A12: "takes effect only for newly created rooms") compares the
+switch time with the room's creation as its users see it (``services.room_lineage``): a room
+that reopened because its node restarted or was taken over keeps the creation time of its first
+session. So a room created before the switch stays unrecorded after a restart, and a room
+created after it records users who publish after the restart too (its running automatic jobs
+are tasks: the node that takes them over resumes them). A room that emptied or was dismissed
+and opens again under the same id is a new room.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -33,6 +39,7 @@ from roomcast.rtc.track import TrackKind
 from roomcast.runtime import Runtime
 from roomcast.services.record_rules import AutoRecord, RecordRuleService
 from roomcast.services.recordings import RecordingService
+from roomcast.services.room_lineage import room_created_at
 
 log = logging.getLogger("roomcast.api.sparkrtc")
 
@@ -99,8 +106,13 @@ class AutoRecorder:
             self._opened[key] = ev.at
         elif isinstance(ev, RoomClosed):
             self._opened.pop(key, None)
-        elif isinstance(ev, TrackPublished) and key in self._opened:
-            return self._published(ev, self._opened[key])
+        elif isinstance(ev, TrackPublished):
+            opened_at = self._opened.get(key)
+            if opened_at is None:  # opened before this recorder listened: the SFU knows when
+                room = self._rt.sfu.get_room(*key) if self._rt.sfu is not None else None
+                opened_at = room.created_at if room is not None else None
+            if opened_at is not None:
+                return self._published(ev, opened_at)
         return None
 
     async def _published(self, ev: TrackPublished, opened_at: float) -> None:
@@ -112,8 +124,10 @@ class AutoRecorder:
             auto = await rules.auto_record(app.app_id)
             if not app.enabled or auto.rule_id is None or auto.updated_at is None:
                 return
-            if opened_at < auto.updated_at.timestamp():
-                return  # the room existed before the switch
+            opened = datetime.fromtimestamp(opened_at, UTC)
+            created = await room_created_at(self._rt.db.sessions, ev.app_key, ev.room_id, opened)
+            if created < auto.updated_at:
+                return  # the room existed before the switch (perhaps on a node now gone)
             screen = ev.kind is TrackKind.SCREEN
             video_type: Literal["CAMERASTREAM", "SCREENSTREAM"] = "SCREENSTREAM" if screen else "CAMERASTREAM"
             async with self._lock:  # audio and camera arrive together: one job
