@@ -579,3 +579,53 @@ async def test_auto_record(server: LiveServer, moto: MotoS3, receiver: Receiver)
         await asyncio.sleep(0.2)
     for user in ("u1", "u2"):
         assert any(k.endswith(".mp4") and f"{app_id}_auto1_{user}_av_m" in k for k in keys), keys
+
+
+def test_rtmp_push_is_refused_clearly(server: LiveServer, receiver: Receiver, moto: MotoS3) -> None:
+    """publish_param.rtmp_urls (no SDK model has it: sent as JSON) answers RTC.00001003 naming the
+    field until pushing to RTMP is served; the job is not started."""
+    t = with_callback(server, receiver.url)
+    c = sdk(server, t)
+    app_id = t.app.app_id
+    rule_id = make_rule(c, app_id, moto.make_bucket())
+    push = {"rtmp_urls": ["rtmp://live.example.com/app/stream"]}
+    record = {"record_rule_id": rule_id}
+    mix = {"room_id": "rtmp1", "encode_template": "640x480_15_500", "layout_template": "nine_grids_view"}
+    single = {"room_id": "rtmp1", "user_id": "u1"}
+    for call_, req in [
+        (
+            c.create_mix_job,
+            CreateMixJobRequest(app_id=app_id, body={"mix_param": mix, "publish_param": push}),
+        ),
+        (
+            c.create_individual_stream_job,
+            CreateIndividualStreamJobRequest(
+                app_id=app_id, body={**single, "publish_param": push, "record_param": record}
+            ),
+        ),
+    ]:
+        with pytest.raises(ClientRequestException) as ei:
+            call_(req)
+        assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001003")
+        assert "publish_param.rtmp_urls" in ei.value.error_msg and "not served" in ei.value.error_msg
+    assert asyncio.run(_no_jobs(server, t.app.sdk_app_id, "rtmp1"))
+    job = c.create_individual_stream_job(
+        CreateIndividualStreamJobRequest(app_id=app_id, body={**single, "record_param": record})
+    )
+    try:
+        with pytest.raises(ClientRequestException) as ei:  # A23 with a push target
+            c.update_individual_stream_job(
+                UpdateIndividualStreamJobRequest(
+                    app_id=app_id, job_id=job.job_id, body={"publish_param": push}
+                )
+            )
+        assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001003")
+    finally:
+        c.stop_individual_stream_job(StopIndividualStreamJobRequest(app_id=app_id, job_id=job.job_id))
+
+
+async def _no_jobs(server: LiveServer, sdk_app_id: int, room: str) -> bool:
+    found = await asyncio.to_thread(
+        server.run, lambda rt: TaskService(rt.db.sessions, rt.box).active_in_room(sdk_app_id, room)
+    )
+    return found == []

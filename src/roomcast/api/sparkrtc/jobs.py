@@ -8,6 +8,10 @@ cut at that format's ``record_cycle``; ``{stream}`` is the job's stream name
 (``m_{job_id}_{room_id}``, ``s_{job_id}_{room_id}_{user_id}``) and ``{file_start_time}`` the
 file's UTC start, ``YYYYmmddTHHMMSSZ``.
 
+``publish_param.rtmp_urls`` (RTMP push, A16/A20/A23) is not served yet: a request naming push
+targets answers 400 ``RTC.00001003 InvalidParameterValue`` naming the field, and starts nothing
+(the spec lists no "unsupported" code; an empty list is accepted as no push).
+
 States: INIT (waiting for media), RUNNING, STOPPED (``stop_reason``: ``stopped``, ``idle``,
 ``room_dismissed``, ``failed``, ``server_restart``). A stopped job answers its last state to
 A17/A21 and RTC.00001009 JobDone to A18/A19/A22/A23.
