@@ -3,16 +3,28 @@ playlist, and a local HTTP server that serves them (with byte ranges, as players
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.server
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import av
+import av.error
 import numpy as np
+from aiortc.mediastreams import MediaStreamError
+
+from roomcast.rtc.aiortc_compat import PacketInfo
+from roomcast.rtc.client import MediaCounter, ReceivedTrack, RoomClient
+from roomcast.rtc.track import SenderReport
 
 # Second k shows COLOURS[k % len(COLOURS)]; far apart in RGB so a subscriber tells them apart.
 COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -39,8 +51,10 @@ def make_media(
     b_frames: bool = False,
     audio_codec: str = "aac",
     fmt: str | None = None,
+    first_colour: int = 0,
 ) -> Path:
-    """A clip where second ``k`` is ``COLOURS[k]`` with a beep starting at ``k`` s (1 s GOP)."""
+    """A clip where second ``k`` is ``COLOURS[first_colour + k]`` with a beep starting at ``k`` s
+    (1 s GOP)."""
     width, height = size
     with av.open(str(path), "w", format=fmt) as out:
         vs = out.add_stream(codec, rate=fps)
@@ -57,7 +71,7 @@ def make_media(
         as_.layout = "stereo"
         for i in range(seconds * fps):
             rgb = np.zeros((height, width, 3), np.uint8)
-            rgb[:, :] = COLOURS[(i // fps) % len(COLOURS)]
+            rgb[:, :] = COLOURS[(first_colour + i // fps) % len(COLOURS)]
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             for p in vs.encode(frame):
@@ -104,7 +118,7 @@ def make_hls(directory: Path, source: Path, segment_s: int = 1) -> Path:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def send_head(self):  # type: ignore[no-untyped-def]
@@ -160,3 +174,112 @@ def media_server(directory: Path) -> Iterator[str]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# ------------------------------------------------------------------ what a subscriber receives
+
+
+@dataclass
+class Received:
+    """One packet as a WebRTC subscriber got it (passthrough: still encoded)."""
+
+    arrival: float  # time.monotonic()
+    packet: av.Packet
+    sender_report: SenderReport | None
+
+
+class Capture(MediaCounter):
+    """A :class:`MediaCounter` that also keeps every packet, per track id (use ``decode=False``)."""
+
+    def __init__(self, client: RoomClient) -> None:
+        super().__init__(lambda tr: client.mapping.get(tr.mid or ""), decode=False)
+        self.packets: dict[str, list[Received]] = {}
+
+    async def _read(self, tr: Any, track: Any) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                key = self._key_for(tr)
+                if key is None or not isinstance(frame, av.Packet):
+                    continue
+                info = frame.opaque
+                sr = info.sender_report if isinstance(info, PacketInfo) else None
+                self.packets.setdefault(key, []).append(Received(time.monotonic(), frame, sr))
+                rt = self.tracks.setdefault(key, ReceivedTrack(key=key, kind=tr.kind))
+                rt.frames += 1
+                self._changed.set()
+
+    def sender_time(self, key: str, rec: Received) -> float:
+        """The sender's wall clock for a packet, from the track's latest sender report (the
+        mapping browsers use for lip sync)."""
+        last = next((r.sender_report for r in reversed(self.packets[key]) if r.sender_report), None)
+        if last is None:
+            raise AssertionError(f"{key}: no RTCP sender report received")
+        rate = 90000 if rec.packet.time_base == Fraction(1, 90000) else 48000
+        return last.ntp_time + (int(rec.packet.pts or 0) - last.pts) / rate
+
+
+@dataclass
+class Change:
+    arrival: float
+    sender_time: float
+    colour: tuple[int, int, int]
+
+
+def colour_index(rgb: tuple[int, int, int], max_distance: float = 80.0) -> int | None:
+    best = min(range(len(COLOURS)), key=lambda i: math.dist(rgb, COLOURS[i]))
+    return best if math.dist(rgb, COLOURS[best]) <= max_distance else None
+
+
+def colour_changes(capture: Capture, key: str) -> list[tuple[int, Change]]:
+    """Decoded video: each change to a palette colour, with when it arrived and was sent."""
+    dec = av.CodecContext.create("h264", "r")
+    out: list[tuple[int, Change]] = []
+    for rec in capture.packets.get(key, []):
+        try:
+            frames = dec.decode(rec.packet)
+        except av.error.InvalidDataError:
+            continue
+        for frame in frames:
+            rgb = frame.to_ndarray(format="rgb24")
+            h, w = rgb.shape[:2]
+            c = tuple(
+                int(x) for x in rgb[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].reshape(-1, 3).mean(axis=0)
+            )
+            idx = colour_index((c[0], c[1], c[2]))
+            if idx is not None and (not out or out[-1][0] != idx):
+                out.append((idx, Change(rec.arrival, capture.sender_time(key, rec), (c[0], c[1], c[2]))))
+    return out
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    arr = frame.to_ndarray()
+    x = arr[0] if frame.format.is_planar else arr.reshape(-1)[:: frame.layout.nb_channels]
+    x = np.abs(x.astype(np.float32))
+    return x / 32768.0 if frame.format.name.startswith("s16") else x
+
+
+def beep_onsets(capture: Capture, key: str, threshold: float = 0.1) -> list[Change]:
+    """Decoded audio: the start of each beep (to the sample), arrival and sender times."""
+    dec = av.CodecContext.create("opus", "r")
+    out: list[Change] = []
+    quiet = 99
+    for rec in capture.packets.get(key, []):
+        for frame in dec.decode(rec.packet):
+            loud = np.nonzero(_mono(frame) > threshold)[0]
+            if loud.size and quiet >= 5:
+                offset = loud[0] / frame.sample_rate
+                out.append(Change(rec.arrival + offset, capture.sender_time(key, rec) + offset, (0, 0, 0)))
+            quiet = 0 if loud.size else quiet + 1
+    return out
+
+
+def audio_level(capture: Capture, key: str, since: float, until: float) -> float:
+    """Peak level (0..1) of the audio that arrived between two monotonic times."""
+    dec = av.CodecContext.create("opus", "r")
+    peak = 0.0
+    for rec in capture.packets.get(key, []):
+        for frame in dec.decode(rec.packet):
+            if since <= rec.arrival <= until:
+                peak = max(peak, float(_mono(frame).max()))
+    return peak

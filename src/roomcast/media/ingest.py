@@ -458,9 +458,7 @@ class _Segment:
         self.buffered_until = -math.inf
         self.last_t: float | None = None
         enc: VideoEncoding | None = pipe.spec.video
-        self.copy = (
-            vs is not None and enc is None and pipe.video_codec == H264 and h264_copyable(vs)
-        )
+        self.copy = vs is not None and enc is None and pipe.video_codec == H264 and h264_copyable(vs)
         self.bsf: BitStreamFilterContext | None = None
         self.waiting_keyframe = True
         self.venc: av.video.codeccontext.VideoCodecContext | None = None

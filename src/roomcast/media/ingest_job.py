@@ -38,6 +38,7 @@ from roomcast.rtc.local import LocalPublisher, LocalTrack
 from roomcast.rtc.room import RoomManager
 from roomcast.rtc.track import SenderReport, TrackKind
 
+READY_WAIT_S = 2.0
 UrlCheck = Callable[[str], Coroutine[Any, Any, None]]
 """Raises (any exception, its message is reported) if the URL may not be fetched now."""
 
@@ -63,8 +64,12 @@ class IngestJob:
         check_url: UrlCheck | None = None,
         retries: int = 3,
         elapsed_s: float = 0.0,
+        media: tuple[str, ...] = ("audio", "video"),
+        ready_wait_s: float = READY_WAIT_S,
     ) -> None:
         self.sfu = sfu
+        self._media = media
+        self._ready_wait_s = ready_wait_s
         self.publisher = LocalPublisher(sfu, app_key, room_id, user_id)
         self.controls = Controls(spec)
         self.spec = spec
@@ -101,6 +106,9 @@ class IngestJob:
         self._loop = loop
         p = await self.publisher.join()
         self.joined.set()
+        for media in self._media:
+            self._track(media)
+        await self._subscribers_ready()
         pipeline = IngestPipeline(
             self.spec,
             self.controls,
@@ -162,17 +170,45 @@ class IngestJob:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._deliver, out)
 
-    def _deliver(self, out: OutPacket) -> None:
-        track = self._tracks.get(out.media)
+    def _track(self, media: str) -> LocalTrack | None:
+        """The track of ``media``, published on first use (a new URL may bring a new kind)."""
+        track = self._tracks.get(media)
         if track is None:
             if self.publisher.left:
-                return
-            track = self._tracks[out.media] = LocalTrack(out.media)
-            kind = TrackKind.CAMERA if out.media == "video" else TrackKind.AUDIO
-            codec = self.video_codec if out.media == "video" else OPUS
+                return None
+            track = self._tracks[media] = LocalTrack(media)
+            kind = TrackKind.CAMERA if media == "video" else TrackKind.AUDIO
+            codec = self.video_codec if media == "video" else OPUS
             task = asyncio.ensure_future(self._publish(kind, codec, track))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
+        return track
+
+    async def _subscribers_ready(self) -> None:
+        """Give the room's subscribers a moment to attach before the first frame: forwarded H.264
+        cannot make a keyframe on demand, so a subscriber that attaches late waits for the
+        source's next one."""
+        p = self.publisher.participant
+        if p is None or self._ready_wait_s <= 0:
+            return
+        deadline = time.monotonic() + self._ready_wait_s
+        while time.monotonic() < deadline and p.active:
+            await asyncio.sleep(0.02)
+            others = [
+                q
+                for q in p.room.participants.values()
+                if q is not p and q.signal is not None and q.auto_subscribe
+            ]
+            if self._publishing:
+                continue
+            fwds = [pt.forwarder for pt in p.published.values()]
+            if fwds and all(len(f.subscriptions) >= len(others) for f in fwds):
+                return
+
+    def _deliver(self, out: OutPacket) -> None:
+        track = self._track(out.media)
+        if track is None:
+            return
         video = out.media == "video"
         tb = VIDEO_TIME_BASE if video else AUDIO_TIME_BASE
         packet = av.Packet(out.data)

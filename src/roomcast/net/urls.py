@@ -195,7 +195,9 @@ class UrlPolicy:
             resolve_timeout_s=float(settings.url_fetch_timeout_s),
         )
 
-    async def resolve(self, url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> tuple[HttpUrl, list[IpAddress]]:
+    async def resolve(
+        self, url: str, schemes: tuple[str, ...] = HTTP_SCHEMES
+    ) -> tuple[HttpUrl, list[IpAddress]]:
         """Parse and resolve ``url``: every address allowed, else :class:`UrlRefused`.
 
         With ``allow_private`` nothing is resolved (the address list is empty)."""

@@ -295,7 +295,9 @@ class Room:
     ) -> TrackForwarder:
         if kind in p.published:
             await self._remove_track(p, kind)
-        info = TrackInfo(app_key=self.app_key, room_id=self.room_id, user_id=p.user_id, kind=kind, codec=codec)
+        info = TrackInfo(
+            app_key=self.app_key, room_id=self.room_id, user_id=p.user_id, kind=kind, codec=codec
+        )
         fwd = TrackForwarder(
             info, source, request_keyframe, min_keyframe_interval=self.config.min_keyframe_interval
         )
