@@ -81,8 +81,19 @@ class Probe:
         return self.duration_s is None
 
 
+# What an ingest source may be: streaming containers and the codecs they carry (FFmpeg would
+# also "play" a text file as ANSI art, an image as a one-frame video, ...).
+FORMATS = "mov,mp4,flv,live_flv,hls,mpegts,matroska,webm,mp3,aac,wav,ogg"
+VIDEO_CODECS = frozenset(
+    {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video", "mpeg1video", "h263", "flv1", "theora"}
+)
+AUDIO_CODECS = frozenset(
+    {"aac", "mp3", "mp2", "opus", "vorbis", "ac3", "eac3", "flac", "alac", "speex", "nellymoser", "adpcm_swf"}
+)
+
+
 def open_source(url: str, timeout_s: float = OPEN_TIMEOUT_S) -> av.container.InputContainer:
-    options = {"rw_timeout": str(int(timeout_s * 1_000_000))}
+    options = {"rw_timeout": str(int(timeout_s * 1_000_000)), "format_whitelist": FORMATS}
     if url.startswith(("http://", "https://")):
         # HLS playlists fetch their segments themselves: network protocols only, never file:.
         options["protocol_whitelist"] = "http,https,tcp,tls,crypto"
@@ -103,11 +114,14 @@ def _describe(exc: BaseException) -> str:
 
 
 def _codec_ok(name: str, kind: str) -> bool:
+    allowed = name in VIDEO_CODECS if kind == "video" else (name in AUDIO_CODECS or name.startswith("pcm_"))
+    if not allowed:
+        return False
     try:
         av.codec.Codec(name, "r")
     except Exception:
         return False
-    return kind in ("video", "audio")
+    return True
 
 
 def h264_copyable(stream: av.video.stream.VideoStream) -> bool:
