@@ -153,6 +153,7 @@ class IngestService:
         if not run.job.joined.is_set():
             ended = await self.tasks.get(sdk_app_id, task.task_id)
             raise LimitExceeded(f"the user could not join the room ({ended.error})", subject="room")
+        await self.tasks.set_state(task.task_id, TaskState.RUNNING)  # the job's own change may lag
         event(
             log,
             "ingest.started",

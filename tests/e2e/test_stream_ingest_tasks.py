@@ -1,0 +1,175 @@
+"""Stream ingest tasks below the API, on SQLite and PostgreSQL: the maximum duration, a restart
+(another node, or this one again, resumes the task), the user removed or the room dismissed, and
+a mixed recording of the room that shows the ingested user."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from roomcast.domain.ingest import FOREVER, IngestSpec
+from roomcast.domain.task import TaskState
+from roomcast.domain.tenancy import App
+from roomcast.net.urls import UrlPolicy
+from roomcast.rtc.forwarder import TrackEnded
+from roomcast.rtc.room import RoomManager, SfuConfig
+from roomcast.rtc.track import TrackKind
+from roomcast.runtime import Runtime
+from roomcast.services.ingests import IngestRequest, IngestService
+from roomcast.services.tasks import TaskService
+from roomcast.store.tables import IngestUsageRow
+from tests.support.ingest_media import make_media, media_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = Path(tmp_path_factory.mktemp("ingest-task-media"))
+    make_media(d / "clip.mp4", 2)
+    with media_server(d) as base:
+        yield base
+
+
+@pytest.fixture
+async def app(runtime: Runtime) -> App:
+    acc = await runtime.tenancy.create_account("ingest")
+    return await runtime.tenancy.create_app(acc.account_id, "ingest")
+
+
+def service(runtime: Runtime, sfu: RoomManager, node_id: str) -> IngestService:
+    return IngestService(
+        TaskService(runtime.db.sessions, runtime.box), sfu, UrlPolicy(allow_private=True), node_id=node_id
+    )
+
+
+@pytest.fixture
+async def sfu() -> AsyncIterator[RoomManager]:
+    manager = RoomManager(SfuConfig(stats_interval=0, empty_room_grace=0))
+    try:
+        yield manager
+    finally:
+        await manager.close()
+
+
+def request(app: App, url: str, room: str = "r1", **spec: object) -> IngestRequest:
+    return IngestRequest(
+        app=app,
+        room_id=room,
+        user_id="bot",
+        spec=IngestSpec(url=url, **spec),  # type: ignore[arg-type]
+        dialect="trtc",
+        dialect_request={},
+    )
+
+
+async def frames(sfu: RoomManager, app: App, room: str, count: int, limit: float = 10.0) -> int:
+    """Video frames the ingested user publishes (in-process subscriber)."""
+    sub = sfu.subscribe_track(str(app.sdk_app_id), room, "bot", TrackKind.CAMERA, maxsize=1000)
+    got = 0
+    try:
+        async with asyncio.timeout(limit):
+            while got < count:
+                await sub.recv()
+                got += 1
+    except TrackEnded:
+        pass
+    finally:
+        sub.close()
+    return got
+
+
+async def ended(svc: IngestService, app: App, task_id: str, limit: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        task = await svc.get(app, task_id)
+        if task.state is TaskState.EXITED:
+            return time.monotonic() - t0
+        await asyncio.sleep(0.1)
+    raise AssertionError("the task did not end")
+
+
+async def test_max_duration_ends_an_endless_loop(
+    runtime: Runtime, sfu: RoomManager, app: App, media: str
+) -> None:
+    svc = service(runtime, sfu, "node-a")
+    try:
+        t0 = time.monotonic()
+        task = await svc.start(request(app, f"{media}/clip.mp4", repeats=FOREVER, max_duration_s=3.0))
+        assert task.state is TaskState.RUNNING and task.robot_user_id == "bot"
+        assert await frames(sfu, app, "r1", 10) == 10
+        await ended(svc, app, task.task_id, 10)
+        took = time.monotonic() - t0
+        assert 2.8 <= took <= 5.0, took  # 1.5 loops of the 2 s clip, then MaxDuration
+        done = await svc.get(app, task.task_id)
+        assert done.reason == "max_duration"
+        assert (
+            "bot" not in sfu.room(str(app.sdk_app_id), "r1").participants
+            if sfu.get_room(str(app.sdk_app_id), "r1")
+            else True
+        )
+    finally:
+        await svc.close()
+
+
+async def test_restart_resumes_the_task_on_another_node(
+    runtime: Runtime, sfu: RoomManager, app: App, media: str
+) -> None:
+    first = service(runtime, sfu, "node-a")
+    task = await first.start(request(app, f"{media}/clip.mp4", repeats=FOREVER, volume=40))
+    await first.update(app, task.task_id, paused=True)
+    await first.close()  # shutdown: the user leaves, the task stays for the next node
+    assert (await first.get(app, task.task_id)).state is TaskState.RUNNING
+    assert (
+        sfu.get_room(str(app.sdk_app_id), "r1") is None
+        or "bot" not in sfu.room(str(app.sdk_app_id), "r1").participants
+    )
+
+    other_sfu = RoomManager(SfuConfig(stats_interval=0, empty_room_grace=0))
+    second = service(runtime, other_sfu, "node-b")
+    try:
+        await second.take_over()
+        assert second.running() == [task.task_id]
+        moved = await second.get(app, task.task_id)
+        assert moved.node_id == "node-b" and moved.state is TaskState.RUNNING
+        await asyncio.sleep(0.5)
+        room = other_sfu.room(str(app.sdk_app_id), "r1")
+        assert "bot" in room.participants
+        # Resumed paused, as the last update left it; unpausing plays.
+        await second.update(app, task.task_id, paused=False)
+        assert await frames(other_sfu, app, "r1", 10) == 10
+        await second.stop(app, task.task_id)
+        assert (await second.get(app, task.task_id)).reason == "stopped"
+        assert "bot" not in room.participants
+    finally:
+        await second.close()
+        await other_sfu.close()
+
+
+async def test_removed_user_or_dismissed_room_ends_the_task(
+    runtime: Runtime, sfu: RoomManager, app: App, media: str
+) -> None:
+    svc = service(runtime, sfu, "node-a")
+    key = str(app.sdk_app_id)
+    try:
+        a = await svc.start(request(app, f"{media}/clip.mp4", room="r2", repeats=FOREVER))
+        await sfu.remove_participants(key, "r2", ["bot"], reason="kicked")
+        await ended(svc, app, a.task_id, 5)
+        assert (await svc.get(app, a.task_id)).reason == "removed"
+        b = await svc.start(request(app, f"{media}/clip.mp4", room="r3", repeats=FOREVER))
+        await sfu.dismiss_room(key, "r3")
+        await ended(svc, app, b.task_id, 5)
+        assert (await svc.get(app, b.task_id)).reason == "room_dismissed"
+        async with runtime.db.sessions() as s:
+            rows = (await s.execute(select(IngestUsageRow).order_by(IngestUsageRow.id))).scalars().all()
+        assert [(r.task_id, r.reason) for r in rows] == [
+            (a.task_id, "removed"),
+            (b.task_id, "room_dismissed"),
+        ]
+    finally:
+        await svc.close()
