@@ -13,8 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from roomcast.domain.ingest import FOREVER, IngestSpec
+from roomcast.domain.layout import Canvas, grid
+from roomcast.domain.recording import FileNaming
 from roomcast.domain.task import TaskState
 from roomcast.domain.tenancy import App
+from roomcast.media.mixed import MixedRecorder, MixedSettings, local_outputs
+from roomcast.media.outputs import OutputContext
 from roomcast.net.urls import UrlPolicy
 from roomcast.rtc.forwarder import TrackEnded
 from roomcast.rtc.room import RoomManager, SfuConfig
@@ -23,7 +27,8 @@ from roomcast.runtime import Runtime
 from roomcast.services.ingests import IngestRequest, IngestService
 from roomcast.services.tasks import TaskService
 from roomcast.store.tables import IngestUsageRow
-from tests.support.ingest_media import make_media, media_server
+from tests.support import avcheck
+from tests.support.ingest_media import colour_index, make_media, media_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -32,6 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     d = Path(tmp_path_factory.mktemp("ingest-task-media"))
     make_media(d / "clip.mp4", 2)
+    make_media(d / "clip3.mp4", 3)
     with media_server(d) as base:
         yield base
 
@@ -173,3 +179,41 @@ async def test_removed_user_or_dismissed_room_ends_the_task(
         ]
     finally:
         await svc.close()
+
+
+async def test_mixed_recording_shows_the_ingested_user(
+    runtime: Runtime, sfu: RoomManager, app: App, media: str, tmp_path: Path
+) -> None:
+    key = str(app.sdk_app_id)
+    ctx = OutputContext(
+        root=tmp_path,
+        naming=FileNaming("{room_id}_{user_id}_{index}"),
+        variables={"task_id": "t1", "app": key, "room_id": "r4", "user_id": "mix", "stream": "mix"},
+        wall_origin=time.time(),
+    )
+    settings = MixedSettings(
+        canvas=Canvas(320, 240), fps=15, video_bitrate_kbps=400, preset="veryfast", latency=0.4
+    )
+    svc = service(runtime, sfu, "node-a")
+    rec = MixedRecorder(sfu, key, "r4", grid, settings, local_outputs(ctx))
+    try:
+        task = await svc.start(request(app, f"{media}/clip3.mp4", room="r4"))
+        await rec.start()
+        await ended(svc, app, task.task_id, 10)
+        await asyncio.sleep(0.3)
+        await rec.stop()
+    finally:
+        await svc.close()
+    check_mix(tmp_path)
+
+
+def check_mix(tmp_path: Path) -> None:
+    files = sorted(tmp_path.rglob("*.mp4"))
+    assert len(files) == 1, files
+    seen: list[int] = []
+    for _, frame in avcheck.video_frames(files[0]):
+        idx = colour_index(avcheck.dominant_colour(frame, (80, 60, 160, 120)))
+        if idx is not None and (not seen or seen[-1] != idx):
+            seen.append(idx)
+    assert seen[-2:] == [1, 2] and set(seen) <= {0, 1, 2}, seen  # the clip's colours, in order
+    assert len(avcheck.beep_times(files[0], 1000)) >= 2  # and its beeps
