@@ -35,15 +35,21 @@ from tests.support.ingest_media import (
     make_hls,
     make_media,
     media_server,
+    rtmp_server,
 )
-from tests.support.live import LiveServer, live_server
+from tests.support.live import LiveServer, free_port, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = Path(tmp_path_factory.mktemp("ingest-media"))
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("ingest-media"))
+
+
+@pytest.fixture(scope="module")
+def media(media_dir: Path) -> Iterator[str]:
+    d = media_dir
     make_media(d / "clip.mp4", 4)
     make_media(d / "other.mp4", 3, first_colour=4)
     make_media(d / "bframes.mp4", 3, b_frames=True)
@@ -200,6 +206,22 @@ async def test_hls_playlist(server: LiveServer, tenant: Tenant, media: str) -> N
     # delays the first sound a little).
     offsets = [abs(b.sender_time - c.sender_time) for b, (_, c) in zip(beeps[1:], changes[1:], strict=True)]
     assert max(offsets) <= 0.040, offsets
+
+
+async def test_rtmp_stream(server: LiveServer, tenant: Tenant, media: str, media_dir: Path) -> None:
+    """A live RTMP source (FFmpeg as the server): played as it comes, the task ends with it."""
+    client = sdk(server, tenant)
+    with rtmp_server(media_dir / "clip.mp4", free_port(), connections=2) as url:  # the probe, the job
+        async with subscriber(server, tenant, "7007") as (_, cap):
+            resp = await in_thread(client.StartStreamIngest, start_req(tenant, "7007", url))
+            await wait_status(client, tenant, resp.TaskId, "NotExist", 20)
+    changes = colour_changes(cap, "ingest-bot/camera")
+    assert [i for i, _ in changes][-3:] == [1, 2, 3], changes
+    beeps = beep_onsets(cap, "ingest-bot/audio")
+    pairs = [(b, c) for b in beeps for _, c in changes[1:] if abs(b.sender_time - c.sender_time) < 0.5]
+    assert len(pairs) >= 2 and max(abs(b.sender_time - c.sender_time) for b, c in pairs) <= 0.040, pairs
+    row = await usage(server, resp.TaskId)
+    assert row is not None and row.reason == "completed" and row.video_mode == "copy"
 
 
 async def test_repeat_and_seek(server: LiveServer, tenant: Tenant, media: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import http.server
 import math
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -283,3 +284,35 @@ def audio_level(capture: Capture, key: str, since: float, until: float) -> float
             if since <= rec.arrival <= until:
                 peak = max(peak, float(_mono(frame).max()))
     return peak
+
+
+@contextmanager
+def rtmp_server(source: Path, port: int, connections: int = 3) -> Iterator[str]:
+    """An RTMP server on 127.0.0.1 that plays ``source`` in real time to each client (FFmpeg's
+    ``-listen 1`` takes one client, so a new one is started after each); yields its URL."""
+    url = f"rtmp://127.0.0.1:{port}/live/stream"
+    stop = threading.Event()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def serve() -> None:
+        for _ in range(connections):
+            if stop.is_set():
+                return
+            cmd = ["ffmpeg", "-nostdin", "-loglevel", "quiet", "-re", "-i", str(source)]
+            cmd += ["-c", "copy", "-f", "flv", "-listen", "1", url]
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+            procs.append(proc)
+            proc.wait()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    try:
+        yield url
+    finally:
+        stop.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        thread.join(timeout=5)

@@ -276,6 +276,8 @@ class IngestPipeline:
         self._opus: av.audio.codeccontext.AudioCodecContext | None = None
         self._opus_channels = 0
         self.position_s = 0.0  # media time of the last packet sent (where a resume starts)
+        self._live_played = False  # the current source is live and has delivered media
+        self._segment_live = False
 
     # ---------------------------------------------------------------- clock
 
@@ -304,6 +306,7 @@ class IngestPipeline:
                 continue
             if c.generation != generation:
                 generation, plays_left, seek = c.generation, self.spec.repeats, 0.0
+                self._live_played = False
             url = c.url
             started = self.now()
             try:
@@ -319,6 +322,10 @@ class IngestPipeline:
                 if exc.permanent or failures > self._retries:
                     if c.generation != generation or c.stopped:
                         continue  # a new URL (or a stop) arrived meanwhile
+                    if self._live_played and not exc.permanent:
+                        # A live stream that played and can no longer be reached has ended (an
+                        # RTMP or HLS live source signals its end as a broken connection).
+                        return Outcome("completed", f"the live stream ended: {exc}")
                     return Outcome("failed", str(exc))
                 seek = self.position_s
                 c.wait(RETRY_BACKOFF_S[min(failures - 1, len(RETRY_BACKOFF_S) - 1)])
@@ -382,11 +389,13 @@ class IngestPipeline:
         if vs is None and as_ is None:
             raise SourceError("the source has no audio or video stream roomcast can decode", permanent=True)
         live = not (container.duration and container.duration > 0)
+        self._live_played = self._live_played and live
         if seek > 0 and not live:
             try:
                 container.seek(int(seek * 1_000_000), backward=True, any_frame=False)
             except av.error.FFmpegError as exc:
                 raise SourceError(f"cannot seek to {seek:.1f} s: {_describe(exc)}", permanent=True) from None
+        self._segment_live = live
         seg = _Segment(self, vs, as_, seek if not live else 0.0, live=live)
         streams = [s for s in (vs, as_) if s is not None]
         heap: list[OutPacket] = []
@@ -422,6 +431,7 @@ class IngestPipeline:
             self._check(generation)
 
     def _send(self, out: OutPacket) -> None:
+        self._live_played = self._live_played or self._segment_live
         if out.media == "video":
             self.stats.video_packets += 1
         else:
