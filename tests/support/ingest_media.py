@@ -53,6 +53,8 @@ def make_media(
     audio_codec: str = "aac",
     fmt: str | None = None,
     first_colour: int = 0,
+    texture: bool = False,
+    bitrate_kbps: int | None = None,
 ) -> Path:
     """A clip where second ``k`` is ``COLOURS[first_colour + k]`` with a beep starting at ``k`` s
     (1 s GOP)."""
@@ -63,6 +65,8 @@ def make_media(
         vs.pix_fmt = "yuv420p"
         vs.time_base = Fraction(1, fps)
         vs.codec_context.gop_size = fps
+        if bitrate_kbps:
+            vs.bit_rate = bitrate_kbps * 1000
         if codec == "libx264":
             vs.codec_context.options = {"preset": "ultrafast", "bf": "2" if b_frames else "0"}
             if b_frames:
@@ -70,9 +74,15 @@ def make_media(
         rate = 48000 if audio_codec == "libopus" else 44100
         as_ = out.add_stream(audio_codec, rate=rate)
         as_.layout = "stereo"
+        # texture: a moving grain over the colour, so encoders work as on camera content.
+        grain = np.random.default_rng(1).integers(-24, 24, (height + 64, width + 64, 1), dtype=np.int16)
         for i in range(seconds * fps):
             rgb = np.zeros((height, width, 3), np.uint8)
             rgb[:, :] = COLOURS[(first_colour + i // fps) % len(COLOURS)]
+            if texture:
+                dx, dy = (3 * i) % 64, (2 * i) % 64
+                moved = rgb.astype(np.int16) + grain[dy : dy + height, dx : dx + width]
+                rgb = np.clip(moved, 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             for p in vs.encode(frame):
@@ -121,6 +131,10 @@ def make_hls(directory: Path, source: Path, segment_s: int = 1) -> Path:
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
     def send_head(self):  # type: ignore[no-untyped-def]
         """Byte ranges (``Range: bytes=a-``), which FFmpeg uses to seek in MP4 over HTTP."""
