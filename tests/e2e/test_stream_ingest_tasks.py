@@ -146,12 +146,17 @@ async def test_restart_resumes_the_task_on_another_node(
         await asyncio.sleep(0.5)
         room = other_sfu.room(str(app.sdk_app_id), "r1")
         assert "bot" in room.participants
-        # Resumed paused, as the last update left it; unpausing plays.
-        await second.update(app, task.task_id, paused=False)
+        # Resumed paused, as the last update left it. An update through the first node (which
+        # does not run the task) reaches the job on the second: it plays.
+        await first.update(app, task.task_id, paused=False)
         assert await frames(other_sfu, app, "r1", 10) == 10
-        await second.stop(app, task.task_id)
+        # So does a stop: the task ends at once, the user leaves the room on the second node.
+        await first.stop(app, task.task_id)
         assert (await second.get(app, task.task_id)).reason == "stopped"
-        assert "bot" not in room.participants
+        async with asyncio.timeout(5):
+            while "bot" in room.participants:
+                await asyncio.sleep(0.1)
+        assert second.running() == []
     finally:
         await second.close()
         await other_sfu.close()

@@ -11,7 +11,9 @@ failing; the same transaction writes its usage row (:class:`IngestUsageRow`).
 
 Restarts and take-over: tasks of a node that is gone (a restart is the same case) are claimed by
 another node, which joins the room again and plays the source from the task's start position;
-the maximum duration keeps counting from the task's first start.
+the maximum duration keeps counting from the task's first start. Any node answers Update and
+Stop: a running job reads its task row every :data:`FOLLOW_S` seconds and follows a new spec, an
+end, or a move to another node.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from roomcast.background import Background
 from roomcast.domain.errors import (
@@ -48,6 +52,7 @@ log = logging.getLogger("roomcast.ingests")
 
 KIND = "ingest"
 PROBE_TIMEOUT_S = 8.0
+FOLLOW_S = 2.0  # how often a running job reads its task row (updates and stops from other nodes)
 STOP_WAIT_S = 10.0
 
 # Job end -> the task's end reason.
@@ -76,6 +81,8 @@ class IngestRequest:
 class _Run:
     task_id: str
     job: IngestJob
+    spec: IngestSpec  # what the job plays now
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # spec changes, local or polled
     runner: asyncio.Task[Any] | None = None
     stop_reason: str | None = None  # set by Stop: the task ends with it whatever the job says
     abandoned: bool = False  # another node owns the task now: end the job, not the task
@@ -186,15 +193,14 @@ class IngestService:
         if url is not None:
             await self.probe(url)
         spec = updated(spec_from_json(task.spec), url=url, volume=volume, paused=paused)
-        await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
         run = self._runs.get(task_id)
-        if run is not None:
-            if volume is not None:
-                run.job.set_volume(volume)
-            if paused is not None:
-                run.job.set_paused(paused)
-            if url is not None:
-                run.job.switch(url)
+        if run is None:
+            # Run by another node (or not at the moment): its job picks the spec up (_follow).
+            await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
+        else:
+            async with run.lock:
+                await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
+                self._apply(run, spec)
         event(
             log, "ingest.updated", task_id=task_id, url_changed=url is not None, volume=volume, paused=paused
         )
@@ -236,7 +242,7 @@ class IngestService:
             elapsed_s=elapsed_s,
             media=media,
         )
-        run = _Run(task.task_id, job)
+        run = _Run(task.task_id, job, spec)
         self._runs[task.task_id] = run
         run.runner = self._background.spawn(f"job {task.task_id[:12]}", self._drive(task, run))
         return run
@@ -250,10 +256,46 @@ class IngestService:
             joined.cancel()
             ended.cancel()
 
+    @staticmethod
+    def _apply(run: _Run, spec: IngestSpec) -> None:
+        """Turn the running job's knobs to ``spec`` (what differs from what it plays)."""
+        old, run.spec = run.spec, spec
+        if spec.volume != old.volume:
+            run.job.set_volume(spec.volume)
+        if spec.paused != old.paused:
+            run.job.set_paused(spec.paused)
+        if spec.url != old.url:
+            run.job.switch(spec.url)
+
+    async def _follow(self, run: _Run) -> None:
+        """Apply what other nodes do to the task: an update (new spec), a stop (the task has
+        exited) or a take-over (another node owns it now)."""
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                async with run.lock:
+                    task = await self.tasks.by_id(run.task_id)
+                    if task is None or task.state is TaskState.EXITED:
+                        run.stop_reason = run.stop_reason or (task.reason if task else None) or "stopped"
+                        run.job.stop()
+                        return
+                    if task.node_id != self.node_id:
+                        run.abandoned = True
+                        run.job.stop()
+                        return
+                    spec = spec_from_json(task.spec)
+                    if spec != run.spec:
+                        self._apply(run, spec)
+            except (OSError, ValueError, SQLAlchemyError) as exc:
+                log.warning(
+                    "ingest.follow_failed", extra={"fields": {"task_id": run.task_id, "error": str(exc)}}
+                )
+
     async def _drive(self, task: Task, run: _Run) -> None:
         job = run.job
         end: JobEnd | None = None
         runner = asyncio.ensure_future(job.run())
+        follower = asyncio.ensure_future(self._follow(run))
         try:
             joined = asyncio.ensure_future(job.joined.wait())
             await asyncio.wait([joined, runner], return_when=asyncio.FIRST_COMPLETED)
@@ -271,6 +313,9 @@ class IngestService:
                 await runner
             raise
         finally:
+            follower.cancel()
+            with contextlib.suppress(BaseException):
+                await follower
             self._runs.pop(task.task_id, None)
             if (
                 end is not None
