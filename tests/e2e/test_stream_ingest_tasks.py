@@ -151,11 +151,11 @@ async def test_restart_resumes_the_task_on_another_node(
         await first.update(app, task.task_id, paused=False)
         assert await frames(other_sfu, app, "r1", 10) == 10
         # So does a stop: the task ends at once, the user leaves the room on the second node.
+        bot = room.participants["bot"]
         await first.stop(app, task.task_id)
         assert (await second.get(app, task.task_id)).reason == "stopped"
-        async with asyncio.timeout(5):
-            while "bot" in room.participants:
-                await asyncio.sleep(0.1)
+        await asyncio.wait_for(bot.closed.wait(), 5)
+        assert "bot" not in room.participants
         assert second.running() == []
     finally:
         await second.close()
