@@ -259,8 +259,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # What is left of the grace time since the stop signal (connections drained first).
             grace = _SHUTDOWN.remaining(settings.shutdown_grace_s)
             event(log, "server.stopping", grace_s=round(grace, 1))
-            # Finalizes files within the grace time; their uploads stay queued in the database.
             await ingests.close()  # the ingest users leave; their tasks resume at the next start
+            # Finalizes files within the grace time; their uploads stay queued in the database.
             await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()

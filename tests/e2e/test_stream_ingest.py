@@ -382,3 +382,37 @@ async def test_failing_source_ends_the_task(
         await wait_status(client, tenant, resp.TaskId, "NotExist", 20)
     row = await usage(server, resp.TaskId)
     assert row is not None and row.reason == "failed"
+
+
+async def test_a_restarted_server_resumes_the_task(media: str, tmp_path: Path) -> None:
+    """Stopping the server leaves the task running; the next start takes it over and joins again."""
+    data = tmp_path / "var"
+    opts: dict[str, Any] = {"ice_host_addresses": ["127.0.0.1"], "empty_room_grace_s": 0.5}
+
+    def first_life() -> tuple[Tenant, str]:
+        with live_server(data, **opts) as srv:
+            t = make_tenant(srv, "restart")
+            client = sdk(srv, t)
+            task_id = str(
+                client.StartStreamIngest(start_req(t, "7030", f"{media}/clip.mp4", RepeatNum=-1)).TaskId
+            )
+            assert status(client, t, task_id) == "InProgress"
+            return t, task_id
+
+    t, task_id = await in_thread(first_life)
+
+    def second_life() -> tuple[str, bool, str]:
+        with live_server(data, **opts) as srv:
+            client = sdk(srv, t)
+            deadline = time.monotonic() + 15
+            joined = False
+            while time.monotonic() < deadline and not joined:
+                room = srv.app.state.sfu.get_room(str(t.app.sdk_app_id), "7030")
+                joined = room is not None and "ingest-bot" in room.participants
+                time.sleep(0.2)
+            before = status(client, t, task_id)
+            call(client, "StopStreamIngest", {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id})
+            return before, joined, status(client, t, task_id)
+
+    before, joined, after = await in_thread(second_life)
+    assert joined and before == "InProgress" and after == "NotExist"
