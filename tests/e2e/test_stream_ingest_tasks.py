@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import av
 import pytest
 from sqlalchemy import select
 
@@ -20,6 +21,7 @@ from roomcast.domain.tenancy import App
 from roomcast.media.mixed import MixedRecorder, MixedSettings, local_outputs
 from roomcast.media.outputs import OutputContext
 from roomcast.net.urls import UrlPolicy
+from roomcast.rtc.events import EventSubscription, TrackPublished
 from roomcast.rtc.forwarder import TrackEnded
 from roomcast.rtc.room import RoomManager, SfuConfig
 from roomcast.rtc.track import TrackKind
@@ -222,3 +224,59 @@ def check_mix(tmp_path: Path) -> None:
             seen.append(idx)
     assert seen[-2:] == [1, 2] and set(seen) <= {0, 1, 2}, seen  # the clip's colours, in order
     assert len(avcheck.beep_times(files[0], 1000)) >= 2  # and its beeps
+
+
+async def published(events: EventSubscription, kind: TrackKind) -> None:
+    async with asyncio.timeout(5):
+        async for ev in events:
+            if isinstance(ev, TrackPublished) and ev.kind is kind:
+                return
+
+
+async def colours(sfu: RoomManager, app: App, room: str, limit: float = 15.0) -> list[int]:
+    """The palette colours the ingested user's video shows, in order, until its track ends."""
+    sub = sfu.subscribe_track(str(app.sdk_app_id), room, "bot", TrackKind.CAMERA, maxsize=1000)
+    dec = av.CodecContext.create("h264", "r")
+    seen: list[int] = []
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                pkt = await sub.recv()
+                for frame in dec.decode(pkt.packet):
+                    idx = colour_index(avcheck.dominant_colour(frame))
+                    if idx is not None and (not seen or seen[-1] != idx):
+                        seen.append(idx)
+    except TrackEnded:
+        pass
+    finally:
+        sub.close()
+    return seen
+
+
+async def test_resume_continues_where_the_file_was(
+    runtime: Runtime, sfu: RoomManager, app: App, media: str
+) -> None:
+    first = service(runtime, sfu, "node-a")
+    task = await first.start(request(app, f"{media}/clip3.mp4", room="r5"))
+    await asyncio.sleep(1.6)  # into the second second (colour 1)
+    await first.update(app, task.task_id, paused=True)
+    await first.close()
+
+    other_sfu = RoomManager(SfuConfig(stats_interval=0, empty_room_grace=0))
+    second = service(runtime, other_sfu, "node-b")
+    events = other_sfu.events.subscribe(types=(TrackPublished,))
+    try:
+        await second.take_over()
+        await published(events, TrackKind.CAMERA)
+        watching = asyncio.ensure_future(colours(other_sfu, app, "r5"))
+        await asyncio.sleep(0.2)
+        await second.update(app, task.task_id, paused=False)
+        seen = await watching
+        await ended(second, app, task.task_id, 10)
+    finally:
+        events.close()
+        await second.close()
+        await other_sfu.close()
+    assert seen == [1, 2], seen  # from the keyframe before where it paused, not from the start
+    done = await second.get(app, task.task_id)
+    assert done.reason == "completed"

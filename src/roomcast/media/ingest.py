@@ -276,6 +276,9 @@ class IngestPipeline:
         self._opus: av.audio.codeccontext.AudioCodecContext | None = None
         self._opus_channels = 0
         self.position_s = 0.0  # media time of the last packet sent (where a resume starts)
+        self.url = spec.url  # the URL playing
+        self.plays_done = 0  # complete plays of it
+        self.live = False  # whether it is a live stream (no position to resume at)
         self._live_played = False  # the current source is live and has delivered media
         self._segment_live = False
 
@@ -307,7 +310,8 @@ class IngestPipeline:
             if c.generation != generation:
                 generation, plays_left, seek = c.generation, self.spec.repeats, 0.0
                 self._live_played = False
-            url = c.url
+                self.plays_done = 0
+            url = self.url = c.url
             started = self.now()
             try:
                 why, live = self._play(url, seek, generation)
@@ -334,6 +338,8 @@ class IngestPipeline:
             if why == "ended":
                 if live:
                     return Outcome("completed")
+                self.plays_done += 1
+                self.position_s = 0.0
                 if plays_left != FOREVER:
                     plays_left -= 1
                     if plays_left <= 0:
@@ -395,7 +401,7 @@ class IngestPipeline:
                 container.seek(int(seek * 1_000_000), backward=True, any_frame=False)
             except av.error.FFmpegError as exc:
                 raise SourceError(f"cannot seek to {seek:.1f} s: {_describe(exc)}", permanent=True) from None
-        self._segment_live = live
+        self._segment_live = self.live = live
         seg = _Segment(self, vs, as_, seek if not live else 0.0, live=live)
         streams = [s for s in (vs, as_) if s is not None]
         heap: list[OutPacket] = []

@@ -10,8 +10,9 @@ Stop, when the user is removed or replaced or the room dismissed, or when the so
 failing; the same transaction writes its usage row (:class:`IngestUsageRow`).
 
 Restarts and take-over: tasks of a node that is gone (a restart is the same case) are claimed by
-another node, which joins the room again and plays the source from the task's start position;
-the maximum duration keeps counting from the task's first start. Any node answers Update and
+another node, which joins the room again and plays a file from where it was (the job saves its
+position every :data:`FOLLOW_S` seconds), a live stream from its live edge; the maximum duration
+keeps counting from the task's first start. Any node answers Update and
 Stop: a running job reads its task row every :data:`FOLLOW_S` seconds and follows a new spec, an
 end, or a move to another node.
 """
@@ -22,10 +23,11 @@ import asyncio
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from roomcast.background import Background
@@ -37,7 +39,7 @@ from roomcast.domain.errors import (
     NotFound,
     Unavailable,
 )
-from roomcast.domain.ingest import IngestSpec, spec_from_json, spec_to_json, updated, validate
+from roomcast.domain.ingest import FOREVER, IngestSpec, spec_from_json, spec_to_json, updated, validate
 from roomcast.domain.task import Task, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.log import event
@@ -46,7 +48,7 @@ from roomcast.media.ingest_job import IngestJob, JobEnd
 from roomcast.net.urls import MEDIA_SCHEMES, UrlPolicy, UrlRefused
 from roomcast.rtc.room import RoomManager
 from roomcast.services.tasks import TaskService
-from roomcast.store.tables import IngestUsageRow, utcnow
+from roomcast.store.tables import IngestProgressRow, IngestUsageRow, utcnow
 
 log = logging.getLogger("roomcast.ingests")
 
@@ -224,7 +226,16 @@ class IngestService:
 
     # ------------------------------------------------------------ the jobs
 
-    def _launch(self, task: Task, spec: IngestSpec, *, elapsed_s: float, source: Probe | None = None) -> _Run:
+    def _launch(
+        self,
+        task: Task,
+        spec: IngestSpec,
+        *,
+        elapsed_s: float,
+        source: Probe | None = None,
+        play: IngestSpec | None = None,
+    ) -> _Run:
+        """Start the task's job; ``play`` (default ``spec``) is where it starts playing."""
         assert task.robot_user_id is not None
         media: tuple[str, ...] = ("audio", "video")
         if source is not None:
@@ -236,7 +247,7 @@ class IngestService:
             str(task.sdk_app_id),
             task.room_id,
             task.robot_user_id,
-            spec,
+            play or spec,
             check_url=self.check_url,
             retries=self.retries,
             elapsed_s=elapsed_s,
@@ -267,6 +278,30 @@ class IngestService:
         if spec.url != old.url:
             run.job.switch(spec.url)
 
+    async def _resume_point(self, task_id: str, spec: IngestSpec) -> IngestSpec:
+        """``spec`` from where its file was when the task's last job stopped."""
+        async with self.tasks.sessions() as s:
+            row = await s.get(IngestProgressRow, task_id)
+        if row is None or row.url != spec.url:
+            return spec
+        repeats = spec.repeats if spec.repeats == FOREVER else max(1, spec.repeats - row.plays_done)
+        return replace(spec, seek_s=max(0.0, row.position_s), repeats=repeats)
+
+    async def _save_progress(self, run: _Run) -> None:
+        pipe = run.job.pipeline
+        if pipe is None or pipe.live:
+            return
+        async with self.tasks.sessions.begin() as s:
+            await s.merge(
+                IngestProgressRow(
+                    task_id=run.task_id,
+                    url=pipe.url,
+                    position_s=pipe.position_s,
+                    plays_done=pipe.plays_done,
+                    updated_at=utcnow(),
+                )
+            )
+
     async def _follow(self, run: _Run) -> None:
         """Apply what other nodes do to the task: an update (new spec), a stop (the task has
         exited) or a take-over (another node owns it now)."""
@@ -286,6 +321,7 @@ class IngestService:
                     spec = spec_from_json(task.spec)
                     if spec != run.spec:
                         self._apply(run, spec)
+                    await self._save_progress(run)
             except (OSError, ValueError, SQLAlchemyError) as exc:
                 log.warning(
                     "ingest.follow_failed", extra={"fields": {"task_id": run.task_id, "error": str(exc)}}
@@ -316,6 +352,9 @@ class IngestService:
             follower.cancel()
             with contextlib.suppress(BaseException):
                 await follower
+            if self._shutting_down and run.stop_reason is None and not run.abandoned:
+                with contextlib.suppress(Exception):
+                    await self._save_progress(run)  # where the next process resumes
             self._runs.pop(task.task_id, None)
             if (
                 end is not None
@@ -347,6 +386,7 @@ class IngestService:
             )
             if row is None:
                 return  # already ended
+            await s.execute(delete(IngestProgressRow).where(IngestProgressRow.task_id == task.task_id))
             ended = row.ended_at or utcnow()
             started = row.started_at or row.created_at
             s.add(
@@ -401,7 +441,8 @@ class IngestService:
             source: Probe | None = None
             with contextlib.suppress(InvalidArgument, Unavailable):
                 source = await self.probe(spec.url)  # which tracks to publish (the job retries the source)
-            self._launch(task, spec, elapsed_s=elapsed, source=source)
+            play = await self._resume_point(task.task_id, spec)
+            self._launch(task, spec, elapsed_s=elapsed, source=source, play=play)
 
     async def let_go(self) -> None:
         """This node lost its lease: end the jobs of tasks another node owns now (not the tasks)."""

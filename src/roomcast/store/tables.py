@@ -405,3 +405,16 @@ class IngestUsageRow(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class IngestProgressRow(Base):
+    """Where a running ingest task's file is (written every few seconds): a task taken over or
+    restarted resumes there. Deleted with the task's end."""
+
+    __tablename__ = "ingest_progress"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    position_s: Mapped[float] = mapped_column(Float, nullable=False)
+    plays_done: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -1,4 +1,4 @@
-"""Stream ingest usage: one row per ended ingest task (issue 14).
+"""Stream ingest: one usage row per ended task, and the play position of running ones (issue 14).
 
 Revision ID: 0012
 Revises: 0009
@@ -32,8 +32,17 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(64), nullable=True),
     )
     op.create_index("ix_ingest_usage_app_ended", "ingest_usage", ["sdk_app_id", "ended_at"])
+    op.create_table(
+        "ingest_progress",
+        sa.Column("task_id", sa.String(128), primary_key=True),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("position_s", sa.Float, nullable=False),
+        sa.Column("plays_done", sa.Integer, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ingest_progress")
     op.drop_index("ix_ingest_usage_app_ended", table_name="ingest_usage")
     op.drop_table("ingest_usage")
