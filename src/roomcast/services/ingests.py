@@ -45,7 +45,7 @@ from roomcast.domain.tenancy import App
 from roomcast.log import event
 from roomcast.media.ingest import Probe, SourceError, probe
 from roomcast.media.ingest_job import IngestJob, JobEnd
-from roomcast.net.urls import MEDIA_SCHEMES, UrlPolicy, UrlRefused
+from roomcast.net.urls import MEDIA_SCHEMES, UnresolvedHost, UrlPolicy, UrlRefused
 from roomcast.rtc.room import RoomManager
 from roomcast.services.tasks import TaskService
 from roomcast.store.tables import IngestProgressRow, IngestUsageRow, utcnow
@@ -118,6 +118,8 @@ class IngestService:
         """The URL rules for tenant URLs (schemes http, https, rtmp, rtmps)."""
         try:
             await self.url_policy.resolve(url, MEDIA_SCHEMES)
+        except UnresolvedHost:
+            return  # not now: opening the source fails, and that is retried (or reported)
         except UrlRefused as exc:
             raise InvalidArgument(f"StreamUrl: {exc}", subject="stream_url") from None
 
