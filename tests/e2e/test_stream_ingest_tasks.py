@@ -40,6 +40,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     d = Path(tmp_path_factory.mktemp("ingest-task-media"))
     make_media(d / "clip.mp4", 2)
     make_media(d / "clip3.mp4", 3)
+    make_media(d / "mpeg4.mp4", 2, codec="mpeg4")
     with media_server(d) as base:
         yield base
 
@@ -233,10 +234,12 @@ async def published(events: EventSubscription, kind: TrackKind) -> None:
                 return
 
 
-async def colours(sfu: RoomManager, app: App, room: str, limit: float = 15.0) -> list[int]:
+async def colours(
+    sfu: RoomManager, app: App, room: str, limit: float = 15.0, codec: str = "h264"
+) -> list[int]:
     """The palette colours the ingested user's video shows, in order, until its track ends."""
     sub = sfu.subscribe_track(str(app.sdk_app_id), room, "bot", TrackKind.CAMERA, maxsize=1000)
-    dec = av.CodecContext.create("h264", "r")
+    dec = av.CodecContext.create(codec, "r")
     seen: list[int] = []
     try:
         async with asyncio.timeout(limit):
@@ -280,3 +283,22 @@ async def test_resume_continues_where_the_file_was(
     assert seen == [1, 2], seen  # from the keyframe before where it paused, not from the start
     done = await second.get(app, task.task_id)
     assert done.reason == "completed"
+
+
+async def test_room_without_h264_gets_vp8(runtime: Runtime, app: App, media: str) -> None:
+    """Video is transcoded to the room's codec: VP8 when the room has no H.264 (MPEG-4 source)."""
+    vp8_sfu = RoomManager(SfuConfig(stats_interval=0, empty_room_grace=0, video_codecs=("video/VP8",)))
+    svc = service(runtime, vp8_sfu, "node-a")
+    events = vp8_sfu.events.subscribe(types=(TrackPublished,))
+    try:
+        task = await svc.start(request(app, f"{media}/mpeg4.mp4", room="r6"))
+        await published(events, TrackKind.CAMERA)
+        info = next(t for t in vp8_sfu.list_tracks(str(app.sdk_app_id), "r6") if t.kind is TrackKind.CAMERA)
+        assert info.codec == "video/VP8"
+        seen = await colours(vp8_sfu, app, "r6", codec="vp8")
+        await ended(svc, app, task.task_id, 10)
+    finally:
+        events.close()
+        await svc.close()
+        await vp8_sfu.close()
+    assert seen[-2:] == [0, 1], seen
