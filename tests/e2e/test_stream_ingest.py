@@ -179,7 +179,9 @@ async def test_mp4_plays_in_real_time_with_beeps_in_sync(
     changes = colour_changes(cap, "ingest-bot/camera")
     assert [i for i, _ in changes] == [0, 1, 2, 3], changes
     gaps = [b.arrival - a.arrival for (_, a), (_, b) in itertools.pairwise(changes)]
-    assert all(0.75 <= g <= 1.25 for g in gaps), gaps  # one colour per second, at real-time pace
+    # One colour per second, at real-time pace (margins for a loaded box: one late frame shifts
+    # two gaps, the span of three seconds stays about 3 s).
+    assert all(0.6 <= g <= 1.5 for g in gaps) and 2.6 <= sum(gaps) <= 3.6, gaps
     arrivals = [r.arrival for r in cap.packets["ingest-bot/camera"]]
     assert arrivals[10] - arrivals[0] >= 0.3, "the first frames came in a burst"
     beeps = beep_onsets(cap, "ingest-bot/audio")
