@@ -300,13 +300,13 @@ async def test_pause_volume_switch_and_stop(server: LiveServer, tenant: Tenant, 
             == "FailedOperation.TaskNotExist"
         )
     video = cap.packets["ingest-bot/camera"]
-    during_pause = [r for r in video if paused_at + 0.3 < r.arrival < resumed_at - 0.1]
+    during_pause = [r for r in video if paused_at + 0.6 < r.arrival < resumed_at - 0.1]
     assert not during_pause, f"{len(during_pause)} video frames while paused"
-    assert not [r for r in video if r.arrival > stopped_at + 0.3]
+    assert not [r for r in video if r.arrival > stopped_at + 0.6]
     assert audio_level(cap, "ingest-bot/audio", resumed_at + 0.3, muted_until) < 0.01
     changes = colour_changes(cap, "ingest-bot/camera")
     first_new = next(c for i, c in changes if i == 4)
-    assert first_new.arrival - switched_at < 1.5  # the new URL plays at once, in the same session
+    assert first_new.arrival - switched_at < 2.5  # the new URL plays at once, in the same session
     assert [i for i, c in changes if c.arrival > switched_at][:2] == [4, 5]
     row = await usage(server, task_id)
     assert row is not None and row.reason == "stopped" and row.seconds >= 6  # pauses are billed
