@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     """SIGTERM: how long finalizing recordings and running uploads may take before the process exits
     (what is left stays queued in the database for the next start)."""
+    max_ingests: int = Field(default=20, ge=0)
+    """Concurrent stream ingest tasks per node (beyond: the vendor's "restricted concurrency" error)."""
+    ingest_retries: int = Field(default=3, ge=0)
+    """A failing ingest source is reopened this many times (backoff 1, 2, 4, 8 s) before the task
+    ends as failed; a source that played 5 s resets the count."""
     upload_max_attempts: int = Field(default=8, ge=1)
     """Transient upload errors retry with backoff this many times; then the file is kept in the
     media library (backup storage) and reported with its library URL."""

@@ -50,6 +50,7 @@ from roomcast.rtc.signalling import create_signalling_router
 from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
+from roomcast.services.ingests import IngestService
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter
@@ -238,6 +239,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await sfu.start()
         recording = await _start_recording_stack(rt, sfu, nodes)
         app.state.recording = recording
+        ingests = IngestService(
+            TaskService(rt.db.sessions, rt.box),
+            sfu,
+            rt.url_policy,
+            node_id=nodes.node_id,
+            max_tasks=settings.max_ingests,
+            retries=settings.ingest_retries,
+        )
+        rt.ingests = ingests
+        nodes.on_take_over("ingests", ingests.take_over)
+        nodes.on_lease_lost("ingests", ingests.let_go)
         await nodes.reap()  # what a previous process on this host, or a dead node, left unfinished
         nodes.start()
         event(log, "server.started", version=__version__, node_id=nodes.node_id)
@@ -247,6 +259,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # What is left of the grace time since the stop signal (connections drained first).
             grace = _SHUTDOWN.remaining(settings.shutdown_grace_s)
             event(log, "server.stopping", grace_s=round(grace, 1))
+            await ingests.close()  # the ingest users leave; their tasks resume at the next start
             # Finalizes files within the grace time; their uploads stay queued in the database.
             await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown

@@ -22,7 +22,9 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
+from roomcast.services.join_tokens import issue_usersig
 from tests.api.conftest import Tenant, make_tenant
+from tests.support.ingest_media import make_media, media_server
 from tests.support.live import LiveServer, live_server
 
 pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
@@ -312,3 +314,38 @@ def test_refused_token_is_explained(
     assert state(page)["phase"] == "idle"
     assert page.locator("#join-panel").is_visible()
     assert page.get_by_role("alert").is_visible()
+
+
+def test_ingested_stream_plays_in_the_browser(
+    server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page], tmp_path: Path
+) -> None:
+    """A stream ingest user is a publisher like any other: the page decodes its H.264 (forwarded
+    as the file has it) and plays its Opus, and sees it leave on StopStreamIngest."""
+    console: list[str] = []
+    app_id = str(tenant.app.sdk_app_id)
+    page = open_page(chromium, pages, server, console)
+    join_with_dev_token(page, app_id, "1250", "viewer")
+    make_media(tmp_path / "clip.mp4", 3)
+    client = trtc(server, tenant)
+    with media_server(tmp_path) as base:
+        req = models.StartStreamIngestRequest()
+        req.SdkAppId = tenant.app.sdk_app_id
+        req.RoomId = "1250"
+        req.RoomIdType = 1
+        req.UserId = "ingest"
+        req.UserSig = issue_usersig(tenant.app, "ingest")
+        req.StreamUrl = f"{base}/clip.mp4"
+        req.RepeatNum = -1
+        task_id = client.StartStreamIngest(req).TaskId
+        video = wait_for("ingest/camera decoded", partial(decoded, page, "ingest/camera", 30))
+        assert video["codec"].lower() == "video/h264" and video["frameWidth"] == 320, video
+        audio = wait_for("ingest/audio received", partial(heard, page, "ingest/audio", 50))
+        assert audio["codec"].lower() == "audio/opus", audio
+        assert caption(page, "remote:ingest/main") == "ingest"
+        stop = models.StopStreamIngestRequest()
+        stop.SdkAppId = tenant.app.sdk_app_id
+        stop.TaskId = task_id
+        client.StopStreamIngest(stop)
+    wait_for("the ingest tile removed", lambda: state(page)["tiles"] == ["local:viewer/main"])
+    assert "ingest left" in state(page)["log"]
+    assert not [line for line in console if line.startswith(("error", "pageerror"))], console

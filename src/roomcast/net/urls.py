@@ -139,8 +139,14 @@ class HttpUrl:
     port: int
 
 
-def parse_http_url(url: str) -> HttpUrl:
-    """``url`` if it is an absolute http(s) URL with a host, else :class:`UrlRefused`."""
+HTTP_SCHEMES: tuple[str, ...] = ("http", "https")
+MEDIA_SCHEMES: tuple[str, ...] = ("http", "https", "rtmp", "rtmps")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "rtmp": 1935, "rtmps": 443}
+
+
+def parse_http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> HttpUrl:
+    """``url`` if it is an absolute URL with a host and one of ``schemes`` (default http and
+    https; stream ingest also takes rtmp and rtmps), else :class:`UrlRefused`."""
     if not isinstance(url, str) or not url.strip():
         raise UrlRefused("the URL is empty")
     if any(c in url for c in "\r\n\t\x00"):
@@ -149,13 +155,14 @@ def parse_http_url(url: str) -> HttpUrl:
         parsed = httpx.URL(url.strip())
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise UrlRefused(f"not a valid URL: {exc}") from None
-    if parsed.scheme not in ("http", "https"):
+    if parsed.scheme not in schemes:
         shown = parsed.scheme or "no scheme"
-        raise UrlRefused(f"only http:// and https:// URLs are allowed ({shown} given)")
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise UrlRefused(f"only {allowed} URLs are allowed ({shown} given)")
     host = parsed.host.lower().rstrip(".")
     if not host:
         raise UrlRefused("the URL has no host")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
     return HttpUrl(parsed, host, port)
 
 
@@ -188,11 +195,13 @@ class UrlPolicy:
             resolve_timeout_s=float(settings.url_fetch_timeout_s),
         )
 
-    async def resolve(self, url: str) -> tuple[HttpUrl, list[IpAddress]]:
+    async def resolve(
+        self, url: str, schemes: tuple[str, ...] = HTTP_SCHEMES
+    ) -> tuple[HttpUrl, list[IpAddress]]:
         """Parse and resolve ``url``: every address allowed, else :class:`UrlRefused`.
 
         With ``allow_private`` nothing is resolved (the address list is empty)."""
-        target = parse_http_url(url)
+        target = parse_http_url(url, schemes)
         if self.allow_private:
             return target, []
         reason = _host_refusal(target.host)
@@ -227,13 +236,13 @@ class UrlPolicy:
             raise UnresolvedHost(f"the host {host} does not resolve")
         return out
 
-    async def check(self, url: str, *, field: str) -> None:
+    async def check(self, url: str, *, field: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> None:
         """API-time check of a URL a tenant gives in ``field`` (the vendor's field name).
 
         Raises :class:`InvalidArgument` with ``subject=field``. A host that does not resolve
         now is accepted: the check when connecting is the one that counts."""
         try:
-            await self.resolve(url)
+            await self.resolve(url, schemes)
         except UnresolvedHost:
             return
         except UrlRefused as exc:

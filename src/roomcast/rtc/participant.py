@@ -27,8 +27,8 @@ SignalSender = Callable[[dict[str, Any]], Awaitable[None]]
 class PublishedTrack:
     info: TrackInfo
     forwarder: TrackForwarder
-    receiver: RTCRtpReceiver
-    peer: PublisherPeer
+    receiver: RTCRtpReceiver | None  # None: produced in this process (rtc.local)
+    peer: PublisherPeer | None
 
 
 @dataclass

@@ -10,6 +10,9 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamTrack
+
 from . import aiortc_compat as compat
 from .auth import ALL_PERMISSIONS, Identity, Permission
 from .errors import NotFoundError, RoomClosedError, RoomFullError, TooManyRoomsError
@@ -30,7 +33,7 @@ from .events import (
     TrackUnmuted,
     TrackUnpublished,
 )
-from .forwarder import PacketSubscription, TrackForwarder
+from .forwarder import KeyframeRequester, PacketSubscription, TrackForwarder
 from .participant import Participant, PublishedTrack, Resource
 from .peer import IncomingTrack, PublisherPeer, SubscriberPeer
 from .stats import StatsSampler
@@ -256,22 +259,47 @@ class Room:
             await self.leave(p, LeaveReason.LEFT, "resource deleted")
 
     async def _add_track(self, p: Participant, incoming: IncomingTrack, peer: PublisherPeer) -> None:
-        if incoming.kind in p.published:
-            await self._remove_track(p, incoming.kind)
         receiver = incoming.transceiver.receiver
-        info = TrackInfo(
-            app_key=self.app_key,
-            room_id=self.room_id,
-            user_id=p.user_id,
-            kind=incoming.kind,
-            codec=incoming.codec,
-        )
 
         async def request_keyframe() -> bool:
             return await compat.send_pli(receiver)
 
+        await self._add_forwarder(
+            p, incoming.kind, incoming.codec, receiver.track, request_keyframe, receiver=receiver, peer=peer
+        )
+
+    async def add_local_track(
+        self,
+        p: Participant,
+        kind: TrackKind,
+        codec: str,
+        source: MediaStreamTrack,
+        request_keyframe: KeyframeRequester | None,
+    ) -> TrackForwarder:
+        """Publish a track produced in this process (stream ingest) as ``p``'s: subscribers,
+        recorders and relays see it like any publisher's. ``source.recv()`` yields ``av.Packet``s."""
+        if not p.active:
+            raise RoomClosedError("participant has left")
+        return await self._add_forwarder(p, kind, codec, source, request_keyframe, receiver=None, peer=None)
+
+    async def _add_forwarder(
+        self,
+        p: Participant,
+        kind: TrackKind,
+        codec: str,
+        source: MediaStreamTrack,
+        request_keyframe: KeyframeRequester | None,
+        *,
+        receiver: RTCRtpReceiver | None,
+        peer: PublisherPeer | None,
+    ) -> TrackForwarder:
+        if kind in p.published:
+            await self._remove_track(p, kind)
+        info = TrackInfo(
+            app_key=self.app_key, room_id=self.room_id, user_id=p.user_id, kind=kind, codec=codec
+        )
         fwd = TrackForwarder(
-            info, receiver.track, request_keyframe, min_keyframe_interval=self.config.min_keyframe_interval
+            info, source, request_keyframe, min_keyframe_interval=self.config.min_keyframe_interval
         )
         blocked = self.blocked.get(p.user_id, set())
         fwd.set_blocked(MediaType(info.media) in blocked)
@@ -282,6 +310,7 @@ class Room:
             TrackPublished, user_id=p.user_id, kind=info.kind, codec=info.codec, track_id=info.track_id
         )
         self._resync_all(exclude=p)
+        return fwd
 
     async def _remove_track(self, p: Participant, kind: TrackKind) -> None:
         pt = p.published.pop(kind, None)

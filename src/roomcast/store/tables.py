@@ -380,3 +380,41 @@ class AutoRecordRow(Base):
     rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """None: off."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+# --- issue 14: stream ingest usage ---
+
+
+class IngestUsageRow(Base):
+    """One ended stream ingest task: how long it ran (billed, pauses included) and how its video
+    went out. Written with the task's end, in the same transaction; the statistics read it."""
+
+    __tablename__ = "ingest_usage"
+    __table_args__ = (Index("ix_ingest_usage_app_ended", "sdk_app_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    sdk_app_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    video_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """copy (forwarded as it is) | transcode | None (no video)."""
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class IngestProgressRow(Base):
+    """Where a running ingest task's file is (written every few seconds): a task taken over or
+    restarted resumes there. Deleted with the task's end."""
+
+    __tablename__ = "ingest_progress"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    position_s: Mapped[float] = mapped_column(Float, nullable=False)
+    plays_done: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -62,6 +62,18 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "DismissRoomByStrRoomId": {"SdkAppId": 1400000001, "RoomId": "demo"},
     "SetUserBlocked": {"SdkAppId": 1400000001, "RoomId": 8888, "UserId": "bob", "IsMute": 1},
     "SetUserBlockedByStrRoomId": {"SdkAppId": 1400000001, "StrRoomId": "demo", "UserId": "bob", "IsMute": 1},
+    "StartStreamIngest": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "RoomIdType": 1,
+        "UserId": "ingest-1",
+        "UserSig": "eJw1zEELgjAYx...",
+        "StreamUrl": "https://example.com/video.mp4",
+        "RepeatNum": 1,
+    },
+    "DescribeStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    "UpdateStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID", "IsPause": True},
+    "StopStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
 }
 
 JOYY_EXAMPLES: dict[str, dict[str, Any]] = {
