@@ -57,6 +57,7 @@ from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
+from roomcast.services.whiteboard import SignallingBoards
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
 from roomcast.storage.target import StorageTarget
 
@@ -281,7 +282,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.
     app.state.sfu = sfu
     join_auth = _RuntimeJoinAuthenticator(app)
-    app.include_router(create_signalling_router(sfu, join_auth))
+    boards = SignallingBoards(lambda: app.state.runtime.whiteboard)
+    app.include_router(create_signalling_router(sfu, join_auth, whiteboard=boards))
     app.include_router(create_whip_router(sfu, join_auth))
     v1.mount(app)  # the native API, /api/v1
     docs.mount(app)  # /docs, offline
