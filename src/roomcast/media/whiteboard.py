@@ -14,7 +14,7 @@ left out (a paused recording) are skipped, so the video holds only what was reco
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +27,7 @@ import skia
 
 from roomcast.domain.whiteboard import Board
 
-__all__ = ["BoardRenderer", "VideoResult", "board_at", "parse_ratio", "write_board_video"]
+__all__ = ["BoardRenderer", "VideoResult", "board_at", "frame_times", "parse_ratio", "write_board_video"]
 
 U8Array = npt.NDArray[np.uint8]
 ImageSource = Callable[[str], U8Array | None]
@@ -177,6 +177,22 @@ class BoardRenderer:
         return np.ascontiguousarray(rgba[:, :, :3])
 
 
+def frame_times(spans: Sequence[tuple[int, int]], fps: int) -> Iterator[float]:
+    """Wall-clock ms of each frame of the spans played back to back at ``fps``."""
+    frame_ms = 1000.0 / fps
+    total = sum(max(0, b - a) for a, b in spans)
+    k = 0
+    span = 0
+    before = 0  # play ms of the spans before ``span``
+    while k * frame_ms < total:
+        play = k * frame_ms
+        while play >= before + (spans[span][1] - spans[span][0]):
+            before += max(0, spans[span][1] - spans[span][0])
+            span += 1
+        yield spans[span][0] + (play - before)
+        k += 1
+
+
 def board_at(ops: Iterable[Mapping[str, Any]], t_ms: int) -> Board:
     """The board as it was at ``t_ms`` (every operation with ``t <= t_ms``)."""
     return Board.replay(op for op in ops if int(op["t"]) <= t_ms)
@@ -220,26 +236,22 @@ def write_board_video(
         stream.bit_rate = bitrate_kbps * 1000
         stream.codec_context.time_base = Fraction(1, fps)
         stream.options = {"preset": "veryfast", "g": str(fps * 2)}
-        for start, end in spans:
-            n = 0
-            while start + n * frame_ms < end:
-                now = start + n * frame_ms
-                upto = bisect.bisect_right(times, now)
-                # Operations are in seq order; their times are too, except for clock steps.
-                changed = last is None or upto > applied
-                while applied < upto:
-                    board.apply(ops[applied])
-                    applied += 1
-                if changed:
-                    last = renderer.render(board)
-                assert last is not None
-                frame = av.VideoFrame.from_ndarray(last, format="rgb24")
-                frame.pts = frames
-                frame.time_base = Fraction(1, fps)
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-                frames += 1
-                n += 1
+        for now in frame_times(spans, fps):
+            upto = bisect.bisect_right(times, now)
+            # Operations are in seq order; their times are too, except for clock steps.
+            changed = last is None or upto > applied
+            while applied < upto:
+                board.apply(ops[applied])
+                applied += 1
+            if changed:
+                last = renderer.render(board)
+            assert last is not None
+            frame = av.VideoFrame.from_ndarray(last, format="rgb24")
+            frame.pts = frames
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            frames += 1
         for packet in stream.encode():
             out.mux(packet)
     return VideoResult(

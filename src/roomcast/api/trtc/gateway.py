@@ -91,6 +91,10 @@ class Action:
     """The code for bad values when no field-specific one exists (e.g. InvalidParameter.OutOfRange)."""
     starts_task: bool = False
     """Refused on a disabled app (recordings, relays, ...); other actions still work on it."""
+    field_codes: bool = True
+    """Field-specific codes (``InvalidParameter.RoomId``...); TIW documents none."""
+    type_code: str | None = None
+    """The code for a value of the wrong type, where the service documents one."""
 
 
 class ActionRegistry:
@@ -268,7 +272,13 @@ class Tc3Gateway:
         throttle_key = (service, sdk_app_id if sdk_app_id is not None else creds.account_id, action_name)
         if not self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
             raise TrtcError("RequestLimitExceeded", "The number of requests exceeds the frequency limit.")
-        params = parse(action.model, data, action.invalid_code)
+        params = parse(
+            action.model,
+            data,
+            action.invalid_code,
+            field_codes=action.field_codes,
+            type_code=action.type_code,
+        )
         started = time.perf_counter()
         result = await action.handler(ctx, params)
         event(
