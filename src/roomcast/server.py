@@ -32,6 +32,7 @@ from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallbac
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
+from roomcast.api.tiw import online_record as tiw_online_record
 from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
@@ -173,6 +174,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         room_users=room_users,
     )
     trtc_recording.register_dialect(service)
+    tiw_online_record.register_dialect(service, rt)
     jocloud_recording.register_dialect(service)
     sparkrtc_auto.register(service, rt, sfu.events)
 

@@ -603,7 +603,15 @@ class RecordingService:
         await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
         return task
 
-    async def stop(self, app: App, task_id: str) -> Task:
+    def running(self, dialect: str) -> list[Task]:
+        """The tasks of a dialect that this node is recording now."""
+        return [r.task for r in self._running.values() if r.task.dialect == dialect and r.job_running]
+
+    def spawn(self, name: str, coro: Any) -> None:
+        """Run a dialect's background work (a watchdog) for as long as the service runs."""
+        self._background.spawn(name, coro)
+
+    async def stop(self, app: App, task_id: str, reason: msink.EndReason = msink.EndReason.STOPPED) -> Task:
         """Ask the task to stop; finalizing and uploading go on in the background."""
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state is TaskState.EXITED:
@@ -614,7 +622,7 @@ class RecordingService:
                 raise Unavailable("the task is run by another node", subject="task")
             raise NotFound("the task has ended", subject="task")
         if task.state is not TaskState.STOPPING:
-            await self._request_stop(run, msink.EndReason.STOPPED)
+            await self._request_stop(run, reason)
         return run.task
 
     async def _request_stop(self, run: _Running, reason: msink.EndReason) -> None:

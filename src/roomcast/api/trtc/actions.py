@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from roomcast.api.tiw import online_record
 from roomcast.api.trtc import recording, rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
@@ -10,3 +11,4 @@ def register(registry: ActionRegistry) -> None:
     """Add every served action to ``registry``; unregistered actions answer ``InvalidAction``."""
     rooms.register(registry)
     recording.register(registry)
+    online_record.register(registry)

@@ -1,0 +1,325 @@
+"""TIW online recording end to end with the official tiw SDK: two synthetic publishers while a
+Python client draws; pause and resume; stop, then Describe until FINISHED; the per-user, spliced,
+whiteboard and mixed videos downloaded and probed; the signed result callback; the errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.tiw.v20190919 import models, tiw_client
+
+from roomcast.media.testpattern import SyntheticParticipant, user_colour
+from roomcast.rtc.client import RoomClient
+from roomcast.rtc.track import TrackKind
+from roomcast.runtime import Runtime
+from roomcast.services.join_tokens import issue_usersig
+from tests.api.conftest import Tenant, make_tenant
+from tests.support import avcheck
+from tests.support.live import LiveServer, live_server
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+ROOM = 4321
+KEY = "tiw-callback-key"
+TEACHER, STUDENT = "teacher", "student7"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = Path(tmp_path_factory.mktemp("tiw")) / "var"
+    with live_server(data, ice_host_addresses=["127.0.0.1"], empty_room_grace_s=5.0) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def tenant(server: LiveServer, receiver: Receiver) -> Tenant:
+    t = make_tenant(server, "tiw")
+
+    async def set_cb(rt: Runtime) -> Tenant:
+        await rt.tenancy.set_callback(t.app.app_id, receiver.url, KEY)
+        return Tenant(t.creds, await rt.tenancy.get_app(t.app.app_id))
+
+    return server.run(set_cb)
+
+
+def sdk(server: LiveServer, t: Tenant) -> tiw_client.TiwClient:
+    prof = ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"))
+    return tiw_client.TiwClient(
+        credential.Credential(t.creds.secret_id, t.creds.secret_key), "ap-singapore", prof
+    )
+
+
+def call(fn: Any, req: Any) -> Any:
+    return asyncio.to_thread(fn, req)
+
+
+def start_request(t: Tenant, room: int, **fields: Any) -> models.StartOnlineRecordRequest:
+    robot = fields.pop("RecordUserId", f"tic_record_user_{room}_r1")
+    req = models.StartOnlineRecordRequest()
+    req.from_json_string(
+        json.dumps(
+            {
+                "SdkAppId": t.app.sdk_app_id,
+                "RoomId": room,
+                "RecordUserId": robot,
+                "RecordUserSig": fields.pop("RecordUserSig", None) or issue_usersig(t.app, robot),
+                **fields,
+            }
+        )
+    )
+    return req
+
+
+def task_request(cls: type[Any], t: Tenant, task_id: str) -> Any:
+    req = cls()
+    req.SdkAppId = t.app.sdk_app_id
+    req.TaskId = task_id
+    return req
+
+
+@asynccontextmanager
+async def class_room(server: LiveServer, t: Tenant, room: str) -> AsyncIterator[RoomClient]:
+    """Two synthetic publishers and a drawing client (who does not publish)."""
+    clients: list[RoomClient] = []
+    people = [SyntheticParticipant(u, width=320, height=240, fps=15) for u in (TEACHER, STUDENT)]
+    try:
+        for person in people:
+            c = RoomClient(
+                server.url,
+                app_id=str(t.app.sdk_app_id),
+                room_id=room,
+                user_id=person.user_id,
+                token=issue_usersig(t.app, person.user_id),
+            )
+            await c.connect()
+            await c.publish({TrackKind.CAMERA: person.video, TrackKind.AUDIO: person.audio})
+            clients.append(c)
+        sfu = server.app.state.sfu
+        for _ in range(150):
+            if len(sfu.list_tracks(str(t.app.sdk_app_id), room)) >= 4:
+                break
+            await asyncio.sleep(0.1)
+        drawer = RoomClient(
+            server.url,
+            app_id=str(t.app.sdk_app_id),
+            room_id=room,
+            user_id="drawer",
+            token=issue_usersig(t.app, "drawer"),
+        )
+        await drawer.connect()
+        clients.append(drawer)
+        await drawer.sync_board()
+        yield drawer
+    finally:
+        for c in clients:
+            await c.close()
+        for p in people:
+            p.stop()
+
+
+async def finished(client: tiw_client.TiwClient, t: Tenant, task_id: str, limit_s: float = 120) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        resp = await call(
+            client.DescribeOnlineRecord, task_request(models.DescribeOnlineRecordRequest, t, task_id)
+        )
+        if resp.Status == "FINISHED" or time.monotonic() > deadline:
+            return resp
+        await asyncio.sleep(0.5)
+
+
+async def download(url: str, path: Path) -> Path:
+    async with httpx.AsyncClient() as h:
+        r = await h.get(url)
+        assert r.status_code == 200, url
+        path.write_bytes(r.content)
+    return path
+
+
+def centre_colour(path: Path, at: float, region: avcheck.Region) -> tuple[int, int, int]:
+    return avcheck.dominant_colour(avcheck.frame_at(path, at, skip_flash=False), region)
+
+
+def close(c: tuple[int, int, int], want: tuple[int, int, int], tol: float = 60) -> bool:
+    return avcheck.colour_distance(c, want) <= tol
+
+
+async def test_class_recorded_with_pause_concat_and_mix(
+    server: LiveServer, tenant: Tenant, receiver: Receiver, tmp_path: Path
+) -> None:
+    client = sdk(server, tenant)
+    room = str(ROOM)
+    async with class_room(server, tenant, room) as drawer:
+        req = start_request(
+            tenant,
+            ROOM,
+            Whiteboard={"Width": 640, "Height": 480, "InitParam": json.dumps({"ratio": "4:3"})},
+            Concat={"Enabled": True},
+            MixStream={"Enabled": True, "ModelId": 2, "TeacherId": TEACHER},
+            Extras=["MIX_STREAM"],
+        )
+        task_id = (await call(client.StartOnlineRecord, req)).TaskId
+        await asyncio.sleep(1.0)
+        red = await drawer.draw(
+            "rect", points=[[0.1, 0.1], [0.9, 0.9]], color="#ff0000", fill="#ff0000", width=2
+        )
+        await asyncio.sleep(1.5)
+        await call(client.PauseOnlineRecord, task_request(models.PauseOnlineRecordRequest, tenant, task_id))
+        paused = await call(
+            client.DescribeOnlineRecord, task_request(models.DescribeOnlineRecordRequest, tenant, task_id)
+        )
+        assert paused.Status == "PAUSED"
+        with pytest.raises(TencentCloudSDKException) as again:
+            await call(
+                client.PauseOnlineRecord, task_request(models.PauseOnlineRecordRequest, tenant, task_id)
+            )
+        assert again.value.code == "UnsupportedOperation.InvalidTaskStatus"
+        await asyncio.sleep(1.5)
+        await call(client.ResumeOnlineRecord, task_request(models.ResumeOnlineRecordRequest, tenant, task_id))
+        await drawer.draw("clear")
+        blue = await drawer.draw(
+            "ellipse", points=[[0.1, 0.1], [0.9, 0.9]], color="#0000ff", fill="#0000ff", width=2
+        )
+        await asyncio.sleep(2.0)
+        await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+        with pytest.raises(TencentCloudSDKException) as stopped:
+            await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+        assert stopped.value.code == "UnsupportedOperation.TaskHasAlreadyStopped"
+        await drawer.sync_board()
+        red_t, blue_t = drawer.board.pages["1"].items[0]["t"], drawer.board.pages["1"].items[-1]["t"]
+        assert red["seq"] < blue["seq"]
+
+    resp = await finished(client, tenant, task_id)
+    assert resp.Status == "FINISHED" and resp.FinishReason == "USER_CALL"
+    assert resp.RoomId == ROOM and resp.GroupId == room and resp.RecordUserId == f"tic_record_user_{ROOM}_r1"
+    assert resp.ExceptionCnt == 0
+    assert len(resp.OmittedDurations) == 1
+    om = resp.OmittedDurations[0]
+    assert 1200 <= om.ResumeTime - om.PauseTime <= 3000
+    wall = (resp.RecordStopTime - resp.RecordStartTime) * 1000
+    assert abs(resp.TotalTime - (wall - (om.ResumeTime - om.PauseTime))) <= 2000
+    by_type: dict[int, list[Any]] = {}
+    for v in resp.VideoInfos:
+        by_type.setdefault(v.VideoType, []).append(v)
+        assert v.VideoFormat == "mp4" and v.VideoSize > 0 and v.VideoUrl.startswith("http")
+    # Concat: one spliced video per user, across the pause.
+    assert sorted(v.UserId for v in by_type[0]) == [STUDENT, TEACHER]
+    for v in by_type[0]:
+        assert abs(v.VideoDuration - resp.TotalTime) <= 1500, v
+    (board,) = by_type[2]
+    (mix,) = by_type[3]
+    assert board.UserId == "" and (board.Width, board.Height) == (640, 480)
+    assert mix.UserId == f"tic_mixstream_{ROOM}_2" and (mix.Width, mix.Height) == (1624, 1000)
+
+    board_file = await download(board.VideoUrl, tmp_path / "board.mp4")
+    info = avcheck.probe(board_file)
+    assert info.video is not None and abs(info.video.duration * 1000 - resp.TotalTime) <= 1000
+    start_ms = resp.RecordStartTime * 1000
+
+    def play_s(wall_ms: int) -> float:
+        """Seconds into the videos of a wall-clock time (the pause taken out)."""
+        out = wall_ms - start_ms
+        if wall_ms >= om.ResumeTime:
+            out -= om.ResumeTime - om.PauseTime
+        return out / 1000
+
+    # The page (4:3) fills the 640x480 frame: its centre shows the shape of the moment.
+    centre = (280, 200, 80, 80)
+    assert close(centre_colour(board_file, max(0.0, play_s(red_t) - 1.2), centre), (255, 255, 255), 30)
+    assert close(centre_colour(board_file, play_s(red_t) + 0.8, centre), (255, 0, 0))
+    assert close(centre_colour(board_file, play_s(blue_t) + 0.8, centre), (0, 0, 255))
+
+    mix_file = await download(mix.VideoUrl, tmp_path / "mix.mp4")
+    at = play_s(blue_t) + 0.8
+    frame = avcheck.frame_at(mix_file, at, skip_flash=False)
+    # ModelId 2: the board at (8, 8) 1280x960; cameras in a column at x=1296, teacher first.
+    assert close(avcheck.dominant_colour(frame, (8 + 540, 8 + 380, 200, 200)), (0, 0, 255))
+    slots = [(1296 + 60, 8 + 60, 200, 120), (1296 + 60, 256 + 60, 200, 120)]
+    assert avcheck.region_users(frame, slots, [TEACHER, STUDENT]) == [TEACHER, STUDENT]
+    mix_info = avcheck.probe(mix_file)
+    assert mix_info.audio is not None and abs(mix_info.video.duration * 1000 - resp.TotalTime) <= 1000  # type: ignore[union-attr]
+
+    for v in by_type[0]:
+        spliced = await download(v.VideoUrl, tmp_path / f"{v.UserId}.mp4")
+        c = avcheck.dominant_colour(avcheck.frame_at(spliced, 1.0), (100, 80, 120, 80))
+        assert close(c, user_colour(v.UserId), 80)
+
+    # The result callback, signed, once.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [
+        r for r in receiver.requests if b"OnlineRecordFinished" in r.body
+    ]:
+        await asyncio.sleep(0.2)
+    (got,) = [r for r in receiver.requests if b"OnlineRecordFinished" in r.body]
+    want = base64.b64encode(hmac.new(KEY.encode(), got.body, hashlib.sha256).digest()).decode()
+    assert got.headers["Sign"] == want
+    body = got.json()
+    assert body["TaskId"] == task_id and body["Payload"]["Status"] == "FINISHED"
+    assert len(body["Payload"]["VideoInfos"]) == len(resp.VideoInfos)
+
+
+async def test_documented_errors(server: LiveServer, tenant: Tenant) -> None:
+    client = sdk(server, tenant)
+    room = ROOM + 1
+
+    async def code(fn: Any, req: Any) -> str:
+        with pytest.raises(TencentCloudSDKException) as err:
+            await call(fn, req)
+        return str(err.value.code)
+
+    start = client.StartOnlineRecord
+    assert (
+        await code(start, start_request(tenant, room, RecordUserId="robot"))
+        == "InvalidParameter.RecordParameter"
+    )
+    assert await code(start, start_request(tenant, room, RecordUserSig="wrong")) == "AuthFailure"
+    assert (
+        await code(start, start_request(tenant, room, AutoStopTimeout=10))
+        == "InvalidParameter.RecordParameter"
+    )
+    assert await code(start, start_request(tenant, room, Extras=["SPEED"])) == "InvalidParameter.InvalidExtra"
+    no_extra = start_request(tenant, room, MixStream={"Enabled": True, "ModelId": 1})
+    assert await code(start, no_extra) == "InvalidParameter.RecordParameter"
+    bad_model = start_request(tenant, room, MixStream={"Enabled": True, "ModelId": 9}, Extras=["MIX_STREAM"])
+    assert await code(start, bad_model) == "InvalidParameter.RecordParameter"
+    bad_image = start_request(tenant, room, Concat={"Enabled": True, "Image": "file:///etc/passwd"})
+    assert await code(start, bad_image) == "InvalidParameter.UrlFormatError"
+    wrong_type = start_request(tenant, room)
+    wrong_type.RoomId = "not a number"
+    assert await code(start, wrong_type) == "InvalidParameter.BodyParameterTypeUnmatched"
+    describe = task_request(models.DescribeOnlineRecordRequest, tenant, "no-such-task")
+    assert await code(client.DescribeOnlineRecord, describe) == "InvalidParameter.TaskNotFound"
+
+    task_id = (await call(start, start_request(tenant, room))).TaskId
+    assert await code(start, start_request(tenant, room)) == "ResourceInUse.RecordUserId"
+    resume = task_request(models.ResumeOnlineRecordRequest, tenant, task_id)
+    assert await code(client.ResumeOnlineRecord, resume) == "UnsupportedOperation.InvalidTaskStatus"
+    resp = await call(
+        client.DescribeOnlineRecord, task_request(models.DescribeOnlineRecordRequest, tenant, task_id)
+    )
+    assert resp.Status in ("PREPARED", "RECORDING") and resp.FinishReason == ""
+    other = await asyncio.to_thread(make_tenant, server, "someone-else")
+    stranger = task_request(models.StopOnlineRecordRequest, other, task_id)
+    stranger.SdkAppId = tenant.app.sdk_app_id
+    assert await code(sdk(server, other).StopOnlineRecord, stranger) == "UnauthorizedOperation.SdkAppId"
+    await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+    resp = await finished(client, tenant, task_id, 60)
+    assert resp.Status == "FINISHED" and resp.FinishReason == "USER_CALL"
+    pause = task_request(models.PauseOnlineRecordRequest, tenant, task_id)
+    assert await code(client.PauseOnlineRecord, pause) == "UnsupportedOperation.TaskHasAlreadyStopped"
