@@ -148,7 +148,7 @@ async def download(url: str, path: Path) -> Path:
     async with httpx.AsyncClient() as h:
         r = await h.get(url)
         assert r.status_code == 200, url
-        path.write_bytes(r.content)
+        await asyncio.to_thread(path.write_bytes, r.content)
     return path
 
 
