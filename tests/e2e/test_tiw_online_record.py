@@ -322,3 +322,84 @@ async def test_documented_errors(server: LiveServer, tenant: Tenant) -> None:
     assert resp.Status == "FINISHED" and resp.FinishReason == "USER_CALL"
     pause = task_request(models.PauseOnlineRecordRequest, tenant, task_id)
     assert await code(client.PauseOnlineRecord, pause) == "UnsupportedOperation.TaskHasAlreadyStopped"
+
+
+async def test_record_control_audio_files_custom_layout_without_concat(
+    server: LiveServer, tenant: Tenant, tmp_path: Path
+) -> None:
+    """RecordControl leaves the student out and the teacher's audio off; AudioFileNeeded adds
+    MP3s; without Concat a pause splits the whiteboard and mixed videos; a custom layout."""
+    client = sdk(server, tenant)
+    room = ROOM + 2
+    custom = {
+        "Canvas": {"LayoutParams": {"Width": 640, "Height": 240}, "BackgroundColor": "#102030"},
+        "InputStreamList": [
+            {
+                "InputStreamId": "tic_record_user",
+                "LayoutParams": {"X": 0, "Y": 0, "Width": 320, "Height": 240},
+            },
+            {"InputStreamId": "", "LayoutParams": {"X": 320, "Y": 0, "Width": 320, "Height": 240}},
+        ],
+    }
+    async with class_room(server, tenant, str(room)) as drawer:
+        req = start_request(
+            tenant,
+            room,
+            AudioFileNeeded=True,
+            RecordControl={
+                "Enabled": True,
+                "StreamControls": [
+                    {"StreamId": STUDENT, "DisableRecord": True},
+                    {"StreamId": TEACHER, "DisableAudio": True},
+                ],
+            },
+            MixStream={"Enabled": True, "Custom": custom, "DisableAudio": True},
+            Extras=["MIX_STREAM"],
+        )
+        task_id = (await call(client.StartOnlineRecord, req)).TaskId
+        await asyncio.sleep(1.0)
+        await drawer.draw("rect", points=[[0, 0], [1, 1]], color="#00ff00", fill="#00ff00")
+        await asyncio.sleep(1.0)
+        await call(client.PauseOnlineRecord, task_request(models.PauseOnlineRecordRequest, tenant, task_id))
+        await asyncio.sleep(1.0)
+        await call(client.ResumeOnlineRecord, task_request(models.ResumeOnlineRecordRequest, tenant, task_id))
+        await asyncio.sleep(1.5)
+        await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+    resp = await finished(client, tenant, task_id)
+    assert resp.Status == "FINISHED" and resp.OmittedDurations == []  # only reported with Concat
+    kinds = sorted((v.VideoType, v.UserId) for v in resp.VideoInfos)
+    users = {u for _, u in kinds if u and not u.startswith("tic_")}
+    assert users == {TEACHER}  # the student's stream is not recorded
+    assert [k for k in kinds if k[0] == 2] == [(2, ""), (2, "")]  # one board video per span
+    assert [k for k in kinds if k[0] == 3] == [(3, f"tic_mixstream_{room}_0")] * 2
+    assert all(v.VideoFormat == "mp4" for v in resp.VideoInfos if v.VideoType != 4)
+    # The teacher's camera pieces: no audio (DisableAudio); MP3s (AudioFileNeeded) only for
+    # streams whose audio is recorded, so none here.
+    assert [v for v in resp.VideoInfos if v.VideoType == 4] == []
+    for v in resp.VideoInfos:
+        if v.VideoType == 0:
+            path = await download(v.VideoUrl, tmp_path / f"{v.VideoId}.mp4")
+            assert avcheck.probe(path).audio is None
+        if v.VideoType == 3:
+            path = await download(v.VideoUrl, tmp_path / f"{v.VideoId}.mp4")
+            info = avcheck.probe(path)
+            assert info.audio is None and (info.video.width, info.video.height) == (640, 240)  # type: ignore[union-attr]
+    second_mix = max((v for v in resp.VideoInfos if v.VideoType == 3), key=lambda v: v.VideoPlayTime)
+    path = await download(second_mix.VideoUrl, tmp_path / "mix2.mp4")
+    frame = avcheck.frame_at(path, 0.5, skip_flash=False)
+    assert close(avcheck.dominant_colour(frame, (100, 80, 120, 80)), (0, 255, 0))  # the board, left
+    assert avcheck.region_users(frame, [(420, 80, 120, 80)], [TEACHER]) == [TEACHER]
+
+
+async def test_audio_files(server: LiveServer, tenant: Tenant) -> None:
+    client = sdk(server, tenant)
+    room = ROOM + 3
+    async with class_room(server, tenant, str(room)):
+        req = start_request(tenant, room, AudioFileNeeded=True)
+        task_id = (await call(client.StartOnlineRecord, req)).TaskId
+        await asyncio.sleep(2.5)
+        await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+    resp = await finished(client, tenant, task_id)
+    mp3 = sorted(v.UserId for v in resp.VideoInfos if v.VideoType == 4)
+    assert mp3 == [STUDENT, TEACHER]
+    assert all(v.VideoFormat == "mp3" and v.VideoSize > 0 for v in resp.VideoInfos if v.VideoType == 4)
