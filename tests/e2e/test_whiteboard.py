@@ -134,3 +134,20 @@ async def test_late_joiner_and_restart(data_dir: Path, server: LiveServer, tenan
             assert [s["points"][0][0] for s in board.visible()] == [n / 40 for n in range(30)]
             ack = await after.draw("eraser", points=[[0.0, 0.5], [1.0, 0.5]], width=20)
             assert ack["seq"] == 31
+
+
+async def test_flood_is_limited(server: LiveServer, tenant: Tenant) -> None:
+    async with client(server, tenant, "wb4", "flood") as c:
+        await c.connect()
+        results = await asyncio.gather(
+            *(c.draw("pen", op_id=f"f{n}", page="1", points=[[0.5, 0.5]]) for n in range(100)),
+            return_exceptions=True,
+        )
+        limited = [r for r in results if isinstance(r, ClientError)]
+        assert limited and all(r.code == "rate_limited" for r in limited)
+        stored = [r for r in results if isinstance(r, dict)]
+        assert 60 <= len(stored) < 100
+        await asyncio.sleep(0.5)  # the budget refills: a refused operation goes through when sent again
+        retried = next(f"f{n}" for n, r in enumerate(results) if isinstance(r, ClientError))
+        ack = await c.draw("pen", op_id=retried, page="1", points=[[0.5, 0.5]])
+        assert not ack["duplicate"] and ack["seq"] == len(stored) + 1

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -62,6 +63,10 @@ class DrawDenied(RtcError):
     code = "permission_denied"
 
 
+class WhiteboardBusy(RtcError):
+    code = "rate_limited"
+
+
 class WhiteboardStore(Protocol):
     """Where boards live (``roomcast.services.whiteboard`` behind the server's runtime).
 
@@ -75,6 +80,8 @@ class WhiteboardStore(Protocol):
 
 
 WB_SYNC_LIMIT = 5000
+WB_RATE_PER_S = 20.0
+WB_BURST = 60.0
 
 
 def create_signalling_router(
@@ -108,6 +115,8 @@ class _Session:
         self.manager = manager
         self.auth = authenticator
         self.whiteboard = whiteboard
+        self._wb_tokens = WB_BURST
+        self._wb_refill = time.monotonic()
         self.participant: Participant | None = None
         self._send_lock = asyncio.Lock()
         self._closed = False
@@ -308,6 +317,12 @@ class _Session:
             return {"type": "wb_board", "v": WB_VERSION, "ops": ops, "more": more}
         if not p.identity.can(Permission.DRAW):
             raise DrawDenied(f"{p.user_id} may not draw on this board")
+        now = time.monotonic()
+        self._wb_tokens = min(WB_BURST, self._wb_tokens + (now - self._wb_refill) * WB_RATE_PER_S)
+        self._wb_refill = now
+        if self._wb_tokens < 1:
+            raise WhiteboardBusy(f"more than {WB_RATE_PER_S:g} operations a second; send it again later")
+        self._wb_tokens -= 1
         try:
             op, duplicate = await self.whiteboard.apply(app_key, room_id, p.user_id, msg.get("op"))
         except ValueError as exc:

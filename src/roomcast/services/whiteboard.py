@@ -75,7 +75,10 @@ class WhiteboardService:
             board.apply(_op(row))
         self._boards[room] = board
         while len(self._boards) > MAX_CACHED_BOARDS:
-            self._boards.popitem(last=False)
+            gone, _ = self._boards.popitem(last=False)
+            lock = self._locks.get(gone)
+            if lock is not None and not lock.locked():
+                del self._locks[gone]
         return board
 
     async def apply(self, app_key: str, room_id: str, user_id: str, raw: Any) -> Accepted:
