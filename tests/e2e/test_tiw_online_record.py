@@ -403,3 +403,53 @@ async def test_audio_files(server: LiveServer, tenant: Tenant) -> None:
     mp3 = sorted(v.UserId for v in resp.VideoInfos if v.VideoType == 4)
     assert mp3 == [STUDENT, TEACHER]
     assert all(v.VideoFormat == "mp3" and v.VideoSize > 0 for v in resp.VideoInfos if v.VideoType == 4)
+
+
+async def test_recording_survives_a_restart(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """A server stops while recording; the next one on the same data resumes the task, and the
+    whiteboard video holds what was drawn on both."""
+    data = Path(tmp_path_factory.mktemp("tiw-restart")) / "var"
+    room = ROOM + 4
+
+    async def draw(srv: LiveServer, t: Tenant, user: str, colour: str, x: float) -> None:
+        c = RoomClient(
+            srv.url,
+            app_id=str(t.app.sdk_app_id),
+            room_id=str(room),
+            user_id=user,
+            token=issue_usersig(t.app, user),
+        )
+        async with c:
+            await c.connect()
+            await c.sync_board()
+            await c.draw("rect", points=[[x, 0.2], [x + 0.3, 0.8]], color=colour, fill=colour)
+
+    first = live_server(data, ice_host_addresses=["127.0.0.1"])
+    srv = first.__enter__()
+    try:
+        t = await asyncio.to_thread(make_tenant, srv, "restart")
+        task_id = (await call(sdk(srv, t).StartOnlineRecord, start_request(t, room))).TaskId
+        await asyncio.sleep(0.5)
+        await draw(srv, t, "one", "#ff0000", 0.1)
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(first.__exit__, None, None, None)
+    with live_server(data, ice_host_addresses=["127.0.0.1"]) as again:
+        client = sdk(again, t)
+        describe = task_request(models.DescribeOnlineRecordRequest, t, task_id)
+        for _ in range(100):
+            if (await call(client.DescribeOnlineRecord, describe)).Status == "RECORDING":
+                break
+            await asyncio.sleep(0.2)
+        assert (await call(client.DescribeOnlineRecord, describe)).Status == "RECORDING"
+        await draw(again, t, "two", "#0000ff", 0.6)
+        await asyncio.sleep(1.0)
+        await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, t, task_id))
+        resp = await finished(client, t, task_id)
+        assert resp.Status == "FINISHED" and resp.FinishReason == "USER_CALL"
+        (board,) = [v for v in resp.VideoInfos if v.VideoType == 2]
+        path = await download(board.VideoUrl, tmp_path / "board.mp4")
+        last = avcheck.frame_at(path, board.VideoDuration / 1000 - 0.2, skip_flash=False)
+        w, h = board.Width, board.Height
+        assert close(avcheck.dominant_colour(last, (int(0.2 * w), h // 2 - 20, 40, 40)), (255, 0, 0))
+        assert close(avcheck.dominant_colour(last, (int(0.7 * w), h // 2 - 20, 40, 40)), (0, 0, 255))

@@ -607,6 +607,13 @@ class RecordingService:
         """The tasks of a dialect that this node is recording now."""
         return [r.task for r in self._running.values() if r.task.dialect == dialect and r.job_running]
 
+    def recording_here(self, task: Task) -> bool | None:
+        """Whether the task's recorder runs on this node now (None: the task is another node's)."""
+        if task.node_id not in (None, self.node_id):
+            return None
+        run = self._running.get(task.task_id)
+        return run is not None and run.job_running
+
     def spawn(self, name: str, coro: Any) -> None:
         """Run a dialect's background work (a watchdog) for as long as the service runs."""
         self._background.spawn(name, coro)

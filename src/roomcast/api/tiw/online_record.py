@@ -87,7 +87,7 @@ WATCH_INTERVAL_S = 5.0
 VIDEO_TYPES = {"camera": 0, "screen": 1, "whiteboard": 2, "mix": 3}
 SPLICED = ":spliced"
 _STATUS = {
-    TaskState.IDLE: "PREPARED",
+    TaskState.IDLE: "RECORDING",  # the whiteboard is recorded from the start, streams or not
     TaskState.RUNNING: "RECORDING",
     TaskState.STOPPING: "STOPPED",
     TaskState.EXITED: "FINISHED",
@@ -208,8 +208,11 @@ def _interrupts(files: list[TaskFile], pauses: list[tuple[int, int]]) -> list[di
     return out
 
 
-def result(task: Task, files: list[TaskFile], url_of: Callable[[str], str]) -> dict[str, Any]:
-    """DescribeOnlineRecord's answer for a task and its files."""
+def result(
+    task: Task, files: list[TaskFile], url_of: Callable[[str], str], *, prepared: bool = False
+) -> dict[str, Any]:
+    """DescribeOnlineRecord's answer for a task and its files; ``prepared``: its recorder is not
+    running yet (a node is taking it over)."""
     p = params_of(task)
     request = task.request
     stopped = task.state in (TaskState.STOPPING, TaskState.EXITED)
@@ -221,6 +224,8 @@ def result(task: Task, files: list[TaskFile], url_of: Callable[[str], str]) -> d
     status = _STATUS[task.state]
     if status == "RECORDING" and request.get("pauses") and request["pauses"][-1][1] is None:
         status = "PAUSED"
+    elif prepared and task.state in (TaskState.IDLE, TaskState.RUNNING):
+        status = "PREPARED"
     finish = ""
     if stopped:
         finish = str(request.get("finish_reason") or _FINISH.get(task.reason or "", "EXCEPTION"))
@@ -248,7 +253,7 @@ def result(task: Task, files: list[TaskFile], url_of: Callable[[str], str]) -> d
         "RoomId": p.RoomId,
         "GroupId": str(request.get("board_room", "")),
         "RecordUserId": task.robot_user_id or p.RecordUserId,
-        "RecordStartTime": start // 1000 if task.state is not TaskState.IDLE else 0,
+        "RecordStartTime": start // 1000 if status != "PREPARED" else 0,
         "RecordStopTime": stop // 1000 if stopped else 0,
         "TotalTime": sum(b - a for a, b in spans),
         "ExceptionCnt": sum(1 for f in files if f.state == "failed") + (1 if task.error else 0),
@@ -323,7 +328,8 @@ async def _task(ctx: ActionContext, p: TaskParams) -> tuple[App, Task, list[Task
 
 async def describe(ctx: ActionContext, p: TaskParams) -> dict[str, Any]:
     _, task, files = await _task(ctx, p)
-    return result(task, files, _service(ctx).library_url)
+    svc = _service(ctx)
+    return result(task, files, svc.library_url, prepared=svc.recording_here(task) is False)
 
 
 def _live(task: Task) -> None:
