@@ -32,6 +32,7 @@ from tests.api.conftest import Tenant, make_tenant
 from tests.support import avcheck
 from tests.support.live import LiveServer, live_server
 from tests.support.receiver import Receiver
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, MotoS3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -453,3 +454,48 @@ async def test_recording_survives_a_restart(tmp_path_factory: pytest.TempPathFac
         w, h = board.Width, board.Height
         assert close(avcheck.dominant_colour(last, (int(0.2 * w), h // 2 - 20, 40, 40)), (255, 0, 0))
         assert close(avcheck.dominant_colour(last, (int(0.7 * w), h // 2 - 20, 40, 40)), (0, 0, 255))
+
+
+async def test_operator_s3_storage(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, moto: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``tiw_s3_bucket`` set, the videos go to that bucket and VideoUrl downloads from it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = await asyncio.to_thread(moto.make_bucket)
+    room = ROOM + 5
+    with live_server(
+        Path(tmp_path_factory.mktemp("tiw-s3")) / "var",
+        ice_host_addresses=["127.0.0.1"],
+        s3_endpoint=moto.endpoint,
+        tiw_s3_bucket=bucket,
+        tiw_s3_region="ap-singapore",
+        tiw_s3_prefix="classes",
+    ) as srv:
+        t = await asyncio.to_thread(make_tenant, srv, "s3")
+        client = sdk(srv, t)
+        c = RoomClient(
+            srv.url,
+            app_id=str(t.app.sdk_app_id),
+            room_id=str(room),
+            user_id="d",
+            token=issue_usersig(t.app, "d"),
+        )
+        async with c:
+            await c.connect()
+            await c.sync_board()
+            task_id = (await call(client.StartOnlineRecord, start_request(t, room))).TaskId
+            await c.draw("rect", points=[[0, 0], [1, 1]], color="#ff00ff", fill="#ff00ff")
+            await asyncio.sleep(1.5)
+            await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, t, task_id))
+        resp = await finished(client, t, task_id)
+        (board,) = [v for v in resp.VideoInfos if v.VideoType == 2]
+        assert board.VideoUrl.startswith(moto.endpoint) and f"/{bucket}/classes/" in board.VideoUrl
+        path = await download(board.VideoUrl, tmp_path / "board.mp4")
+        frame = avcheck.frame_at(path, board.VideoDuration / 1000 - 0.3, skip_flash=False)
+        assert close(avcheck.dominant_colour(frame), (255, 0, 255))
+        keys = [
+            o["Key"]
+            for o in (await asyncio.to_thread(moto.client().list_objects_v2, Bucket=bucket))["Contents"]
+        ]
+        assert any(k.startswith(f"classes/{task_id}/whiteboard_") for k in keys), keys

@@ -76,13 +76,15 @@ from roomcast.rtc.errors import AuthError
 from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.recordings import RecordingRequest, RecordingService
-from roomcast.storage.target import StorageTarget
+from roomcast.storage.target import StorageTarget, open_store
 
 log = logging.getLogger("roomcast.api.tiw")
 
 DIALECT = "tiw"
 SERVICE = "tiw"
 PAUSE_LIMIT_MS = 90 * 60 * 1000
+URL_EXPIRE_S = 3600
+CALLBACK_URL_EXPIRE_S = 7 * 86400  # the longest a presigned S3 URL lives
 WATCH_INTERVAL_S = 5.0
 VIDEO_TYPES = {"camera": 0, "screen": 1, "whiteboard": 2, "mix": 3}
 SPLICED = ":spliced"
@@ -101,6 +103,34 @@ def _now_ms() -> int:
 
 def _ms(at: datetime | None) -> int | None:
     return int(at.timestamp() * 1000) if at is not None else None
+
+
+def operator_target(settings: Any) -> StorageTarget | None:
+    """Where the operator sends TIW recordings (``tiw_s3_*`` settings); None: the media library."""
+    if not settings.tiw_s3_bucket:
+        return None
+    return StorageTarget(
+        kind="s3",
+        vendor=settings.tiw_s3_vendor,
+        region=settings.tiw_s3_region,
+        bucket=settings.tiw_s3_bucket,
+        prefix=settings.tiw_s3_prefix,
+    )
+
+
+async def file_urls(
+    svc: RecordingService, task: Task, files: list[TaskFile], expires_s: int
+) -> dict[str, str]:
+    """Download URLs of files kept in object storage (presigned when the bucket needs it)."""
+    keys = [f.key for f in files if not f.url and f.state not in ("failed", "expired")]
+    target = await svc.tasks.target(task.task_id) if keys else None
+    if target is None or svc.is_library(target):
+        return {}
+    store = open_store(target, svc.uploads.options)
+    try:
+        return {k: await store.url(k, expires_s) for k in keys}
+    finally:
+        await store.close()
 
 
 def _service(ctx: ActionContext) -> RecordingService:
@@ -303,7 +333,7 @@ async def start(ctx: ActionContext, p: StartOnlineRecordParams) -> dict[str, Any
         app=app,
         room_id=room,
         spec=recording_spec(p),
-        storage=None,
+        storage=operator_target(ctx.runtime.settings),
         dialect=DIALECT,
         dialect_request={"params": stored, "board_room": board_room(p), "pauses": []},
         robot_user_id=p.RecordUserId,
@@ -329,7 +359,13 @@ async def _task(ctx: ActionContext, p: TaskParams) -> tuple[App, Task, list[Task
 async def describe(ctx: ActionContext, p: TaskParams) -> dict[str, Any]:
     _, task, files = await _task(ctx, p)
     svc = _service(ctx)
-    return result(task, files, svc.library_url, prepared=svc.recording_here(task) is False)
+    urls = await file_urls(svc, task, files, URL_EXPIRE_S)
+    return result(
+        task,
+        files,
+        lambda key: urls.get(key) or svc.library_url(key),
+        prepared=svc.recording_here(task) is False,
+    )
 
 
 def _live(task: Task) -> None:
@@ -556,7 +592,9 @@ class Finisher:
                     user_id=mix_user_id(p),
                     has_audio=audio,
                 )
-        request["files_at_finish"] = [_file_json(f) for f in await svc.tasks.files(task.task_id)]
+        final = await svc.tasks.files(task.task_id)
+        request["files_at_finish"] = [_file_json(f) for f in final]
+        request["urls_at_finish"] = await file_urls(svc, task, final, CALLBACK_URL_EXPIRE_S)
         await _save_request(svc, task, request)
         event(log, "tiw.finished_videos", task_id=task.task_id, spans=len(spans))
 
@@ -622,7 +660,10 @@ def build_callback(svc: RecordingService) -> Callable[[App, TaskEvent, Task], Ca
         if not app.callback_url or ev.kind is not TaskEventKind.LIBRARY_STOPPED:
             return None
         files = _files_from(task.request.get("files_at_finish") or [])
-        payload = result(replace(task, state=TaskState.EXITED), files, svc.library_url)
+        urls = task.request.get("urls_at_finish") or {}
+        payload = result(
+            replace(task, state=TaskState.EXITED), files, lambda key: urls.get(key) or svc.library_url(key)
+        )
         if not ev.ok:
             payload["ExceptionCnt"] += 1
         body = {
