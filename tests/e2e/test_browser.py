@@ -385,9 +385,18 @@ def test_whiteboard_between_pages_and_python(
         # alice draws a red stroke with the mouse: bob's page and the Python client see it.
         alice.locator(".wb-color").fill("#ff0000")
         alice.locator(".wb-width").fill("20")
-        drag(alice, [(0.1, 0.5), (0.3, 0.5), (0.45, 0.5)])
+        box = alice.locator(".wb-canvas").bounding_box()
+        assert box is not None
+        alice.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.5 * box["height"])
+        alice.mouse.down()
+        alice.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
+        # While alice still draws, bob sees the stroke grow (a draft, nothing stored yet).
+        wait_for("bob sees alice's draft", lambda: board(bob)["drafts"].get("alice", {}).get("kind") == "pen")
+        assert board(bob)["seq"] == 0 and near(board_pixel(bob, 0.2, 0.5), (255, 0, 0))
+        alice.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"], steps=4)
+        alice.mouse.up()
         wait_for("bob sees alice's stroke", lambda: [v["kind"] for v in board(bob)["visible"]] == ["pen"])
-        assert board(bob)["visible"][0]["user_id"] == "alice"
+        assert board(bob)["visible"][0]["user_id"] == "alice" and board(bob)["drafts"] == {}
         assert near(board_pixel(bob, 0.3, 0.5), (255, 0, 0)), board_pixel(bob, 0.3, 0.5)
         py.run(py.client.wait_board(1))
         (stroke,) = py.client.board.visible()

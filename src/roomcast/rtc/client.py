@@ -184,6 +184,8 @@ class RoomClient:
         """The room's whiteboard as this client knows it (after :meth:`sync_board`, kept live)."""
         self._wb_waiting: dict[int, dict[str, Any]] = {}
         self._wb_synced = False
+        self.drafts: dict[str, dict[str, Any]] = {}
+        """Shapes others are drawing now, by user (until their operation arrives)."""
 
     # ----------------------------------------------------------- plumbing
 
@@ -239,6 +241,8 @@ class RoomClient:
             self.mapping = dict(msg.get("mapping") or {})
         if kind == "wb_op" and isinstance(msg.get("op"), dict):
             self._wb_receive([msg["op"]])
+        if kind == "wb_draft" and isinstance(msg.get("op"), dict) and msg.get("user_id") != self.user_id:
+            self.drafts[str(msg.get("user_id"))] = msg["op"]
         self.events.append(msg)
         self._event_changed.set()
 
@@ -355,6 +359,10 @@ class RoomClient:
 
     def _wb_receive(self, ops: list[dict[str, Any]]) -> None:
         """Apply operations in ``seq`` order; one that arrives early waits for those before it."""
+        done = {op.get("op_id") for op in ops}
+        for user, draft in list(self.drafts.items()):
+            if draft.get("op_id") in done:
+                del self.drafts[user]
         for op in ops:
             seq = int(op["seq"])
             if seq > self.board.seq:
@@ -384,6 +392,12 @@ class RoomClient:
         if self._wb_synced:
             await self.wait_board(int(ack["seq"]))  # draw, then see it: later shapes follow pages
         return ack
+
+    async def draft(self, kind: str, *, op_id: str, **fields: Any) -> None:
+        """Show the room a shape still being drawn (not stored; the operation with the same
+        ``op_id``, sent with :meth:`draw`, ends it)."""
+        op: dict[str, Any] = {"op_id": op_id, "kind": kind, "page": self.board.current, **fields}
+        await self._send({"type": "wb_draft", "op": op})
 
     async def wait_board(self, seq: int, time_limit: float = 10.0) -> Board:
         """Wait until the board has applied every operation up to ``seq``."""

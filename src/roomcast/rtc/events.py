@@ -170,6 +170,14 @@ class WhiteboardOp(RoomEvent):
     op: dict[str, object]
 
 
+@dataclass(frozen=True, kw_only=True)
+class WhiteboardDraft(RoomEvent):
+    """A shape still being drawn (not stored; the finished operation follows with its op_id)."""
+
+    user_id: str
+    op: dict[str, object]
+
+
 _TYPE_NAMES: dict[type[RoomEvent], str] = {
     RoomEvent: "event",
     RoomOpened: "room_opened",
@@ -186,6 +194,7 @@ _TYPE_NAMES: dict[type[RoomEvent], str] = {
     MediaUnblocked: "media_unblocked",
     TrackStats: "track_stats",
     WhiteboardOp: "wb_op",
+    WhiteboardDraft: "wb_draft",
 }
 
 

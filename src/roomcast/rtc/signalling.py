@@ -21,6 +21,7 @@ from .events import (
     RoomDismissed,
     RoomEvent,
     TrackStats,
+    WhiteboardDraft,
     WhiteboardOp,
     event_to_dict,
 )
@@ -78,6 +79,10 @@ class WhiteboardStore(Protocol):
 
     async def ops(self, app_key: str, room_id: str, since: int, limit: int) -> list[dict[str, Any]]: ...
 
+    def draft(self, op: Any) -> dict[str, Any]:
+        """A shape being drawn, checked (``ValueError`` when malformed); nothing is stored."""
+        ...
+
 
 WB_SYNC_LIMIT = 5000
 WB_RATE_PER_S = 20.0
@@ -117,6 +122,8 @@ class _Session:
         self.whiteboard = whiteboard
         self._wb_tokens = WB_BURST
         self._wb_refill = time.monotonic()
+        self._draft_tokens = WB_BURST
+        self._draft_refill = time.monotonic()
         self.participant: Participant | None = None
         self._send_lock = asyncio.Lock()
         self._closed = False
@@ -300,6 +307,9 @@ class _Session:
             return {"type": "pong"}
         if kind in ("wb_op", "wb_sync"):
             return await self._whiteboard(p, kind, msg)
+        if kind == "wb_draft":
+            self._draft(p, msg)
+            return None
         raise ProtocolError(f"unknown message type {kind!r}")
 
     async def _whiteboard(self, p: Participant, kind: str, msg: dict[str, Any]) -> dict[str, Any]:
@@ -333,8 +343,31 @@ class _Session:
             )
         return {"type": "wb_ack", "op_id": op["op_id"], "seq": op["seq"], "duplicate": duplicate}
 
+    def _draft(self, p: Participant, msg: dict[str, Any]) -> None:
+        """Share a shape still being drawn with the room; a bad or excess draft is dropped
+        silently (drafts are cosmetic, the operation that ends them is what counts)."""
+        if self.whiteboard is None or not p.identity.can(Permission.DRAW):
+            return
+        now = time.monotonic()
+        self._draft_tokens = min(
+            WB_BURST, self._draft_tokens + (now - self._draft_refill) * WB_DRAFT_RATE_PER_S
+        )
+        self._draft_refill = now
+        if self._draft_tokens < 1:
+            return
+        self._draft_tokens -= 1
+        try:
+            op = self.whiteboard.draft(msg.get("op"))
+        except ValueError:
+            return
+        room = p.room
+        self.manager.events.publish(
+            WhiteboardDraft(app_key=room.app_key, room_id=room.room_id, user_id=p.user_id, op=op)
+        )
+
 
 WB_VERSION = 1
+WB_DRAFT_RATE_PER_S = 30.0
 
 
 def _error(msg: dict[str, Any], exc: RtcError) -> dict[str, Any]:

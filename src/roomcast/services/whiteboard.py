@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.domain.errors import LimitExceeded, RoomcastError
-from roomcast.domain.whiteboard import Board, normalize_op
+from roomcast.domain.whiteboard import SHAPES, Board, normalize_op
 from roomcast.store.tables import WhiteboardOpRow
 
 MAX_CACHED_BOARDS = 256
@@ -181,3 +181,12 @@ class SignallingBoards:
 
     async def ops(self, app_key: str, room_id: str, since: int, limit: int) -> list[dict[str, Any]]:
         return await self._service().ops(app_key, room_id, since=since, limit=limit)
+
+    def draft(self, op: Any) -> dict[str, Any]:
+        try:
+            checked = normalize_op(op)
+        except RoomcastError as exc:
+            raise ValueError(exc.message) from None
+        if checked["kind"] not in SHAPES:
+            raise ValueError("only shapes have drafts")
+        return checked

@@ -362,6 +362,10 @@
         if (board && msg.op) board.receive([msg.op]);
         return;
       }
+      if (msg.type === 'wb_draft') {
+        if (board && msg.op) board.receiveDraft(msg.user_id, msg.op);
+        return;
+      }
       switch (msg.type) {
         case 'offer':
           this.subQueue = this.subQueue.then(() => this.answerOffer(msg)).catch((err) => {

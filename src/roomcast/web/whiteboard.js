@@ -8,6 +8,8 @@
   const FIRST_PAGE = '1';
   const SHAPES = new Set(['pen', 'line', 'rect', 'ellipse', 'text', 'eraser']);
   const RATIO = 16 / 9;
+  const DRAFT_TTL_MS = 3000; // a draft not updated for this long is dropped (its author went away)
+  const DRAFT_EVERY_MS = 80;
 
   // ------------------------------------------------------------------ the board (replay)
 
@@ -134,6 +136,8 @@
       this.waiting = new Map(); // seq -> op that came early
       this.session = null;
       this.draft = null; // the shape being drawn, not sent yet
+      this.drafts = new Map(); // user -> {op, at}: shapes others are drawing now
+      this.lastDraftSent = 0;
       this.images = new Map(); // url -> HTMLImageElement (loaded or not)
       this.tool = 'pen';
       this.error = '';
@@ -164,7 +168,16 @@
       }
     }
 
+    receiveDraft(user, op) {
+      if (!this.session || user === this.session.userId) return;
+      this.drafts.set(user, { op, at: Date.now() });
+      this.render();
+      setTimeout(() => this.render(), DRAFT_TTL_MS + 50);
+    }
+
     receive(ops) {
+      const done = new Set(ops.map((o) => o.op_id));
+      for (const [user, d] of this.drafts) if (done.has(d.op.op_id)) this.drafts.delete(user);
       for (const op of ops) if (op.seq > this.board.seq) this.waiting.set(op.seq, op);
       while (this.waiting.has(this.board.seq + 1)) {
         const op = this.waiting.get(this.board.seq + 1);
@@ -238,7 +251,7 @@
         }
         c.setPointerCapture(ev.pointerId);
         const { color, width } = this.style();
-        this.draft = { kind: this.tool, points: [p], color, width, op_id: 'draft', page: this.board.current };
+        this.draft = { kind: this.tool, points: [p], color, width, op_id: crypto.randomUUID(), page: this.board.current };
         if (this.tool === 'eraser') { this.draft.width = width * 5; delete this.draft.color; }
         if (this.tool === 'line' || this.tool === 'rect' || this.tool === 'ellipse') this.draft.points = [p, p];
       });
@@ -250,14 +263,18 @@
         } else {
           this.draft.points[1] = p;
         }
+        const now = Date.now();
+        if (this.session && now - this.lastDraftSent >= DRAFT_EVERY_MS) {
+          this.lastDraftSent = now;
+          this.session.send({ type: 'wb_draft', op: this.draft });
+        }
         this.render();
       });
       const finish = () => {
         const d = this.draft;
         this.draft = null;
         if (!d) return;
-        const { op_id: _id, ...fields } = d;
-        this.send(fields);
+        this.send(d);
         this.render();
       };
       c.addEventListener('pointerup', finish);
@@ -307,6 +324,11 @@
       const lc = this.layer.getContext('2d');
       lc.clearRect(0, 0, w, h);
       for (const op of this.board.visible()) drawShape(lc, op, w, h);
+      const now = Date.now();
+      for (const [user, d] of this.drafts) {
+        if (now - d.at > DRAFT_TTL_MS) this.drafts.delete(user);
+        else if (d.op.page === this.board.current) drawShape(lc, d.op, w, h);
+      }
       if (this.draft) drawShape(lc, this.draft, w, h);
       ctx.drawImage(this.layer, 0, 0);
     }
@@ -319,6 +341,7 @@
         current: this.board.current,
         pages: [...this.board.pages.keys()],
         visible: this.board.visible().map((o) => ({ kind: o.kind, user_id: o.user_id, seq: o.seq, color: o.color || null })),
+        drafts: Object.fromEntries([...this.drafts].map(([u, d]) => [u, { kind: d.op.kind, points: d.op.points.length }])),
         error: this.error,
       };
     }
