@@ -286,7 +286,9 @@ def result(
         "RecordStartTime": start // 1000 if status != "PREPARED" else 0,
         "RecordStopTime": stop // 1000 if stopped else 0,
         "TotalTime": sum(b - a for a, b in spans),
-        "ExceptionCnt": sum(1 for f in files if f.state == "failed") + (1 if task.error else 0),
+        "ExceptionCnt": sum(1 for f in files if f.state == "failed")
+        + (1 if task.error else 0)
+        + (1 if request.get("concat_image_error") else 0),
         "OmittedDurations": [
             {"VideoTime": play_ms(spans, a), "PauseTime": a, "ResumeTime": b}
             for a, b in pauses
