@@ -303,6 +303,9 @@ async def test_documented_errors(server: LiveServer, tenant: Tenant) -> None:
     wrong_type = start_request(tenant, room)
     wrong_type.RoomId = "not a number"
     assert await code(start, wrong_type) == "InvalidParameter.BodyParameterTypeUnmatched"
+    bad_app = start_request(tenant, room)
+    bad_app.SdkAppId = "14x"
+    assert await code(start, bad_app) == "InvalidParameter.SdkAppIdNotFound"
     describe = task_request(models.DescribeOnlineRecordRequest, tenant, "no-such-task")
     assert await code(client.DescribeOnlineRecord, describe) == "InvalidParameter.TaskNotFound"
 
