@@ -502,3 +502,31 @@ async def test_operator_s3_storage(
             for o in (await asyncio.to_thread(moto.client().list_objects_v2, Bucket=bucket))["Contents"]
         ]
         assert any(k.startswith(f"classes/{task_id}/whiteboard_") for k in keys), keys
+
+
+async def test_screen_share_is_video_type_1(server: LiveServer, tenant: Tenant) -> None:
+    client = sdk(server, tenant)
+    room = ROOM + 6
+    person = SyntheticParticipant("presenter", width=320, height=240, fps=15)
+    c = RoomClient(
+        server.url,
+        app_id=str(tenant.app.sdk_app_id),
+        room_id=str(room),
+        user_id="presenter",
+        token=issue_usersig(tenant.app, "presenter"),
+    )
+    try:
+        await c.connect()
+        screen = person.screen_track(width=320, height=240, fps=5)
+        await c.publish(
+            {TrackKind.CAMERA: person.video, TrackKind.SCREEN: screen, TrackKind.AUDIO: person.audio}
+        )
+        task_id = (await call(client.StartOnlineRecord, start_request(tenant, room))).TaskId
+        await asyncio.sleep(2.5)
+        await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
+    finally:
+        await c.close()
+        person.stop()
+    resp = await finished(client, tenant, task_id)
+    kinds = sorted((v.VideoType, v.UserId) for v in resp.VideoInfos)
+    assert kinds == [(0, "presenter"), (1, "tic_substream_presenter"), (2, "")]
