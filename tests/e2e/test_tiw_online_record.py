@@ -231,14 +231,13 @@ async def test_class_recorded_with_pause_concat_and_mix(
     board_file = await download(board.VideoUrl, tmp_path / "board.mp4")
     info = avcheck.probe(board_file)
     assert info.video is not None and abs(info.video.duration * 1000 - resp.TotalTime) <= 1000
-    start_ms = resp.RecordStartTime * 1000
 
     def play_s(wall_ms: int) -> float:
-        """Seconds into the videos of a wall-clock time (the pause taken out)."""
-        out = wall_ms - start_ms
+        """Seconds into the videos of a wall-clock time, anchored on the pause (RecordStartTime
+        is in whole seconds; the omitted duration has milliseconds)."""
         if wall_ms >= om.ResumeTime:
-            out -= om.ResumeTime - om.PauseTime
-        return out / 1000
+            return (om.VideoTime + wall_ms - om.ResumeTime) / 1000
+        return (om.VideoTime - (om.PauseTime - wall_ms)) / 1000
 
     # The page (4:3) fills the 640x480 frame: its centre shows the shape of the moment.
     centre = (280, 200, 80, 80)

@@ -79,12 +79,13 @@ def test_mixed_class_video(tmp_path: Path) -> None:
         c.seek(0)
         pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
     assert len(frames) == 45
-    assert near(at(frames, 0.5, 400, 60), (255, 0, 0))  # the student alone: first slot
+    assert near(at(frames, 0.5, 400, 180), (255, 0, 0))  # the student: the first slot is the teacher's
+    assert near(at(frames, 0.5, 400, 60), (0x34, 0x36, 0x3B), 12)
     assert near(at(frames, 0.5, 160, 120), (255, 255, 255))  # the empty board
-    assert near(at(frames, 1.4, 400, 60), (255, 0, 0))  # a slot is kept while its user is there
-    assert near(at(frames, 1.4, 400, 180), (0, 0, 255))  # the teacher came: the next free slot
+    assert near(at(frames, 1.4, 400, 180), (255, 0, 0))  # a slot is kept while its user is there
+    assert near(at(frames, 1.4, 400, 60), (0, 0, 255))  # the teacher came: the teacher's slot
     assert near(at(frames, 2.0, 160, 120), (0, 255, 0))  # the board's rectangle, from 1.5 s
-    assert near(at(frames, 2.6, 400, 180), (0x34, 0x36, 0x3B), 12)  # the teacher's clip ended
+    assert near(at(frames, 2.6, 400, 60), (0x34, 0x36, 0x3B), 12)  # the teacher's clip ended
     assert np.abs(pcm).max() > 0.2  # the tones
 
 

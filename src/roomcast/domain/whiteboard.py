@@ -95,6 +95,17 @@ def _url(op: Mapping[str, Any]) -> str | None:
     return value
 
 
+def parse_ratio(text: str | None, default: tuple[int, int] = (16, 9)) -> tuple[int, int]:
+    """``"16:9"`` -> (16, 9); anything else -> ``default``."""
+    if not text or ":" not in text:
+        return default
+    a, _, b = text.partition(":")
+    if not (a.strip().isdigit() and b.strip().isdigit()):
+        return default
+    w, h = int(a), int(b)
+    return (w, h) if 0 < w <= 100 and 0 < h <= 100 else default
+
+
 def normalize_op(op: Any) -> dict[str, Any]:
     """A client's operation checked and reduced to its documented fields (``InvalidArgument``
     names the field otherwise). The server adds ``seq``, ``t`` and ``user_id`` afterwards."""

@@ -84,7 +84,7 @@ class ClassLayout:
     slots: tuple[Slot, ...]
     background: Color = field(default_factory=lambda: Color(0, 0, 0))
     teacher: str | None = None
-    """Takes the first free slot whenever present."""
+    """Owns the first free slot (left empty while the teacher is away)."""
     filler: bool = False
     """Slots of absent users show the filler image, black without one (splicing); otherwise
     their background."""
@@ -202,13 +202,16 @@ class _Assign:
             if user not in self.order:
                 self.order.append(user)
         teacher = self.layout.teacher
+        # The teacher's slot (the first free one) is kept for the teacher, present or not.
+        free = [i for i, s in enumerate(self.layout.slots) if s.source is None]
+        reserved = free[0] if teacher and free else None
         ranked = sorted(present, key=lambda u: (u != teacher, self.order.index(u)))
         taken = set(self.slots_of.values())
         for user in ranked:
             if user in self.slots_of:
                 continue
             for i, slot in enumerate(self.layout.slots):
-                if i in taken or slot.source == BOARD:
+                if i in taken or slot.source == BOARD or (i == reserved and user != teacher):
                     continue
                 if slot.source is None or user.startswith(slot.source):
                     if slot.source is None and any(

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import skia
 
-from roomcast.domain.whiteboard import Board
+from roomcast.domain.whiteboard import Board, parse_ratio
 
 __all__ = ["BoardRenderer", "VideoResult", "board_at", "frame_times", "parse_ratio", "write_board_video"]
 
@@ -35,17 +35,6 @@ ImageSource = Callable[[str], U8Array | None]
 
 LETTERBOX: Final = 0xFFE0E0E0
 PAGE: Final = 0xFFFFFFFF
-
-
-def parse_ratio(text: str | None, default: tuple[int, int] = (16, 9)) -> tuple[int, int]:
-    """``"16:9"`` -> (16, 9); anything else -> ``default``."""
-    if not text or ":" not in text:
-        return default
-    a, _, b = text.partition(":")
-    if not (a.strip().isdigit() and b.strip().isdigit()):
-        return default
-    w, h = int(a), int(b)
-    return (w, h) if 0 < w <= 100 and 0 < h <= 100 else default
 
 
 def _colour(hex_colour: str | None, default: int = 0xFF000000) -> int:

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from roomcast.api.tiw.params import (
@@ -63,17 +62,14 @@ from roomcast.domain.errors import (
     NotFound,
     Unavailable,
 )
-from roomcast.domain.layout import Rect
 from roomcast.domain.task import Task, TaskEvent, TaskEventKind, TaskFile, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import Callback
 from roomcast.log import event
 from roomcast.media import sink as msink
-from roomcast.media.class_video import ClassLayout, Clip, Slot, compose_class_video, probe_video_size
-from roomcast.media.images import ImageFetcher
-from roomcast.media.whiteboard import BoardRenderer, VideoResult, write_board_video
 from roomcast.rtc.errors import AuthError
 from roomcast.runtime import Runtime
+from roomcast.services.class_videos import SPLICED, ClassVideoPlan, ClassVideos
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.recordings import RecordingRequest, RecordingService
 from roomcast.storage.target import StorageTarget, open_store
@@ -87,7 +83,6 @@ URL_EXPIRE_S = 3600
 CALLBACK_URL_EXPIRE_S = 7 * 86400  # the longest a presigned S3 URL lives
 WATCH_INTERVAL_S = 5.0
 VIDEO_TYPES = {"camera": 0, "screen": 1, "whiteboard": 2, "mix": 3}
-SPLICED = ":spliced"
 _STATUS = {
     TaskState.IDLE: "RECORDING",  # the whiteboard is recorded from the start, streams or not
     TaskState.RUNNING: "RECORDING",
@@ -288,7 +283,7 @@ def result(
         "TotalTime": sum(b - a for a, b in spans),
         "ExceptionCnt": sum(1 for f in files if f.state == "failed")
         + (1 if task.error else 0)
-        + (1 if request.get("concat_image_error") else 0),
+        + len(request.get("problems") or []),
         "OmittedDurations": [
             {"VideoTime": play_ms(spans, a), "PauseTime": a, "ResumeTime": b}
             for a, b in pauses
@@ -468,188 +463,52 @@ def register(registry: ActionRegistry) -> None:
 # ---------------------------------------------------------------------------------- after the stop
 
 
+def plan_of(p: StartOnlineRecordParams, board_room_id: str) -> ClassVideoPlan:
+    """The videos a TIW request asks for, in the service's terms."""
+    width, height, ratio = board_size(p)
+    ms = p.MixStream
+    return ClassVideoPlan(
+        board_room=board_room_id,
+        board_width=width,
+        board_height=height,
+        ratio=ratio,
+        whiteboard=controls(p).whiteboard,
+        splice=bool(p.Concat is not None and p.Concat.Enabled),
+        filler_url=p.Concat.Image if p.Concat is not None else None,
+        mix=mix_layout(p) if mixing(p) else None,
+        mix_user_id=mix_user_id(p),
+        mix_audio=not (ms is not None and ms.DisableAudio),
+        screen_source=SUBSTREAM + "_{user}",
+    )
+
+
 class Finisher:
-    """Makes the whiteboard, spliced and mixed videos once the recorder stopped."""
+    """After the recorder stopped: the whiteboard, spliced and mixed videos, then what the result
+    callback needs."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.root = rt.settings.data_dir.resolve() / "recordings" / "tiw"
-        self.images = ImageFetcher.from_settings(rt.settings)
-
-    async def _image(self, url: str | None) -> Any:
-        if not url:
-            return None
-        return await self.images.fetch(url)
-
-    async def _queue(
-        self,
-        svc: RecordingService,
-        task: Task,
-        target: StorageTarget,
-        res: VideoResult,
-        *,
-        begin_ms: int,
-        stream: str,
-        user_id: str | None,
-        has_audio: bool,
-    ) -> None:
-        key = f"{task.task_id}/{res.path.name}"
-        begin = datetime.fromtimestamp(begin_ms / 1000, UTC)
-        f = TaskFile(
-            key=key,
-            track_type="audio_video" if has_audio else "video",
-            content_type="video/mp4",
-            begin_at=begin,
-            end_at=datetime.fromtimestamp((begin_ms + res.duration_ms) / 1000, UTC),
-            duration_ms=res.duration_ms,
-            size=res.size,
-            width=res.width,
-            height=res.height,
-            state="uploading",
-            user_id=user_id,
-            stream=stream,
-            local_path=str(res.path),
-        )
-        await svc.queue_file(task.task_id, target, res.path, f)
 
     async def __call__(
         self, svc: RecordingService, task: Task, files: list[TaskFile], target: StorageTarget
     ) -> None:
-        p = params_of(task)
         request = dict(task.request)
         stop_ms = int(request.get("stop_ms") or _now_ms())
         request["stop_ms"] = stop_ms
         request["pauses"] = [[a, b if b is not None else stop_ms] for a, b in request.get("pauses", [])]
         await _save_request(svc, task, request)
         task = replace(task, request=request)
-        start_ms = _start_ms(task)
-        spans = spans_of(start_ms, stop_ms, pauses_of(request, stop_ms))
-        if not spans:
-            return
-        concat = bool(p.Concat is not None and p.Concat.Enabled)
-        groups = [spans] if concat else [[s] for s in spans]
-        ctl = controls(p)
-        ops = await self.rt.whiteboard.ops(str(task.sdk_app_id), str(request["board_room"]), until_ms=stop_ms)
-        backgrounds = {str(o["url"]) for o in ops if o.get("url")}
-        images = {u: img for u in backgrounds if (img := await self._image(u)) is not None}
-        out = self.root / task.task_id
-        width, height, ratio = board_size(p)
-        if ctl.whiteboard:
-            for g in groups:
-                path = out / f"whiteboard_{g[0][0]}.mp4"
-                renderer = BoardRenderer(width, height, ratio, images=images.get)
-                res = await asyncio.to_thread(write_board_video, path, ops, g, renderer)
-                await self._queue(
-                    svc,
-                    task,
-                    target,
-                    res,
-                    begin_ms=g[0][0],
-                    stream="whiteboard",
-                    user_id=None,
-                    has_audio=False,
-                )
-        clips = await asyncio.to_thread(_recorded_clips, files)
-        if concat:
-            filler = await self._image(p.Concat.Image if p.Concat else None)
-            if filler is None and p.Concat is not None and p.Concat.Image:
-                request["concat_image_error"] = "the Concat image could not be fetched; black is used"
-            await self._splice(svc, task, target, clips, spans, filler, out)
-        if mixing(p):
-            assert p.MixStream is not None
-            layout = mix_layout(p)
-            if not ctl.whiteboard:
-                layout = replace(
-                    layout, slots=tuple(s for s in layout.slots if s.source != "tic_record_user")
-                )
-            sources = [
-                Clip(
-                    f"{SUBSTREAM}_{f.user_id}" if f.stream == "screen" else str(f.user_id),
-                    Path(str(f.local_path)),
-                    _ms(f.begin_at) or start_ms,
-                )
-                for f in clips
-            ]
-            for g in groups:
-                path = out / f"mix_{g[0][0]}.mp4"
-                audio = not p.MixStream.DisableAudio
-                res = await asyncio.to_thread(
-                    compose_class_video,
-                    path,
-                    layout,
-                    sources,
-                    g,
-                    board_ops=ops,
-                    ratio=ratio,
-                    images=images,
-                    audio=audio,
-                )
-                await self._queue(
-                    svc,
-                    task,
-                    target,
-                    res,
-                    begin_ms=g[0][0],
-                    stream="mix",
-                    user_id=mix_user_id(p),
-                    has_audio=audio,
-                )
+        spans = spans_of(_start_ms(task), stop_ms, pauses_of(request, stop_ms))
+        videos = ClassVideos(self.rt.whiteboard, self.rt.settings)
+        plan = plan_of(params_of(task), str(request["board_room"]))
+        problems = await videos.make(svc, task, files, target, plan, spans)
+        if problems:
+            request["problems"] = problems
         final = await svc.tasks.files(task.task_id)
         request["files_at_finish"] = [_file_json(f) for f in final]
         request["urls_at_finish"] = await file_urls(svc, task, final, CALLBACK_URL_EXPIRE_S)
         await _save_request(svc, task, request)
-        event(log, "tiw.finished_videos", task_id=task.task_id, spans=len(spans))
-
-    async def _splice(
-        self,
-        svc: RecordingService,
-        task: Task,
-        target: StorageTarget,
-        clips: list[TaskFile],
-        spans: list[tuple[int, int]],
-        filler: Any,
-        out: Path,
-    ) -> None:
-        by_stream: dict[tuple[str, str], list[TaskFile]] = {}
-        for f in clips:
-            by_stream.setdefault((str(f.user_id), f.stream or "camera"), []).append(f)
-        for (user, stream), segs in sorted(by_stream.items()):
-            if len(segs) < 2:
-                continue
-            segs.sort(key=lambda f: f.begin_at)
-            size = await asyncio.to_thread(probe_video_size, Path(str(segs[0].local_path)))
-            if size is None:
-                continue
-            w, h = size[0] + size[0] % 2, size[1] + size[1] % 2
-            layout = ClassLayout(w, h, (Slot(Rect(0, 0, w, h), user),), filler=True)
-            sources = [Clip(user, Path(str(f.local_path)), _ms(f.begin_at) or 0) for f in segs]
-            path = out / f"{user}_{stream}_spliced.mp4"
-            res = await asyncio.to_thread(
-                compose_class_video, path, layout, sources, spans, filler=filler, audio=True
-            )
-            await self._queue(
-                svc,
-                task,
-                target,
-                res,
-                begin_ms=spans[0][0],
-                stream=f"{stream}{SPLICED}",
-                user_id=user,
-                has_audio=True,
-            )
-
-
-def _recorded_clips(files: list[TaskFile]) -> list[TaskFile]:
-    """The users' video files still on this node's disk (their local copies were kept)."""
-    return [
-        f
-        for f in files
-        if f.key.endswith(".mp4")
-        and f.user_id
-        and (f.stream or "camera") in ("camera", "screen")
-        and f.local_path
-        and Path(f.local_path).exists()
-    ]
+        event(log, "tiw.finished_videos", task_id=task.task_id, spans=len(spans), problems=len(problems))
 
 
 # ----------------------------------------------------------------------------------------- callback

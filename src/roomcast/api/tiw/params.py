@@ -42,8 +42,8 @@ from roomcast.domain.recording import (
     UserFilter,
     UserSelection,
 )
-from roomcast.media.class_video import BOARD, ClassLayout, Slot
-from roomcast.media.whiteboard import parse_ratio
+from roomcast.domain.whiteboard import parse_ratio
+from roomcast.services.class_videos import BOARD, ClassLayout, Slot
 
 RECORD_PARAMETER = "InvalidParameter.RecordParameter"
 TYPE_UNMATCHED = "InvalidParameter.BodyParameterTypeUnmatched"
