@@ -12,7 +12,7 @@ import pytest
 from roomcast.api.tiw import online_record as orc
 from roomcast.api.tiw.params import StartOnlineRecordParams, check, controls, mix_layout
 from roomcast.api.trtc.errors import TrtcError
-from roomcast.domain.task import Task, TaskState
+from roomcast.domain.task import Task, TaskFile, TaskState
 from roomcast.media import sink as msink
 
 
@@ -189,3 +189,53 @@ async def test_autostop_forces_a_long_pause() -> None:
     assert svc.stopped == [msink.EndReason.MAX_DURATION]
     assert svc.tasks.current.request["finish_reason"] == "FORCE_STOP"
     assert svc.tasks.current.request["pauses"][0][1] is not None
+
+
+def at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def piece(key: str, user: str | None, stream: str, begin: int, end: int) -> TaskFile:
+    return TaskFile(
+        key=key,
+        track_type="audio_video",
+        content_type="video/mp4",
+        begin_at=at(begin),
+        end_at=at(end),
+        duration_ms=end - begin,
+        size=100,
+        width=320,
+        height=240,
+        state="stored",
+        user_id=user,
+        stream=stream,
+    )
+
+
+def test_result_lists_times_interrupts_and_splices() -> None:
+    t0 = 1_700_000_000_000
+    base = task(pauses=[[t0 + 10_000, t0 + 15_000]], stop_ms=t0 + 30_000)
+    base = replace(
+        base,
+        state=TaskState.EXITED,
+        started_at=at(t0),
+        request={**base.request, "params": {**base.request["params"], "Concat": {"Enabled": True}}},
+    )
+    files = [
+        piece("t/a_camera_0.mp4", "alice", "camera", t0, t0 + 10_000),  # cut by the pause
+        piece("t/a_camera_1.mp4", "alice", "camera", t0 + 15_000, t0 + 20_000),
+        piece("t/a_camera_2.mp4", "alice", "camera", t0 + 24_000, t0 + 30_000),  # her network dropped
+        piece("t/a_spliced.mp4", "alice", "camera:spliced", t0, t0 + 25_000),
+        piece("t/wb.mp4", None, "whiteboard", t0, t0 + 25_000),
+        piece("t/b_camera_0.mp4", "bob", "camera", t0 + 16_000, t0 + 30_000),
+    ]
+    r = orc.result(base, files, lambda key: f"http://x/{key}")
+    assert r["Status"] == "FINISHED" and r["TotalTime"] == 25_000
+    listed = {(v["UserId"], v["VideoType"], v["VideoPlayTime"]) for v in r["VideoInfos"]}
+    # alice's pieces are replaced by her spliced video; bob (one piece) is listed as recorded.
+    assert listed == {("alice", 0, 0), ("", 2, 0), ("bob", 0, 11_000)}
+    assert r["Interrupts"] == [{"UserId": "alice", "Count": 1}]
+    assert r["OmittedDurations"] == [
+        {"VideoTime": 10_000, "PauseTime": t0 + 10_000, "ResumeTime": t0 + 15_000}
+    ]
+    assert all(v["VideoUrl"].startswith("http://x/t/") for v in r["VideoInfos"])
