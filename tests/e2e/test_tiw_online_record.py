@@ -459,7 +459,11 @@ async def test_recording_survives_a_restart(tmp_path_factory: pytest.TempPathFac
 
 
 async def test_operator_s3_storage(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, moto: MotoS3, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    moto: MotoS3,
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
 ) -> None:
     """With ``tiw_s3_bucket`` set, the videos go to that bucket and VideoUrl downloads from it."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -475,6 +479,11 @@ async def test_operator_s3_storage(
         tiw_s3_prefix="classes",
     ) as srv:
         t = await asyncio.to_thread(make_tenant, srv, "s3")
+
+        async def set_cb(rt: Runtime) -> None:
+            await rt.tenancy.set_callback(t.app.app_id, receiver.url, KEY)
+
+        await asyncio.to_thread(srv.run, set_cb)
         client = sdk(srv, t)
         c = RoomClient(
             srv.url,
@@ -501,6 +510,14 @@ async def test_operator_s3_storage(
             for o in (await asyncio.to_thread(moto.client().list_objects_v2, Bucket=bucket))["Contents"]
         ]
         assert any(k.startswith(f"classes/{task_id}/whiteboard_") for k in keys), keys
+        for _ in range(50):
+            if any(task_id.encode() in r.body for r in receiver.requests):
+                break
+            await asyncio.sleep(0.2)
+        (got,) = [r.json() for r in receiver.requests if task_id.encode() in r.body]
+        assert got["EventType"] == "OnlineRecordFinished"
+        urls = [v["VideoUrl"] for v in got["Payload"]["VideoInfos"]]
+        assert urls and all(u.startswith(moto.endpoint) for u in urls)
 
 
 async def test_screen_share_is_video_type_1(server: LiveServer, tenant: Tenant) -> None:

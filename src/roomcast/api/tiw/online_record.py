@@ -326,13 +326,19 @@ async def start(ctx: ActionContext, p: StartOnlineRecordParams) -> dict[str, Any
             raise TrtcError("InvalidParameter.UrlFormatError", f"{exc.message}.") from None
     stored = p.model_dump(exclude_none=True)
     stored.pop("RecordUserSig", None)
+    target = operator_target(ctx.runtime.settings)
     req = RecordingRequest(
         app=app,
         room_id=room,
         spec=recording_spec(p),
-        storage=operator_target(ctx.runtime.settings),
+        storage=target,
         dialect=DIALECT,
-        dialect_request={"params": stored, "board_room": board_room(p), "pauses": []},
+        dialect_request={
+            "params": stored,
+            "board_room": board_room(p),
+            "pauses": [],
+            "library": target is None,
+        },
         robot_user_id=p.RecordUserId,
     )
     try:
@@ -518,7 +524,14 @@ def build_callback(svc: RecordingService) -> Callable[[App, TaskEvent, Task], Ca
     """The result callback, once: when the task's last file is stored (FINISHED)."""
 
     def build(app: App, ev: TaskEvent, task: Task) -> Callback | None:
-        if not app.callback_url or ev.kind is not TaskEventKind.LIBRARY_STOPPED:
+        # FINISHED: the last event of the task (the media library's stop, or the upload stop
+        # for object storage).
+        last = (
+            TaskEventKind.LIBRARY_STOPPED
+            if task.request.get("library", True)
+            else TaskEventKind.UPLOAD_STOPPED
+        )
+        if not app.callback_url or ev.kind is not last:
             return None
         files = _files_from(task.request.get("files_at_finish") or [])
         urls = task.request.get("urls_at_finish") or {}
