@@ -541,7 +541,7 @@ async def test_screen_share_is_video_type_1(server: LiveServer, tenant: Tenant) 
             {TrackKind.CAMERA: person.video, TrackKind.SCREEN: screen, TrackKind.AUDIO: person.audio}
         )
         task_id = (await call(client.StartOnlineRecord, start_request(tenant, room))).TaskId
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(3.5)
         await call(client.StopOnlineRecord, task_request(models.StopOnlineRecordRequest, tenant, task_id))
     finally:
         await c.close()
