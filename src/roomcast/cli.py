@@ -519,19 +519,26 @@ def token(
     ] = 86400,
     jwt: Annotated[bool, typer.Option("--jwt", help="Issue a native JWT instead of a UserSig.")] = False,
     room: Annotated[str | None, typer.Option("--room", help="JWT only: restrict to this room.")] = None,
+    no_draw: Annotated[
+        bool, typer.Option("--no-draw", help="JWT only: the user sees the whiteboard but cannot draw.")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Print a room-join token (a Tencent UserSig by default) signed with the app's key."""
+    from roomcast.rtc.auth import ALL_PERMISSIONS, Permission
     from roomcast.services.join_tokens import issue_jwt, issue_usersig
 
-    if room is not None and not jwt:
-        typer.echo("error: --room applies to --jwt tokens (a UserSig is valid for every room)", err=True)
+    if (room is not None or no_draw) and not jwt:
+        typer.echo(
+            "error: --room and --no-draw apply to --jwt tokens (a UserSig allows everything)", err=True
+        )
         raise typer.Exit(2)
+    perms = ALL_PERMISSIONS - {Permission.DRAW} if no_draw else ALL_PERMISSIONS
     the_app = _run(_settings(config, data_dir), lambda rt: _find_app(rt, app))
     tok = (
-        issue_jwt(the_app, user, room_id=room, expire_s=expire)
+        issue_jwt(the_app, user, room_id=room, expire_s=expire, permissions=perms)
         if jwt
         else issue_usersig(the_app, user, expire)
     )

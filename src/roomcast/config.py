@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     """Finished upload rows older than this are deleted (0: keep forever)."""
     retention_interval_s: float = Field(default=3600.0, gt=0)
     """How often the retention job runs."""
+    tiw_s3_bucket: str | None = None
+    """TIW online recordings go to this S3-compatible bucket (written with the node's own S3
+    credentials, ``AWS_ACCESS_KEY_ID``...); unset: the media library."""
+    tiw_s3_vendor: str = "tencent"
+    tiw_s3_region: str | None = None
+    tiw_s3_prefix: str = ""
 
     @field_validator("log_level")
     @classmethod

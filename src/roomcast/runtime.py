@@ -21,6 +21,7 @@ from roomcast.store.db import Database
 if TYPE_CHECKING:
     from roomcast.services.ingests import IngestService
     from roomcast.services.recordings import RecordingService
+    from roomcast.services.whiteboard import WhiteboardService
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -38,6 +39,16 @@ class Runtime:
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
     ingests: IngestService | None = None
     """Set by the server: stream ingest tasks."""
+    _whiteboard: WhiteboardService | None = None
+
+    @property
+    def whiteboard(self) -> WhiteboardService:
+        """The rooms' whiteboards (one per process: it orders operations and caches boards)."""
+        if self._whiteboard is None:
+            from roomcast.services.whiteboard import WhiteboardService
+
+            self._whiteboard = WhiteboardService(self.db.sessions)
+        return self._whiteboard
 
     @property
     def url_policy(self) -> UrlPolicy:

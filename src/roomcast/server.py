@@ -32,6 +32,7 @@ from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallbac
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
 from roomcast.api.sparkrtc.rooms import build_router as sparkrtc_rooms_router
+from roomcast.api.tiw import online_record as tiw_online_record
 from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
@@ -58,6 +59,7 @@ from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
+from roomcast.services.whiteboard import SignallingBoards
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
 from roomcast.storage.target import StorageTarget
 
@@ -173,6 +175,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         room_users=room_users,
     )
     trtc_recording.register_dialect(service)
+    tiw_online_record.register_dialect(service, rt)
     jocloud_recording.register_dialect(service)
     sparkrtc_auto.register(service, rt, sfu.events)
 
@@ -294,7 +297,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.
     app.state.sfu = sfu
     join_auth = _RuntimeJoinAuthenticator(app)
-    app.include_router(create_signalling_router(sfu, join_auth))
+    boards = SignallingBoards(lambda: app.state.runtime.whiteboard)
+    app.include_router(create_signalling_router(sfu, join_auth, whiteboard=boards))
     app.include_router(create_whip_router(sfu, join_auth))
     v1.mount(app)  # the native API, /api/v1
     docs.mount(app)  # /docs, offline

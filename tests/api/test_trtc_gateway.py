@@ -113,7 +113,7 @@ def test_tiw_shares_the_endpoint(server: LiveServer, tenant: Tenant) -> None:
     req.TaskId = "x"
     with pytest.raises(TencentCloudSDKException) as ei:
         c.DescribeOnlineRecord(req)
-    assert ei.value.get_code() == "InvalidAction"  # authenticated, routed to TIW, not yet served
+    assert ei.value.get_code() == "InvalidParameter.TaskNotFound"  # authenticated, routed to TIW
 
 
 @pytest.mark.parametrize(

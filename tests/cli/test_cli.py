@@ -80,6 +80,7 @@ def test_token_command(data_dir: Path) -> None:
     import asyncio
 
     from roomcast.config import Settings
+    from roomcast.rtc.auth import Permission
     from roomcast.runtime import Runtime
     from roomcast.services.join_tokens import JoinAuthenticator
 
@@ -90,6 +91,7 @@ def test_token_command(data_dir: Path) -> None:
         data_dir, "token", "--app", app["app_id"], "--user", "bob", "--jwt", "--room", "r1", "--json"
     )
     assert jwt_out["token"].startswith("eyJ") and jwt_out["sdk_app_id"] == app["sdk_app_id"]
+    viewer = rc(data_dir, "token", "--app", app["app_id"], "--user", "vic", "--jwt", "--no-draw").strip()
 
     async def check() -> None:
         rt = await Runtime.open(Settings(data_dir=data_dir))
@@ -98,7 +100,9 @@ def test_token_command(data_dir: Path) -> None:
             who = await auth.authenticate(sig, app_id=str(app["sdk_app_id"]), room_id="any", user_id="alice")
             assert who.app_key == str(app["sdk_app_id"]) and who.user_id == "alice"
             who = await auth.authenticate(jwt_out["token"], app_id=app["app_id"], room_id="r1", user_id="bob")
-            assert who.room_id == "r1"
+            assert who.room_id == "r1" and who.can(Permission.DRAW)
+            who = await auth.authenticate(viewer, app_id=app["app_id"], room_id="r2", user_id="vic")
+            assert not who.can(Permission.DRAW) and who.can(Permission.PUBLISH)
         finally:
             await rt.close()
 

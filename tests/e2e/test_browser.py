@@ -7,8 +7,10 @@ join through the page's own form, and the assertions read WebRTC ``getStats`` th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
+from roomcast.rtc.client import RoomClient
 from roomcast.services.join_tokens import issue_usersig
 from tests.api.conftest import Tenant, make_tenant
 from tests.support.ingest_media import make_media, media_server
@@ -349,3 +352,118 @@ def test_ingested_stream_plays_in_the_browser(
     wait_for("the ingest tile removed", lambda: state(page)["tiles"] == ["local:viewer/main"])
     assert "ingest left" in state(page)["log"]
     assert not [line for line in console if line.startswith(("error", "pageerror"))], console
+def board(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate("window.roomcast.board")
+    return result
+
+
+def board_pixel(page: Page, x: float, y: float) -> tuple[int, int, int]:
+    r, g, b = page.evaluate(f"window.roomcast.boardPixel({x}, {y})")
+    return int(r), int(g), int(b)
+
+
+def drag(page: Page, points: list[tuple[float, float]]) -> None:
+    """Draw with the mouse through page fractions ``points`` on the whiteboard canvas."""
+    box = page.locator(".wb-canvas").bounding_box()
+    assert box is not None
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for xy in at[1:]:
+        page.mouse.move(*xy, steps=4)
+    page.mouse.up()
+
+
+class PythonDrawer:
+    """A Python RoomClient on an event loop of its own (the sync Playwright API owns this thread)."""
+
+    def __init__(self, server: LiveServer, t: Tenant, room: str, user: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client = RoomClient(
+            server.url,
+            app_id=str(t.app.sdk_app_id),
+            room_id=room,
+            user_id=user,
+            token=issue_usersig(t.app, user),
+        )
+        self.run(self.client.connect())
+        self.run(self.client.sync_board())
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
+
+    def close(self) -> None:
+        self.run(self.client.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def near(c: tuple[int, int, int], want: tuple[int, int, int], tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(c, want, strict=True))
+
+
+def test_whiteboard_between_pages_and_python(
+    server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]
+) -> None:
+    console: list[str] = []
+    app_id, room = str(tenant.app.sdk_app_id), "4242"
+    alice = open_page(chromium, pages, server, console)
+    wait_for("/api/config to say dev mode", lambda: state(alice)["devMode"])
+    join_with_dev_token(alice, app_id, room, "alice")
+    bob = open_page(chromium, pages, server, console)
+    join_with_dev_token(bob, app_id, room, "bob")
+    py = PythonDrawer(server, tenant, room, "pybot")
+    try:
+        # alice draws a red stroke with the mouse: bob's page and the Python client see it.
+        alice.locator(".wb-color").fill("#ff0000")
+        alice.locator(".wb-width").fill("20")
+        box = alice.locator(".wb-canvas").bounding_box()
+        assert box is not None
+        alice.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.5 * box["height"])
+        alice.mouse.down()
+        alice.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
+        # While alice still draws, bob sees the stroke grow (a draft, nothing stored yet).
+        wait_for("bob sees alice's draft", lambda: board(bob)["drafts"].get("alice", {}).get("kind") == "pen")
+        assert board(bob)["seq"] == 0 and near(board_pixel(bob, 0.2, 0.5), (255, 0, 0))
+        alice.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"], steps=4)
+        alice.mouse.up()
+        wait_for("bob sees alice's stroke", lambda: [v["kind"] for v in board(bob)["visible"]] == ["pen"])
+        assert board(bob)["visible"][0]["user_id"] == "alice" and board(bob)["drafts"] == {}
+        assert near(board_pixel(bob, 0.3, 0.5), (255, 0, 0)), board_pixel(bob, 0.3, 0.5)
+        py.run(py.client.wait_board(1))
+        (stroke,) = py.client.board.visible()
+        assert stroke["kind"] == "pen" and stroke["color"] == "#ff0000" and stroke["width"] == 20
+        assert abs(stroke["points"][0][0] - 0.1) < 0.02 and abs(stroke["points"][-1][1] - 0.5) < 0.02
+
+        # bob draws a rectangle with the toolbar's rectangle tool.
+        bob.get_by_role("button", name="Rectangle").click()
+        bob.locator(".wb-color").fill("#00aa00")
+        drag(bob, [(0.6, 0.2), (0.9, 0.8)])
+        wait_for("alice sees bob's rectangle", lambda: len(board(alice)["visible"]) == 2)
+
+        # The Python client fills an ellipse; both pages draw it where the protocol says.
+        py.run(py.client.draw("ellipse", points=[[0.55, 0.3], [0.95, 0.7]], color="#0000ff", fill="#0000ff"))
+        for page in (alice, bob):
+            wait_for("the ellipse", lambda page=page: near(board_pixel(page, 0.75, 0.5), (0, 0, 255)))
+        # Undo is the user's own: alice's undo removes her stroke only.
+        alice.get_by_role("button", name="Undo").click()
+        wait_for(
+            "the stroke undone", lambda: [v["kind"] for v in board(bob)["visible"]] == ["rect", "ellipse"]
+        )
+        assert near(board_pixel(bob, 0.3, 0.5), (255, 255, 255))
+
+        # A late joiner gets the board as it is.
+        carol = open_page(chromium, pages, server, console)
+        join_with_dev_token(carol, app_id, room, "carol")
+        wait_for("carol's board", lambda: [v["kind"] for v in board(carol)["visible"]] == ["rect", "ellipse"])
+        assert near(board_pixel(carol, 0.75, 0.5), (0, 0, 255))
+
+        # A new page, switched to by everyone.
+        carol.get_by_role("button", name="Add page").click()
+        wait_for("alice on page 2", lambda: board(alice)["current"] == "2" and board(alice)["visible"] == [])
+        assert near(board_pixel(alice, 0.75, 0.5), (255, 255, 255))
+    finally:
+        py.close()
+    assert not [c for c in console if c.startswith("pageerror")], console

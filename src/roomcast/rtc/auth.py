@@ -20,6 +20,7 @@ __all__ = ["AuthError", "Authenticator", "Identity", "Permission", "StaticTokenA
 class Permission(enum.StrEnum):
     PUBLISH = "publish"
     SUBSCRIBE = "subscribe"
+    DRAW = "draw"  # change the room's whiteboard (everyone may see it)
 
 
 ALL_PERMISSIONS = frozenset(Permission)

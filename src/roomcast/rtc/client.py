@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ import httpx
 import websockets
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from roomcast.domain.whiteboard import Board
 
 from . import aiortc_compat as compat
 from .track import TrackKind
@@ -177,6 +180,12 @@ class RoomClient:
         self._event_changed = asyncio.Event()
         self._published: dict[TrackKind, MediaStreamTrack] = {}
         self._pub_transceivers: dict[TrackKind, RTCRtpTransceiver] = {}
+        self.board = Board()
+        """The room's whiteboard as this client knows it (after :meth:`sync_board`, kept live)."""
+        self._wb_waiting: dict[int, dict[str, Any]] = {}
+        self._wb_synced = False
+        self.drafts: dict[str, dict[str, Any]] = {}
+        """Shapes others are drawing now, by user (until their operation arrives)."""
 
     # ----------------------------------------------------------- plumbing
 
@@ -230,6 +239,10 @@ class RoomClient:
             return
         if kind == "subscriptions":
             self.mapping = dict(msg.get("mapping") or {})
+        if kind == "wb_op" and isinstance(msg.get("op"), dict):
+            self._wb_receive([msg["op"]])
+        if kind == "wb_draft" and isinstance(msg.get("op"), dict) and msg.get("user_id") != self.user_id:
+            self.drafts[str(msg.get("user_id"))] = msg["op"]
         self.events.append(msg)
         self._event_changed.set()
 
@@ -341,6 +354,56 @@ class RoomClient:
             self._event_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event_changed.wait(), left)
+
+    # --------------------------------------------------------- whiteboard
+
+    def _wb_receive(self, ops: list[dict[str, Any]]) -> None:
+        """Apply operations in ``seq`` order; one that arrives early waits for those before it."""
+        done = {op.get("op_id") for op in ops}
+        for user, draft in list(self.drafts.items()):
+            if draft.get("op_id") in done:
+                del self.drafts[user]
+        for op in ops:
+            seq = int(op["seq"])
+            if seq > self.board.seq:
+                self._wb_waiting[seq] = op
+        while self.board.seq + 1 in self._wb_waiting:
+            self.board.apply(self._wb_waiting.pop(self.board.seq + 1))
+
+    async def sync_board(self) -> Board:
+        """Fetch what the board holds beyond what this client has seen (a late joiner's board)."""
+        while True:
+            reply = await self.request({"type": "wb_sync", "since": self.board.seq})
+            self._wb_receive(list(reply.get("ops") or []))
+            if not reply.get("more"):
+                self._wb_synced = True
+                return self.board
+
+    async def draw(self, kind: str, *, op_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Send one whiteboard operation (docs/whiteboard.md); returns the server's ``wb_ack``.
+
+        Shapes go to the current page unless ``page`` is given. Sending the same ``op_id`` again
+        is harmless (the ack says ``duplicate``). After :meth:`sync_board`, this returns once the
+        client's own board shows the operation."""
+        op: dict[str, Any] = {"op_id": op_id or uuid.uuid4().hex, "kind": kind, **fields}
+        if "page" not in op and kind not in ("undo", "redo"):
+            op["page"] = self.board.current
+        ack = await self.request({"type": "wb_op", "op": op})
+        if self._wb_synced:
+            await self.wait_board(int(ack["seq"]))  # draw, then see it: later shapes follow pages
+        return ack
+
+    async def draft(self, kind: str, *, op_id: str, **fields: Any) -> None:
+        """Show the room a shape still being drawn (not stored; the operation with the same
+        ``op_id``, sent with :meth:`draw`, ends it)."""
+        op: dict[str, Any] = {"op_id": op_id, "kind": kind, "page": self.board.current, **fields}
+        await self._send({"type": "wb_draft", "op": op})
+
+    async def wait_board(self, seq: int, time_limit: float = 10.0) -> Board:
+        """Wait until the board has applied every operation up to ``seq``."""
+        if self.board.seq < seq:
+            await self.wait_event("wb_op", lambda m: self.board.seq >= seq, time_limit)
+        return self.board
 
     async def leave(self) -> None:
         if self._ws is not None and not self.closed.is_set():

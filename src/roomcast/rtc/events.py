@@ -162,6 +162,22 @@ class TrackStats(RoomEvent):
     keyframe_requests: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class WhiteboardOp(RoomEvent):
+    """An operation accepted on the room's whiteboard (see docs/whiteboard.md)."""
+
+    user_id: str
+    op: dict[str, object]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhiteboardDraft(RoomEvent):
+    """A shape still being drawn (not stored; the finished operation follows with its op_id)."""
+
+    user_id: str
+    op: dict[str, object]
+
+
 _TYPE_NAMES: dict[type[RoomEvent], str] = {
     RoomEvent: "event",
     RoomOpened: "room_opened",
@@ -177,6 +193,8 @@ _TYPE_NAMES: dict[type[RoomEvent], str] = {
     MediaBlocked: "media_blocked",
     MediaUnblocked: "media_unblocked",
     TrackStats: "track_stats",
+    WhiteboardOp: "wb_op",
+    WhiteboardDraft: "wb_draft",
 }
 
 

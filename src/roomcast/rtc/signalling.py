@@ -7,11 +7,12 @@ import contextlib
 import dataclasses
 import json
 import logging
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from .auth import Authenticator
+from .auth import Authenticator, Permission
 from .errors import AuthError, RtcError
 from .events import (
     EVENT_TYPES,
@@ -20,6 +21,8 @@ from .events import (
     RoomDismissed,
     RoomEvent,
     TrackStats,
+    WhiteboardDraft,
+    WhiteboardOp,
     event_to_dict,
 )
 from .participant import Participant
@@ -53,8 +56,45 @@ class ProtocolError(RtcError):
     code = "bad_request"
 
 
+class WhiteboardRefused(RtcError):
+    code = "invalid_op"
+
+
+class DrawDenied(RtcError):
+    code = "permission_denied"
+
+
+class WhiteboardBusy(RtcError):
+    code = "rate_limited"
+
+
+class WhiteboardStore(Protocol):
+    """Where boards live (``roomcast.services.whiteboard`` behind the server's runtime).
+
+    ``apply`` raises ``ValueError`` (its message for the client) for an operation it refuses."""
+
+    async def apply(
+        self, app_key: str, room_id: str, user_id: str, op: Any
+    ) -> tuple[dict[str, Any], bool]: ...
+
+    async def ops(self, app_key: str, room_id: str, since: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def draft(self, op: Any) -> dict[str, Any]:
+        """A shape being drawn, checked (``ValueError`` when malformed); nothing is stored."""
+        ...
+
+
+WB_SYNC_LIMIT = 5000
+WB_RATE_PER_S = 20.0
+WB_BURST = 60.0
+
+
 def create_signalling_router(
-    manager: RoomManager, authenticator: Authenticator, *, path: str = "/rtc/ws"
+    manager: RoomManager,
+    authenticator: Authenticator,
+    *,
+    path: str = "/rtc/ws",
+    whiteboard: WhiteboardStore | None = None,
 ) -> APIRouter:
     """An APIRouter with one WebSocket endpoint speaking the roomcast signalling protocol."""
     router = APIRouter()
@@ -62,17 +102,28 @@ def create_signalling_router(
     @router.websocket(path)
     async def signalling(ws: WebSocket) -> None:
         await ws.accept()
-        session = _Session(ws, manager, authenticator)
+        session = _Session(ws, manager, authenticator, whiteboard)
         await session.run()
 
     return router
 
 
 class _Session:
-    def __init__(self, ws: WebSocket, manager: RoomManager, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        manager: RoomManager,
+        authenticator: Authenticator,
+        whiteboard: WhiteboardStore | None = None,
+    ) -> None:
         self.ws = ws
         self.manager = manager
         self.auth = authenticator
+        self.whiteboard = whiteboard
+        self._wb_tokens = WB_BURST
+        self._wb_refill = time.monotonic()
+        self._draft_tokens = WB_BURST
+        self._draft_refill = time.monotonic()
         self.participant: Participant | None = None
         self._send_lock = asyncio.Lock()
         self._closed = False
@@ -254,7 +305,69 @@ class _Session:
             return None
         if kind == "ping":
             return {"type": "pong"}
+        if kind in ("wb_op", "wb_sync"):
+            return await self._whiteboard(p, kind, msg)
+        if kind == "wb_draft":
+            self._draft(p, msg)
+            return None
         raise ProtocolError(f"unknown message type {kind!r}")
+
+    async def _whiteboard(self, p: Participant, kind: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """Whiteboard messages (docs/whiteboard.md): an operation, or the board since a ``seq``."""
+        if self.whiteboard is None:
+            raise ProtocolError("this server has no whiteboard")
+        app_key, room_id = p.room.app_key, p.room.room_id
+        if kind == "wb_sync":
+            since = msg.get("since", 0)
+            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+                raise ProtocolError("since must be a sequence number >= 0")
+            ops = await self.whiteboard.ops(app_key, room_id, since, WB_SYNC_LIMIT + 1)
+            more = len(ops) > WB_SYNC_LIMIT
+            ops = ops[:WB_SYNC_LIMIT]
+            return {"type": "wb_board", "v": WB_VERSION, "ops": ops, "more": more}
+        if not p.identity.can(Permission.DRAW):
+            raise DrawDenied(f"{p.user_id} may not draw on this board")
+        now = time.monotonic()
+        self._wb_tokens = min(WB_BURST, self._wb_tokens + (now - self._wb_refill) * WB_RATE_PER_S)
+        self._wb_refill = now
+        if self._wb_tokens < 1:
+            raise WhiteboardBusy(f"more than {WB_RATE_PER_S:g} operations a second; send it again later")
+        self._wb_tokens -= 1
+        try:
+            op, duplicate = await self.whiteboard.apply(app_key, room_id, p.user_id, msg.get("op"))
+        except ValueError as exc:
+            raise WhiteboardRefused(str(exc)) from None
+        if not duplicate:
+            self.manager.events.publish(
+                WhiteboardOp(app_key=app_key, room_id=room_id, user_id=p.user_id, op=op)
+            )
+        return {"type": "wb_ack", "op_id": op["op_id"], "seq": op["seq"], "duplicate": duplicate}
+
+    def _draft(self, p: Participant, msg: dict[str, Any]) -> None:
+        """Share a shape still being drawn with the room; a bad or excess draft is dropped
+        silently (drafts are cosmetic, the operation that ends them is what counts)."""
+        if self.whiteboard is None or not p.identity.can(Permission.DRAW):
+            return
+        now = time.monotonic()
+        self._draft_tokens = min(
+            WB_BURST, self._draft_tokens + (now - self._draft_refill) * WB_DRAFT_RATE_PER_S
+        )
+        self._draft_refill = now
+        if self._draft_tokens < 1:
+            return
+        self._draft_tokens -= 1
+        try:
+            op = self.whiteboard.draft(msg.get("op"))
+        except ValueError:
+            return
+        room = p.room
+        self.manager.events.publish(
+            WhiteboardDraft(app_key=room.app_key, room_id=room.room_id, user_id=p.user_id, op=op)
+        )
+
+
+WB_VERSION = 1
+WB_DRAFT_RATE_PER_S = 30.0
 
 
 def _error(msg: dict[str, Any], exc: RtcError) -> dict[str, Any]:

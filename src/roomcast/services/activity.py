@@ -199,7 +199,9 @@ class ActivityRecorder:
                     height=e.height,
                 )
             )
-        if not isinstance(e, ev.TrackStats | ev.RoomOpened | ev.RoomClosed):
+        if not isinstance(
+            e, ev.TrackStats | ev.RoomOpened | ev.RoomClosed | ev.WhiteboardOp | ev.WhiteboardDraft
+        ):
             detail = {k: v for k, v in ev.event_to_dict(e).items() if k not in _COMMON}
             exists = await s.execute(select(RoomEventRow.id).where(RoomEventRow.event_id == e.event_id))
             if exists.first() is None:

@@ -6,7 +6,8 @@ SFU is always the ``sdk_app_id`` so both spellings reach the same room.
 
 Native JWT (HS256, key = app key) claims:
 ``iss`` = sdk_app_id, ``sub`` = user id, ``room`` = room id (absent or ``"*"``: any room),
-``exp``/``iat``, optional ``perm`` (list of ``publish``/``subscribe``, default both) and
+``exp``/``iat``, optional ``perm`` (list of ``publish``/``subscribe``/``draw``, default all three: a
+list without ``draw`` lets the user see the whiteboard but not change it) and
 ``hidden`` (a recorder or relay bot that others do not see).
 """
 

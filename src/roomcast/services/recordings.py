@@ -102,6 +102,12 @@ async def snapshot(path: Path, seq: int) -> Path:
 CallbackBuilder = Callable[[App, TaskEvent, Task], Callback | None]
 """A dialect's renderer: a task event to that vendor's callback (None: nothing to send)."""
 
+Finisher = Callable[["RecordingService", Task, list[TaskFile], StorageTarget], Awaitable[None]]
+"""A dialect's post-processing once the recorder stopped and before the task ends (TIW's
+whiteboard and class videos): it may make more files from the recorded ones and queue them
+(:meth:`RecordingService.queue_file`). The recorded files of such a dialect keep their local
+copy until the finisher ran."""
+
 
 @dataclass(frozen=True)
 class RecordingRequest:
@@ -205,7 +211,8 @@ class TaskSink:
             stream=info.stream,
             local_path=str(info.path),
         )
-        await self._svc.queue_file(self._run.task.task_id, self._run.target, source, done)
+        keep = self._svc.keeps_sources(self._run.task)
+        await self._svc.queue_file(self._run.task.task_id, self._run.target, source, done, keep_local=keep)
 
 
 class RecordingService:
@@ -236,6 +243,7 @@ class RecordingService:
         self._room_users = room_users or (lambda app, room: [])
         self._check_storage = check_storage or (lambda target: check_target(target, self.uploads.options))
         self.builders: dict[str, CallbackBuilder] = {}
+        self.finishers: dict[str, Finisher] = {}
         self._running: dict[str, _Running] = {}
         self._background = Background("recordings")
         self._shutting_down = False
@@ -244,8 +252,14 @@ class RecordingService:
         uploads.on_failed = self._upload_failed
 
     # -- wiring ----------------------------------------------------------------------------------
-    def register_dialect(self, name: str, builder: CallbackBuilder) -> None:
+    def register_dialect(self, name: str, builder: CallbackBuilder, finisher: Finisher | None = None) -> None:
         self.builders[name] = builder
+        if finisher is not None:
+            self.finishers[name] = finisher
+
+    def keeps_sources(self, task: Task) -> bool:
+        """Whether the task's recorded files stay on disk after upload (for its finisher)."""
+        return task.dialect in self.finishers
 
     def library_target(self) -> StorageTarget:
         return StorageTarget(kind="local", bucket=LIBRARY_BUCKET)
@@ -311,7 +325,9 @@ class RecordingService:
             await self._emit_in(s, app, run.task, TaskEventKind.FILE_STARTED, file=f, seq=run.task.run)
         self.outbox.notify()
 
-    async def queue_file(self, task_id: str, target: StorageTarget, source: Path, f: TaskFile) -> None:
+    async def queue_file(
+        self, task_id: str, target: StorageTarget, source: Path, f: TaskFile, *, keep_local: bool = False
+    ) -> None:
         """The file's row (uploading) and its upload row, committed together."""
         async with self.tasks.sessions.begin() as s:
             await self.tasks.upsert_file_in(s, task_id, f)
@@ -325,6 +341,7 @@ class RecordingService:
                 label=f.key,
                 report=REPORT_FILE,
                 fallback=True,
+                keep_local=keep_local,
                 session=s,
             )
         self.uploads.wake()
@@ -442,6 +459,9 @@ class RecordingService:
             final = run.task.reason or mapped.value
             await self._emit_in(s, app, run.task, TaskEventKind.RECORDER_STOPPED, reason=final)
         self.outbox.notify()
+        finisher = self.finishers.get(run.task.dialect)
+        if finisher is not None:
+            await self._run_finisher(finisher, run)
         uploads = await self.uploads.wait_owner(task_id)
         app = await self._apps(run.task.sdk_app_id)
         async with self.tasks.sessions.begin() as s:
@@ -464,6 +484,22 @@ class RecordingService:
         self.outbox.notify()
         self._running.pop(task_id, None)
         event(log, "recording.exited", task_id=task_id, reason=run.task.reason, error=run.task.error)
+
+    async def _run_finisher(self, finisher: Finisher, run: _Running) -> None:
+        """The dialect's post-processing; then the recorded files' local copies go, once
+        uploaded. A failing finisher is the task's error, never a stuck task."""
+        task_id = run.task.task_id
+        try:
+            await finisher(self, run.task, await self.tasks.files(task_id), run.target)
+        except Exception as exc:
+            log.exception("recording.finisher_failed", extra={"fields": {"task_id": task_id}})
+            async with self.tasks.sessions.begin() as s:
+                await self.tasks.set_error_in(s, task_id, f"post-processing failed: {exc!r}"[:500])
+        await self.uploads.wait_owner(task_id)
+        for f in await self.tasks.files(task_id):
+            if f.local_path and f.state == "stored":
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(Path(f.local_path).unlink, True)
 
     # -- the API ---------------------------------------------------------------------------------
     async def create(self, req: RecordingRequest) -> Task:
@@ -579,7 +615,22 @@ class RecordingService:
         await self.tasks.update_spec(task_id, spec_to_json(spec), dialect_request or task.request)
         return task
 
-    async def stop(self, app: App, task_id: str) -> Task:
+    def running(self, dialect: str) -> list[Task]:
+        """The tasks of a dialect that this node is recording now."""
+        return [r.task for r in self._running.values() if r.task.dialect == dialect and r.job_running]
+
+    def recording_here(self, task: Task) -> bool | None:
+        """Whether the task's recorder runs on this node now (None: the task is another node's)."""
+        if task.node_id not in (None, self.node_id):
+            return None
+        run = self._running.get(task.task_id)
+        return run is not None and run.job_running
+
+    def spawn(self, name: str, coro: Any) -> None:
+        """Run a dialect's background work (a watchdog) for as long as the service runs."""
+        self._background.spawn(name, coro)
+
+    async def stop(self, app: App, task_id: str, reason: msink.EndReason = msink.EndReason.STOPPED) -> Task:
         """Ask the task to stop; finalizing and uploading go on in the background."""
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state is TaskState.EXITED:
@@ -590,7 +641,7 @@ class RecordingService:
                 raise Unavailable("the task is run by another node", subject="task")
             raise NotFound("the task has ended", subject="task")
         if task.state is not TaskState.STOPPING:
-            await self._request_stop(run, msink.EndReason.STOPPED)
+            await self._request_stop(run, reason)
         return run.task
 
     async def _request_stop(self, run: _Running, reason: msink.EndReason) -> None:
@@ -707,7 +758,13 @@ class RecordingService:
             if path.suffix in (".mp4", ".m4a"):
                 await asyncio.to_thread(finalize_mp4, path)
             size = (await asyncio.to_thread(path.stat)).st_size
-            await self.queue_file(task.task_id, target, path, replace(f, state="uploading", size=size))
+            await self.queue_file(
+                task.task_id,
+                target,
+                path,
+                replace(f, state="uploading", size=size),
+                keep_local=self.keeps_sources(task),
+            )
         spec: RecordingSpec | None = None
         with contextlib.suppress(InvalidArgument):
             spec = spec_from_json(task.spec)

@@ -418,3 +418,22 @@ class IngestProgressRow(Base):
     position_s: Mapped[float] = mapped_column(Float, nullable=False)
     plays_done: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+# --- issue 17: whiteboard ---
+class WhiteboardOpRow(Base):
+    """One accepted whiteboard operation of a room, in the room's order (``seq``)."""
+
+    __tablename__ = "whiteboard_ops"
+    __table_args__ = (
+        Index("ux_whiteboard_ops_seq", "app_key", "room_id", "seq", unique=True),
+        Index("ux_whiteboard_ops_op_id", "app_key", "room_id", "op_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    op_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    """The normalized operation (JSON, see roomcast.domain.whiteboard)."""

@@ -20,6 +20,7 @@
 
   let config = { dev_mode: false, signalling: '/rtc/ws' };
   let session = null;
+  let board = null; // the whiteboard panel (whiteboard.js)
   const log = [];
   const ui = { phase: 'idle', notice: null, closeCode: null, recording: false };
 
@@ -357,6 +358,14 @@
       const self = user === this.userId;
       const who = self ? 'You' : user;
       const p = user ? this.participants.get(user) : undefined;
+      if (msg.type === 'wb_op') {
+        if (board && msg.op) board.receive([msg.op]);
+        return;
+      }
+      if (msg.type === 'wb_draft') {
+        if (board && msg.op) board.receiveDraft(msg.user_id, msg.op);
+        return;
+      }
       switch (msg.type) {
         case 'offer':
           this.subQueue = this.subQueue.then(() => this.answerOffer(msg)).catch((err) => {
@@ -596,6 +605,7 @@
     setPhase('ended');
     setStatus('Not connected');
     session = null;
+    if (board) board.detach();
   }
 
   function reportError(err) {
@@ -627,6 +637,7 @@
     }
     setPhase('joined');
     s.pollRecording();
+    if (board) board.attach(s);
     addLog(`You joined room ${settings.room_id} as ${settings.user_id}`);
     const others = [...s.participants.keys()].filter((u) => u !== s.userId);
     if (others.length) addLog(`Already here: ${others.join(', ')}`);
@@ -776,9 +787,12 @@
       };
     },
     stats: inboundStats,
+    get board() { return board ? board.snapshot() : null; },
+    boardPixel(x, y) { return board ? board.pixel(x, y) : null; },
   };
 
   bind();
+  if (window.roomcastWhiteboard) board = new window.roomcastWhiteboard.WhiteboardPanel($('board-panel'));
   prefillForm();
   setPhase('idle');
   loadConfig();

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from roomcast import __version__
+from roomcast.api.trtc.gateway import SERVICE_VERSIONS
 
 ASSETS = "/docs/assets"
 
@@ -74,6 +75,21 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "DescribeStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
     "UpdateStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID", "IsPause": True},
     "StopStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    # TIW (X-TC-Version 2019-09-19)
+    "StartOnlineRecord": {
+        "SdkAppId": 1400000001,
+        "RoomId": 1203,
+        "RecordUserId": "tic_record_user_1203_1",
+        "RecordUserSig": "eJw1zEELgjAYx...",
+        "Whiteboard": {"Width": 1280, "Height": 960, "InitParam": '{"ratio":"4:3"}'},
+        "Concat": {"Enabled": True},
+        "MixStream": {"Enabled": True, "ModelId": 2, "TeacherId": "teacher"},
+        "Extras": ["MIX_STREAM"],
+    },
+    "DescribeOnlineRecord": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    "StopOnlineRecord": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    "PauseOnlineRecord": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    "ResumeOnlineRecord": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
 }
 
 JOYY_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -131,20 +147,23 @@ IAM_EXAMPLE = {
 
 
 def _action_schemas(app: FastAPI, components: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """JSON schemas of the served TRTC actions' request bodies (nested models into components)."""
+    """JSON schemas of the served TRTC and TIW actions' request bodies (nested models into
+    components)."""
     registry = getattr(app.state, "trtc_registry", None)
     out: dict[str, dict[str, Any]] = {}
     if registry is None:
         return out
-    for name in registry.names("trtc"):
-        action = registry.find("trtc", "2019-07-22", name)
-        if action is None:
-            continue
-        schema = action.model.model_json_schema(ref_template="#/components/schemas/TRTC_{model}")
-        for def_name, body in schema.pop("$defs", {}).items():
-            components[f"TRTC_{def_name}"] = body
-        components[f"TRTC_{name}"] = schema
-        out[name] = {"$ref": f"#/components/schemas/TRTC_{name}"}
+    for service, version in SERVICE_VERSIONS.items():
+        tag = service.upper()
+        for name in registry.names(service):
+            action = registry.find(service, version, name)
+            if action is None:
+                continue
+            schema = action.model.model_json_schema(ref_template=f"#/components/schemas/{tag}_{{model}}")
+            for def_name, body in schema.pop("$defs", {}).items():
+                components[f"{tag}_{def_name}"] = body
+            components[f"{tag}_{name}"] = schema
+            out[name] = {"$ref": f"#/components/schemas/{tag}_{name}"}
     return out
 
 
@@ -154,7 +173,7 @@ def _trtc_path(app: FastAPI, components: dict[str, Any]) -> dict[str, Any]:
     return {
         "post": {
             "tags": ["trtc"],
-            "summary": "Tencent Cloud API 3.0 (TRTC): one action per request",
+            "summary": "Tencent Cloud API 3.0 (TRTC 2019-07-22, TIW 2019-09-19): one action per request",
             "description": "Served actions: "
             + ", ".join(f"`{n}`" for n in names)
             + '. Answers `{"Response": {..., "RequestId"}}` with HTTP 200, errors in'
@@ -171,6 +190,7 @@ def _trtc_path(app: FastAPI, components: dict[str, Any]) -> dict[str, Any]:
                     "name": "X-TC-Version",
                     "in": "header",
                     "required": True,
+                    "description": "2019-07-22 for TRTC actions, 2019-09-19 for TIW's (OnlineRecord)",
                     "schema": {"type": "string", "example": "2019-07-22"},
                 },
                 {"name": "X-TC-Timestamp", "in": "header", "required": True, "schema": {"type": "integer"}},

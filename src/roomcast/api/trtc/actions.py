@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from roomcast.api.tiw import online_record
 from roomcast.api.trtc import ingest, recording, rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
@@ -11,3 +12,4 @@ def register(registry: ActionRegistry) -> None:
     rooms.register(registry)
     recording.register(registry)
     ingest.register(registry)
+    online_record.register(registry)

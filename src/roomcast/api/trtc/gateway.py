@@ -40,6 +40,11 @@ DEFAULT_RATE_PER_S = 20.0
 SDK_APP_ID_MAX = 2**63 - 1
 # A disabled app: TRTC documents no code of its own, so the common "resource is unavailable";
 # TIW documents ResourceUnavailable.NotRegistered ("TIW is not enabled").
+# A malformed SdkAppId: TIW documents its own code.
+BAD_APP_ID_CODES: dict[str, str] = {
+    "trtc": "InvalidParameter.SdkAppId",
+    "tiw": "InvalidParameter.SdkAppIdNotFound",
+}
 DISABLED_APP_CODES: dict[str, str] = {
     "trtc": "ResourceUnavailable",
     "tiw": "ResourceUnavailable.NotRegistered",
@@ -66,7 +71,9 @@ class ActionContext:
     async def app(self, sdk_app_id: int) -> App:
         """The caller's app; another tenant's (or no) app is ``UnauthorizedOperation.SdkAppId``."""
         if not 0 <= sdk_app_id <= SDK_APP_ID_MAX:
-            raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
+            raise TrtcError(
+                BAD_APP_ID_CODES.get(self.service, "InvalidParameter"), "`SdkAppId` is incorrect."
+            )
         if sdk_app_id not in self._apps:
             try:
                 self._apps[sdk_app_id] = await self.runtime.tenancy.get_app(sdk_app_id, self.account_id)
@@ -91,6 +98,10 @@ class Action:
     """The code for bad values when no field-specific one exists (e.g. InvalidParameter.OutOfRange)."""
     starts_task: bool = False
     """Refused on a disabled app (recordings, relays, ...); other actions still work on it."""
+    field_codes: bool = True
+    """Field-specific codes (``InvalidParameter.RoomId``...); TIW documents none."""
+    type_code: str | None = None
+    """The code for a value of the wrong type, where the service documents one."""
 
 
 class ActionRegistry:
@@ -260,7 +271,7 @@ class Tc3Gateway:
             request_id=rid,
             client_ip=request.client.host if request.client else None,
         )
-        sdk_app_id = _sdk_app_id(data)
+        sdk_app_id = _sdk_app_id(data, BAD_APP_ID_CODES[service])
         if sdk_app_id is not None:
             app = await ctx.app(sdk_app_id)
             if action.starts_task and not app.enabled:
@@ -268,7 +279,13 @@ class Tc3Gateway:
         throttle_key = (service, sdk_app_id if sdk_app_id is not None else creds.account_id, action_name)
         if not self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
             raise TrtcError("RequestLimitExceeded", "The number of requests exceeds the frequency limit.")
-        params = parse(action.model, data, action.invalid_code)
+        params = parse(
+            action.model,
+            data,
+            action.invalid_code,
+            field_codes=action.field_codes,
+            type_code=action.type_code,
+        )
         started = time.perf_counter()
         result = await action.handler(ctx, params)
         event(
@@ -282,7 +299,7 @@ class Tc3Gateway:
         return result
 
 
-def _sdk_app_id(data: dict[str, Any]) -> int | None:
+def _sdk_app_id(data: dict[str, Any], bad_code: str) -> int | None:
     value = data.get("SdkAppId")
     if value is None:
         return None
@@ -293,10 +310,10 @@ def _sdk_app_id(data: dict[str, Any]) -> int | None:
         or not text.isascii()
         or not text.isdigit()
     ):
-        raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
+        raise TrtcError(bad_code, "`SdkAppId` is incorrect.")
     number = int(text)
     if number > SDK_APP_ID_MAX:
-        raise TrtcError("InvalidParameter.SdkAppId", "`SdkAppId` is incorrect.")
+        raise TrtcError(bad_code, "`SdkAppId` is incorrect.")
     return number
 
 

@@ -95,9 +95,19 @@ def _loc_name(loc: tuple[int | str, ...]) -> tuple[str, str]:
     return leaf, path
 
 
-def parse(model: type[M], data: dict[str, Any], invalid_code: str | None = None) -> M:
+def parse(
+    model: type[M],
+    data: dict[str, Any],
+    invalid_code: str | None = None,
+    *,
+    field_codes: bool = True,
+    type_code: str | None = None,
+) -> M:
     """Validate ``data``; ``invalid_code`` replaces the generic code for bad values (an action's
-    documented one, e.g. ``InvalidParameter.OutOfRange``), unless a field-specific code exists."""
+    documented one, e.g. ``InvalidParameter.OutOfRange``), unless a field-specific code exists.
+
+    ``field_codes=False``: no field-specific codes (a service, like TIW, that documents none);
+    ``type_code``: the code for a value of the wrong type (TIW's ``BodyParameterTypeUnmatched``)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -106,12 +116,15 @@ def parse(model: type[M], data: dict[str, Any], invalid_code: str | None = None)
         kind = err["type"]
         if kind == "missing":
             raise TrtcError(
-                specific("MissingParameter", leaf), f"The request is missing a required parameter `{path}`."
+                specific("MissingParameter", leaf) if field_codes else "MissingParameter",
+                f"The request is missing a required parameter `{path}`.",
             ) from None
         if kind == "extra_forbidden":
             raise TrtcError("UnknownParameter", f"The parameter `{path}` is not recognized.") from None
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        code = specific("InvalidParameter", leaf)
-        if code == "InvalidParameter" and invalid_code is not None:
+        code = specific("InvalidParameter", leaf) if field_codes else "InvalidParameter"
+        if type_code is not None and (kind.endswith("_type") or kind.endswith("_parsing")):
+            code = type_code
+        elif code == "InvalidParameter" and invalid_code is not None:
             code = invalid_code
         raise TrtcError(code, f"The value of parameter `{path}` is invalid: {msg}.") from None
