@@ -352,6 +352,8 @@ def test_ingested_stream_plays_in_the_browser(
     wait_for("the ingest tile removed", lambda: state(page)["tiles"] == ["local:viewer/main"])
     assert "ingest left" in state(page)["log"]
     assert not [line for line in console if line.startswith(("error", "pageerror"))], console
+
+
 def board(page: Page) -> dict[str, Any]:
     result: dict[str, Any] = page.evaluate("window.roomcast.board")
     return result

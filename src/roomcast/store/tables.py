@@ -418,6 +418,8 @@ class IngestProgressRow(Base):
     position_s: Mapped[float] = mapped_column(Float, nullable=False)
     plays_done: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 # --- issue 17: whiteboard ---
 class WhiteboardOpRow(Base):
     """One accepted whiteboard operation of a room, in the room's order (``seq``)."""
