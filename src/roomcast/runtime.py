@@ -19,6 +19,7 @@ from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
 
 if TYPE_CHECKING:
+    from roomcast.cluster.node import Cluster
     from roomcast.services.recordings import RecordingService
 
 log = logging.getLogger("roomcast.runtime")
@@ -35,6 +36,8 @@ class Runtime:
     """Set by the server: the CLI has a runtime but no media plane."""
     recordings: RecordingService | None = None
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
+    cluster: Cluster | None = None
+    """Set by the server with ``redis_url``: rooms on other nodes are reached through it."""
 
     @property
     def url_policy(self) -> UrlPolicy:
@@ -45,7 +48,7 @@ class Runtime:
     def rooms(self) -> RoomService:
         if self.sfu is None:
             raise Unavailable("the media plane runs only in the server", subject="sfu")
-        return RoomService(self.sfu)
+        return RoomService(self.sfu, self.cluster)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:

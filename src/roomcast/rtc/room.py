@@ -33,6 +33,7 @@ from .events import (
 from .forwarder import PacketSubscription, TrackForwarder
 from .participant import Participant, PublishedTrack, Resource
 from .peer import IncomingTrack, PublisherPeer, SubscriberPeer
+from .routing import JoinGate
 from .stats import StatsSampler
 from .track import TrackInfo, TrackKind
 
@@ -414,6 +415,8 @@ class RoomManager:
         self.config = config or SfuConfig()
         self.events = events or EventBus()
         self._rooms: dict[RoomKey, Room] = {}
+        self.gate: JoinGate | None = None
+        """Several nodes: decides whether a room is served here (``rtc.routing``)."""
         self._stats: StatsSampler | None = None
         if self.config.ice_host_addresses is not None:
             compat.set_ice_host_addresses(self.config.ice_host_addresses)
@@ -471,6 +474,8 @@ class RoomManager:
 
     async def join(self, identity: Identity) -> Participant:
         """Enter a room (opening it if needed).  A second join of the same user replaces the first."""
+        if self.gate is not None:
+            await self.gate(identity.app_key, identity.room_id)
         room = self._open_room(identity.app_key, identity.room_id)
         try:
             return await room.join(identity)

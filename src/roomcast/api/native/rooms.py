@@ -162,7 +162,7 @@ def build_router() -> APIRouter:
         blocked = _room(t, a.sdk_app_id, room_id).blocked.get(user_id, set())
         audio = body.audio if body.audio is not None else MediaType.AUDIO in blocked
         video = body.video if body.video is not None else MediaType.VIDEO in blocked
-        t.rt.rooms.set_blocked(str(a.sdk_app_id), room_id, user_id, audio=audio, video=video)
+        await t.rt.rooms.set_blocked(str(a.sdk_app_id), room_id, user_id, audio=audio, video=video)
         return Response(status_code=204)
 
     @router.post("/apps/{app}/rooms/{room_id}/dismiss", status_code=204)
