@@ -24,7 +24,9 @@ async def test_rate_limit_is_shared_by_two_nodes(redis_server: RedisServer, pref
     b = SharedRateLimiter(b_redis, Keys(prefix))
     try:
         # 20 per second, burst 20: the two nodes together get 20, not 40.
-        results = [await (a if i % 2 else b).allow(("trtc", 1400000001, "Describe"), 20, 1.0) for i in range(40)]
+        results = [
+            await (a if i % 2 else b).allow(("trtc", 1400000001, "Describe"), 20, 1.0) for i in range(40)
+        ]
         assert results.count(True) == 20
         assert results[:20] == [True] * 20
         # Another key has its own bucket.
@@ -97,7 +99,9 @@ class _Node:
         await self.redis.aclose()
 
 
-async def test_rooms_go_to_the_least_loaded_node_and_stay_there(redis_server: RedisServer, prefix: str) -> None:
+async def test_rooms_go_to_the_least_loaded_node_and_stay_there(
+    redis_server: RedisServer, prefix: str
+) -> None:
     a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
     try:
         a.load, b.load = 5, 0
@@ -127,7 +131,10 @@ async def test_rooms_go_to_the_least_loaded_node_and_stay_there(redis_server: Re
 
 
 async def test_a_node_back_from_a_pause_gives_its_room_up(redis_server: RedisServer, prefix: str) -> None:
-    a, b = _Node(redis_server.url, prefix, "a", lease_s=1.0), _Node(redis_server.url, prefix, "b", lease_s=1.0)
+    a, b = (
+        _Node(redis_server.url, prefix, "a", lease_s=1.0),
+        _Node(redis_server.url, prefix, "b", lease_s=1.0),
+    )
     try:
         b.load = 10
         await a.p.heartbeat()

@@ -1,0 +1,322 @@
+"""Two ``roomcast serve`` processes on one PostgreSQL and one Redis: one service.
+
+Joins through either node reach the room's node, moderation sent to the other node acts on the
+room, throttling is shared, a killed node's room moves to the survivor when its clients
+reconnect, and a Redis outage keeps the rooms running and recovers when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huaweicloudsdkcloudrtc.v2 import CloudRTCClient, RemoveRoomRequest
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.trtc.v20190722 import models, trtc_client
+
+from roomcast.config import Settings
+from roomcast.rtc.client import ClientError, RoomClient, WhepViewer, WhipPublisher
+from roomcast.rtc.testing import ColorVideoTrack, ToneAudioTrack
+from roomcast.rtc.track import TrackKind
+from roomcast.runtime import Runtime
+from roomcast.services.join_tokens import issue_usersig
+from tests.api.conftest import Tenant
+from tests.conftest import PG_ADMIN_URL_ENV, _pg_exec
+from tests.support.live import free_port, serve_process
+from tests.support.redis import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(120)]
+
+LEASE_S = 3
+
+
+@dataclass
+class Node:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Cluster:
+    def __init__(self, data: Path, pg: str, redis: RedisServer) -> None:
+        self.data = data
+        self.pg = pg
+        self.redis = redis
+        self.nodes = {name: Node(name, free_port()) for name in ("a", "b")}
+
+    def start(self, name: str) -> Node:
+        node = self.nodes[name]
+        node.proc = serve_process(
+            self.data,  # one data directory: the nodes share the secret key that seals credentials
+            node.port,
+            ROOMCAST_DATABASE_URL=self.pg,
+            ROOMCAST_REDIS_URL=self.redis.url,
+            ROOMCAST_NODE_LEASE_S=str(LEASE_S),
+            ROOMCAST_RPC_TIMEOUT_S="3",
+            ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]',
+            ROOMCAST_ALLOW_PRIVATE_URLS="true",
+            ROOMCAST_EMPTY_ROOM_GRACE_S="1",
+        )
+        return node
+
+    def kill(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.proc is not None and node.proc.poll() is None:
+            os.kill(node.proc.pid, signal.SIGKILL)
+            node.proc.wait(timeout=10)
+        node.proc = None
+
+    def stop_all(self) -> None:
+        for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.terminate()
+                try:
+                    node.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait(timeout=10)
+            node.proc = None
+
+    def serving(self, client: RoomClient) -> Node:
+        """The node a joined client ended up on."""
+        for node in self.nodes.values():
+            if f":{node.port}/" in client.url:
+                return node
+        raise AssertionError(client.url)
+
+    def other(self, node: Node) -> Node:
+        return next(n for n in self.nodes.values() if n is not node)
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    admin = os.environ.get(PG_ADMIN_URL_ENV)
+    if not admin:
+        if os.environ.get("ROOMCAST_REQUIRE_PG") == "1":
+            pytest.fail(f"{PG_ADMIN_URL_ENV} is not set but PostgreSQL tests are required")
+        pytest.skip(f"{PG_ADMIN_URL_ENV} not set")
+    name = "rc_nodes_" + uuid.uuid4().hex[:12]
+    asyncio.run(_pg_exec(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: str, redis_server: RedisServer
+) -> Iterator[Cluster]:
+    c = Cluster(Path(tmp_path_factory.mktemp("nodes")) / "var", pg_database, redis_server)
+    try:
+        c.start("a")  # the first node migrates the database
+        c.start("b")
+        yield c
+    finally:
+        c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tenant(cluster: Cluster) -> Tenant:
+    async def make() -> Tenant:
+        rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
+        try:
+            creds = await rt.tenancy.create_account("nodes")
+            app = await rt.tenancy.create_app(creds.account_id, "demo")
+            return Tenant(creds, app)
+        finally:
+            await rt.close()
+
+    return asyncio.run(make())
+
+
+def member(node: Node, t: Tenant, user: str, room: str) -> RoomClient:
+    return RoomClient(
+        node.url, app_id=str(t.app.sdk_app_id), room_id=room, user_id=user, token=issue_usersig(t.app, user)
+    )
+
+
+def tracks(color: tuple[int, int]) -> Any:
+    return {TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: ColorVideoTrack(color=color)}
+
+
+def trtc(node: Node, t: Tenant) -> trtc_client.TrtcClient:
+    prof = ClientProfile(httpProfile=HttpProfile(endpoint=f"127.0.0.1:{node.port}", protocol="http"))
+    return trtc_client.TrtcClient(
+        credential.Credential(t.creds.secret_id, t.creds.secret_key), "ap-guangzhou", prof
+    )
+
+
+def spark(node: Node, t: Tenant) -> CloudRTCClient:
+    creds = BasicCredentials(t.creds.secret_id, t.creds.secret_key, t.creds.project_id)
+    return CloudRTCClient.new_builder().with_credentials(creds).with_endpoints([node.url]).build()
+
+
+async def frames_flow(c: RoomClient, track_id: str, within: float = 2.0) -> bool:
+    before = c.received.frames(track_id)
+    await asyncio.sleep(within)
+    return c.received.frames(track_id) > before + 3
+
+
+def remove_user(node: Node, t: Tenant, room: int, user: str) -> Any:
+    rm = models.RemoveUserRequest()
+    rm.SdkAppId, rm.RoomId, rm.UserIds = t.app.sdk_app_id, room, [user]
+    return asyncio.to_thread(trtc(node, t).RemoveUser, rm)
+
+
+async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
+    cluster: Cluster, tenant: Tenant
+) -> None:
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    alice, bob = member(a, tenant, "alice", "101"), member(b, tenant, "bob", "101")
+    try:
+        await alice.connect(auto_subscribe=True)
+        await bob.connect(auto_subscribe=True)
+        # One of the two was sent on to the other's node: both are in one room on one node.
+        assert cluster.serving(alice) is cluster.serving(bob)
+        assert bool(alice.node_id) != bool(bob.node_id)
+        await alice.publish(tracks((90, 200)))
+        await bob.publish(tracks((200, 90)))
+        await bob.wait_frames("alice/camera", 10)
+        await alice.wait_frames("bob/camera", 10)
+        await alice.wait_frames("bob/audio", 10)
+
+        # RemoveUser sent to the node that does not serve the room removes bob there.
+        home = cluster.serving(alice)
+        away = cluster.other(home)
+        await remove_user(away, tenant, 101, "bob")
+        await asyncio.wait_for(bob.closed.wait(), 10)
+        assert bob.close_code == 4001
+        await alice.wait_event("participant_left", lambda m: m["user_id"] == "bob" and m["reason"] == "removed")
+
+        # A room no node serves: the dialect's own error, from either node.
+        for node in (a, b):
+            with pytest.raises(TencentCloudSDKException) as exc:
+                await remove_user(node, tenant, 999, "bob")
+            assert exc.value.code == "FailedOperation.RoomNotExist"
+
+        # WHIP through the other node is redirected (307) to the room's node; WHEP too.
+        token = issue_usersig(tenant.app, "carol")
+        app = tenant.app.sdk_app_id
+        whip = await WhipPublisher.start(
+            f"{away.url}/rtc/whip/{app}/101/carol", token, tracks((40, 40))
+        )
+        assert f":{home.port}/" in whip.resource_url
+        viewer_token = issue_usersig(tenant.app, "dave")
+        whep = await WhepViewer.start(f"{away.url}/rtc/whep/{app}/101/dave?publisher=carol", viewer_token)
+        assert f":{home.port}/" in whep.resource_url
+        await whep.received.wait_frames("video0", 10)
+        await alice.wait_frames("carol/camera", 10)
+        assert await whep.stop() == 200
+        assert await whip.stop() == 200
+
+        # A SparkRTC dismiss through the other node ends the room.
+        resp = await asyncio.to_thread(
+            spark(away, tenant).remove_room, RemoveRoomRequest(app_id=tenant.app.app_id, room_id="101")
+        )
+        assert resp.status_code == 202
+        await asyncio.wait_for(alice.closed.wait(), 10)
+        assert alice.close_code == 4002
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_throttling_is_shared_by_the_nodes(cluster: Cluster, tenant: Tenant) -> None:
+    # SparkRTC room calls: 60 per minute per account. Alternating between two nodes, 80 calls
+    # get about 60 through (each node alone would let all 80 pass: 40 each).
+    clients = [spark(n, tenant) for n in cluster.nodes.values()]
+
+    def one(i: int) -> int:
+        try:
+            clients[i % 2].remove_room(RemoveRoomRequest(app_id=tenant.app.app_id, room_id="nobody-here"))
+        except ClientRequestException as exc:
+            return int(exc.status_code)
+        return 202
+
+    codes = [await asyncio.to_thread(one, i) for i in range(80)]
+    assert set(codes) <= {404, 429}, codes
+    passed = codes.count(404)
+    # 60, less what earlier tests of this account spent, plus one a second of refill.
+    assert 55 <= passed <= 70, codes
+    assert codes[:55] == [404] * 55
+
+
+async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Cluster, tenant: Tenant) -> None:
+    a = cluster.nodes["a"]
+    erin, frank = member(a, tenant, "erin", "202"), member(a, tenant, "frank", "202")
+    try:
+        await erin.connect(auto_subscribe=True)
+        await erin.publish(tracks((10, 220)))
+        dead = cluster.serving(erin)
+        survivor = cluster.other(dead)
+        cluster.kill(dead.name)
+        await asyncio.wait_for(erin.closed.wait(), 15)
+
+        # Clients reconnect through the survivor; once the dead node's lease ran out the room
+        # is placed there (until then the join is sent to the dead node, refused, and retried).
+        erin = member(survivor, tenant, "erin", "202")
+        frank = member(survivor, tenant, "frank", "202")
+        await erin.connect(auto_subscribe=True, retry_s=LEASE_S * 4)
+        await frank.connect(auto_subscribe=True, retry_s=LEASE_S * 4)
+        assert cluster.serving(erin) is survivor and cluster.serving(frank) is survivor
+        await erin.publish(tracks((10, 220)))
+        await frank.wait_frames("erin/camera", 10)
+    finally:
+        await erin.close()
+        await frank.close()
+        cluster.start(dead.name)  # back for the next tests, as a new node
+
+
+async def test_redis_outage_keeps_rooms_and_recovers(cluster: Cluster, tenant: Tenant) -> None:
+    a = cluster.nodes["a"]
+    gina, hal = member(a, tenant, "gina", "303"), member(a, tenant, "hal", "303")
+    ivy = member(a, tenant, "ivy", "304")
+    try:
+        await gina.connect(auto_subscribe=True)
+        await hal.connect(auto_subscribe=True)
+        await gina.publish(tracks((120, 30)))
+        await hal.wait_frames("gina/camera", 10)
+
+        cluster.redis.stop()
+        # The room goes on; a join that needs a placement gets a clear error.
+        assert await frames_flow(hal, "gina/camera", 2.0)
+        with pytest.raises(ClientError) as exc:
+            await ivy.connect()
+        assert exc.value.code == "routing_unavailable"
+        await ivy.close()
+
+        cluster.redis.start()  # empty, as after a crash without persistence
+        ivy = member(a, tenant, "ivy", "304")
+        await ivy.connect(retry_s=LEASE_S * 3)
+        # The nodes registered again and re-claimed their rooms: nobody was moved.
+        await asyncio.sleep(LEASE_S)
+        assert not gina.closed.is_set() and not hal.closed.is_set()
+        assert await frames_flow(hal, "gina/camera", 1.5)
+        late = member(cluster.other(cluster.serving(gina)), tenant, "jay", "303")
+        try:
+            await late.connect(auto_subscribe=True)
+            assert cluster.serving(late) is cluster.serving(gina)
+            await late.wait_frames("gina/camera", 10)
+        finally:
+            await late.close()
+    finally:
+        for c in (gina, hal, ivy):
+            await c.close()
