@@ -204,7 +204,9 @@ async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
         await remove_user(away, tenant, 101, "bob")
         await asyncio.wait_for(bob.closed.wait(), 10)
         assert bob.close_code == 4001
-        await alice.wait_event("participant_left", lambda m: m["user_id"] == "bob" and m["reason"] == "removed")
+        await alice.wait_event(
+            "participant_left", lambda m: m["user_id"] == "bob" and m["reason"] == "removed"
+        )
 
         # A room no node serves: the dialect's own error, from either node.
         for node in (a, b):
@@ -215,9 +217,7 @@ async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
         # WHIP through the other node is redirected (307) to the room's node; WHEP too.
         token = issue_usersig(tenant.app, "carol")
         app = tenant.app.sdk_app_id
-        whip = await WhipPublisher.start(
-            f"{away.url}/rtc/whip/{app}/101/carol", token, tracks((40, 40))
-        )
+        whip = await WhipPublisher.start(f"{away.url}/rtc/whip/{app}/101/carol", token, tracks((40, 40)))
         assert f":{home.port}/" in whip.resource_url
         viewer_token = issue_usersig(tenant.app, "dave")
         whep = await WhepViewer.start(f"{away.url}/rtc/whep/{app}/101/dave?publisher=carol", viewer_token)
