@@ -139,7 +139,9 @@ class RecordingStack:
         await self.outbox.stop()
 
 
-async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> RecordingStack:
+async def _start_recording_stack(
+    rt: Runtime, sfu: RoomManager, nodes: NodeRegistry, cluster: Cluster | None
+) -> RecordingStack:
     settings = rt.settings
     engine = RecordingEngine(
         sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
@@ -171,7 +173,12 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         max_tasks=settings.max_recordings,
         room_exists=rooms.exists,
         room_users=room_users,
+        nodes=cluster,
     )
+    if cluster is not None:
+        for method, handler in service.calls().items():
+            cluster.handle(method, handler)
+        cluster.pin_rooms(service.records_room)
     trtc_recording.register_dialect(service)
     jocloud_recording.register_dialect(service)
     sparkrtc_auto.register(service, rt, sfu.events)
@@ -240,7 +247,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.retention = retention
         retention.start()
         await sfu.start()
-        recording = await _start_recording_stack(rt, sfu, nodes)
+        recording = await _start_recording_stack(rt, sfu, nodes, cluster)
         app.state.recording = recording
         await nodes.reap()  # what a previous process on this host, or a dead node, left unfinished
         nodes.start()

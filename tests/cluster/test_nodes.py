@@ -21,6 +21,7 @@ import pytest
 from huaweicloudsdkcloudrtc.v2 import CloudRTCClient, RemoveRoomRequest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from sqlalchemy import select
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -33,8 +34,11 @@ from roomcast.rtc.testing import ColorVideoTrack, ToneAudioTrack
 from roomcast.rtc.track import TrackKind
 from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import issue_usersig
+from roomcast.services.tasks import TaskService
+from roomcast.store.tables import NodeRow
 from tests.api.conftest import Tenant
 from tests.conftest import PG_ADMIN_URL_ENV, _pg_exec
+from tests.e2e.test_trtc_cloud_recording import req
 from tests.support.live import free_port, serve_process
 from tests.support.redis import RedisServer
 
@@ -237,6 +241,69 @@ async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def _task(cluster: Cluster, sdk_app_id: int, task_id: str) -> tuple[Any, list[Any]]:
+    rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
+    try:
+        tasks = TaskService(rt.db.sessions, rt.box)
+        return await tasks.get(sdk_app_id, task_id), await tasks.files(task_id)
+    finally:
+        await rt.close()
+
+
+async def _node_id(cluster: Cluster, node: Node) -> str:
+    rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
+    try:
+        async with rt.db.sessions() as s:
+            rows = (await s.execute(select(NodeRow).where(NodeRow.state == "alive"))).scalars()
+            return next(r.node_id for r in rows if r.public_url == node.url)
+    finally:
+        await rt.close()
+
+
+async def test_a_recording_started_on_the_other_node_records_the_room(
+    cluster: Cluster, tenant: Tenant
+) -> None:
+    a = cluster.nodes["a"]
+    kim = member(a, tenant, "kim", "404")
+    app = tenant.app.sdk_app_id
+    try:
+        await kim.connect()
+        await kim.publish(tracks((200, 200)))
+        home = cluster.serving(kim)
+        away = cluster.other(home)
+        client = trtc(away, tenant)
+        body = {
+            "SdkAppId": app,
+            "RoomId": "404",
+            "UserId": "rec-404",
+            "UserSig": issue_usersig(tenant.app, "rec-404"),
+            "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": 3, "AvMerge": 1},
+            "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0}}},
+        }
+        created = await asyncio.to_thread(
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, body)
+        )
+        task_id = created.TaskId
+        task, _ = await _task(cluster, app, task_id)
+        assert task.node_id == await _node_id(cluster, home)  # run where the room is
+        await asyncio.sleep(3)
+        # Stopped through the other node too.
+        await asyncio.to_thread(
+            client.DeleteCloudRecording,
+            req(models.DeleteCloudRecordingRequest, {"SdkAppId": app, "TaskId": task_id}),
+        )
+        for _ in range(150):
+            task, files = await _task(cluster, app, task_id)
+            if task.state.value == "exited" and files and all(f.state == "stored" for f in files):
+                break
+            await asyncio.sleep(0.2)
+        assert task.state.value == "exited", task
+        assert files and all(f.state == "stored" and (f.size or 0) > 1000 for f in files), files
+        assert max(f.duration_ms or 0 for f in files) > 1500, files
+    finally:
+        await kim.close()
 
 
 async def test_throttling_is_shared_by_the_nodes(cluster: Cluster, tenant: Tenant) -> None:

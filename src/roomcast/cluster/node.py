@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from roomcast.background import Background
@@ -13,11 +14,12 @@ from roomcast.domain.errors import NotFound, Unavailable
 from roomcast.log import event
 from roomcast.rtc.events import RoomClosed, RoomEvent
 from roomcast.rtc.room import RoomManager
+from roomcast.rtc.routing import RoomElsewhere, RoutingUnavailable
 from roomcast.services.rooms import RoomService
 
 from .placement import RoomPlacement
 from .redis import Keys, RedisError, connect
-from .rpc import NodeGone, NodeRpc
+from .rpc import Handler, NodeGone, NodeRpc
 from .throttle import SharedNonceMemory, SharedRateLimiter
 
 log = logging.getLogger("roomcast.cluster")
@@ -38,6 +40,7 @@ class Cluster:
         self.rpc: NodeRpc | None = None
         self._sfu: RoomManager | None = None
         self._bg = Background("cluster")
+        self._pins: list[Callable[[str, str], bool]] = []
 
     @property
     def node_id(self) -> str:
@@ -55,7 +58,9 @@ class Cluster:
             public_url=self.settings.resolved_public_url,
             lease_s=self.settings.node_lease_s,
             load=lambda: sum(len(r.participants) for r in sfu.rooms()),
-            is_open=lambda app_key, room_id: sfu.get_room(app_key, room_id) is not None,
+            is_open=lambda app_key, room_id: (
+                sfu.get_room(app_key, room_id) is not None or any(pin(app_key, room_id) for pin in self._pins)
+            ),
             on_lost=self._room_lost,
         )
         self.rpc = NodeRpc(
@@ -83,10 +88,30 @@ class Cluster:
         await self.redis.aclose()
         await self._blocking.aclose()
 
-    def handle(self, method: str, handler: Any) -> None:
+    def handle(self, method: str, handler: Handler) -> None:
         """Serve ``method`` for other nodes (e.g. starting a task on the room's node)."""
         assert self.rpc is not None
         self.rpc.handle(method, handler)
+
+    def pin_rooms(self, pinned: Callable[[str, str], bool]) -> None:
+        """Keep a room placed here while ``pinned(app_key, room_id)``, even with nobody in it
+        (a recording waiting for its room's publishers)."""
+        self._pins.append(pinned)
+
+    # -- recordings.TaskNodes -----------------------------------------------------------------------
+    async def room_node(self, app_key: str, room_id: str) -> str | None:
+        assert self.placement is not None
+        try:
+            await self.placement.gate(app_key, room_id)
+        except RoomElsewhere as exc:
+            return exc.node_id
+        except RoutingUnavailable as exc:
+            raise Unavailable(str(exc), subject="node") from None
+        return None
+
+    async def call(self, node_id: str, method: str, params: dict[str, Any]) -> Any:
+        assert self.rpc is not None
+        return await self.rpc.call(node_id, method, params)
 
     async def _heartbeat_loop(self) -> None:
         assert self.placement is not None
