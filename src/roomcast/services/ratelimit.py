@@ -34,10 +34,6 @@ class RateLimiter:
         self._max_keys = max_keys
 
     async def allow(self, key: Hashable, rate: float, per: float = 1.0) -> bool:
-        return self.allow_now(key, rate, per)
-
-    def allow_now(self, key: Hashable, rate: float, per: float = 1.0) -> bool:
-        """:meth:`allow`, callable without an event loop."""
         now = self._clock()
         capacity = max(rate, 1.0)
         refill = rate / per
