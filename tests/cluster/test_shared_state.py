@@ -86,7 +86,7 @@ class _Node:
             node_id=node_id,
             public_url=f"http://{node_id}.test",
             lease_s=lease_s,
-            load=lambda: self.load,
+            participants=lambda: self.load,
             is_open=lambda a, r: (a, r) in self.open,
             on_lost=on_lost,
         )
@@ -125,6 +125,24 @@ async def test_rooms_go_to_the_least_loaded_node_and_stay_there(
         b.open.discard(("1400", "r1"))
         await b.p.release("1400", "r1")
         assert await a.p.owner("1400", "r1") is None
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_burst_of_new_rooms_spreads_over_the_nodes(redis_server: RedisServer, prefix: str) -> None:
+    a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
+    try:
+        await a.p.heartbeat()
+        await b.p.heartbeat()
+        owners = []
+        for i in range(6):  # all asked through a, faster than any heartbeat
+            try:
+                await a.join("1400", f"burst{i}")
+                owners.append("a")
+            except RoomElsewhere as exc:
+                owners.append(exc.node_id)
+        assert sorted(owners) == ["a"] * 3 + ["b"] * 3, owners
     finally:
         await a.close()
         await b.close()

@@ -57,7 +57,7 @@ class Cluster:
             node_id=node_id,
             public_url=self.settings.resolved_public_url,
             lease_s=self.settings.node_lease_s,
-            load=lambda: sum(len(r.participants) for r in sfu.rooms()),
+            participants=lambda: sum(len(r.participants) for r in sfu.rooms()),
             is_open=lambda app_key, room_id: (
                 sfu.get_room(app_key, room_id) is not None or any(pin(app_key, room_id) for pin in self._pins)
             ),

@@ -3,7 +3,9 @@
 Keys (``cluster.redis.Keys``):
 
 * ``node:<id>``: a hash (public URL, load) that expires after the node lease; a node is alive in
-  the directory while it exists. ``nodes``: a sorted set of node ids by load.
+  the directory while it exists. ``nodes``: a sorted set of node ids by load: the rooms the node
+  holds, plus its participants / 1000 to tell nodes with as many rooms apart. Placing a room adds
+  one at once, so a burst of new rooms spreads before the next heartbeat reports.
 * ``room:<app>:<room>``: ``"<node id> <epoch>"``, the room's node and a fencing token from a
   global counter, expiring after the lease unless the node renews it.
 
@@ -23,10 +25,12 @@ is back, the next heartbeat registers the node again and re-claims the rooms it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -113,7 +117,7 @@ class RoomPlacement:
         node_id: str,
         public_url: str,
         lease_s: float,
-        load: Callable[[], int],
+        participants: Callable[[], int],
         is_open: Callable[[str, str], bool],
         on_lost: LostRoom,
     ) -> None:
@@ -122,7 +126,7 @@ class RoomPlacement:
         self.node_id = node_id
         self.public_url = public_url.rstrip("/")
         self.lease_s = lease_s
-        self._load = load
+        self._participants = participants
         self._is_open = is_open
         self._on_lost = on_lost
         self._place = redis.register_script(_PLACE)
@@ -130,6 +134,7 @@ class RoomPlacement:
         self._release = redis.register_script(_RELEASE)
         self._owner = redis.register_script(_OWNER)
         self._held: dict[RoomKey, _Hold] = {}
+        self._releasing: set[asyncio.Task[Any]] = set()
         self._alive_until = 0.0
         self.reachable = False
 
@@ -144,7 +149,7 @@ class RoomPlacement:
     async def heartbeat(self) -> None:
         """Refresh this node's entry and load, then renew (or re-claim) the rooms held here."""
         sent = time.monotonic()
-        load = self._load()
+        load = len(self._held) + self._participants() / 1000
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._keys.node(self.node_id), mapping={"url": self.public_url, "load": load})
@@ -181,6 +186,8 @@ class RoomPlacement:
 
     async def leave(self) -> None:
         """Leave the directory and give up every room (a clean stop)."""
+        if self._releasing:
+            await asyncio.wait(self._releasing, timeout=2.0)
         try:
             for key, hold in list(self._held.items()):
                 await self._release(keys=[self._keys.room(*key)], args=[hold.value])
@@ -230,8 +237,14 @@ class RoomPlacement:
         hold = self._held.pop((app_key, room_id), None)
         if hold is None:
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._releasing.add(task)  # a clean stop waits for it before closing the client
         try:
             await self._release(keys=[self._keys.room(app_key, room_id)], args=[hold.value])
         except RedisError as exc:
             if not unreachable(exc):
                 raise  # unreachable: the key expires by itself
+        finally:
+            if task is not None:
+                self._releasing.discard(task)
