@@ -8,13 +8,6 @@ reconnect, and a Redis outage keeps the rooms running and recovers when Redis is
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,118 +30,10 @@ from roomcast.services.join_tokens import issue_usersig
 from roomcast.services.tasks import TaskService
 from roomcast.store.tables import NodeRow
 from tests.api.conftest import Tenant
-from tests.conftest import PG_ADMIN_URL_ENV, _pg_exec
 from tests.e2e.test_trtc_cloud_recording import req
-from tests.support.live import free_port, serve_process
-from tests.support.redis import RedisServer
+from tests.support.nodes import LEASE_S, Node, Nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(120)]
-
-LEASE_S = 3
-
-
-@dataclass
-class Node:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-class Cluster:
-    def __init__(self, data: Path, pg: str, redis: RedisServer) -> None:
-        self.data = data
-        self.pg = pg
-        self.redis = redis
-        self.nodes = {name: Node(name, free_port()) for name in ("a", "b")}
-
-    def start(self, name: str) -> Node:
-        node = self.nodes[name]
-        node.proc = serve_process(
-            self.data,  # one data directory: the nodes share the secret key that seals credentials
-            node.port,
-            ROOMCAST_DATABASE_URL=self.pg,
-            ROOMCAST_REDIS_URL=self.redis.url,
-            ROOMCAST_NODE_LEASE_S=str(LEASE_S),
-            ROOMCAST_RPC_TIMEOUT_S="3",
-            ROOMCAST_ICE_HOST_ADDRESSES='["127.0.0.1"]',
-            ROOMCAST_ALLOW_PRIVATE_URLS="true",
-            ROOMCAST_EMPTY_ROOM_GRACE_S="1",
-        )
-        return node
-
-    def kill(self, name: str) -> None:
-        node = self.nodes[name]
-        if node.proc is not None and node.proc.poll() is None:
-            os.kill(node.proc.pid, signal.SIGKILL)
-            node.proc.wait(timeout=10)
-        node.proc = None
-
-    def stop_all(self) -> None:
-        for node in self.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.terminate()
-                try:
-                    node.proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait(timeout=10)
-            node.proc = None
-
-    def serving(self, client: RoomClient) -> Node:
-        """The node a joined client ended up on."""
-        for node in self.nodes.values():
-            if f":{node.port}/" in client.url:
-                return node
-        raise AssertionError(client.url)
-
-    def other(self, node: Node) -> Node:
-        return next(n for n in self.nodes.values() if n is not node)
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    admin = os.environ.get(PG_ADMIN_URL_ENV)
-    if not admin:
-        if os.environ.get("ROOMCAST_REQUIRE_PG") == "1":
-            pytest.fail(f"{PG_ADMIN_URL_ENV} is not set but PostgreSQL tests are required")
-        pytest.skip(f"{PG_ADMIN_URL_ENV} not set")
-    name = "rc_nodes_" + uuid.uuid4().hex[:12]
-    asyncio.run(_pg_exec(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{admin.rsplit('/', 1)[0]}/{name}"
-    finally:
-        asyncio.run(_pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, pg_database: str, redis_server: RedisServer
-) -> Iterator[Cluster]:
-    c = Cluster(Path(tmp_path_factory.mktemp("nodes")) / "var", pg_database, redis_server)
-    try:
-        c.start("a")  # the first node migrates the database
-        c.start("b")
-        yield c
-    finally:
-        c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def tenant(cluster: Cluster) -> Tenant:
-    async def make() -> Tenant:
-        rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
-        try:
-            creds = await rt.tenancy.create_account("nodes")
-            app = await rt.tenancy.create_app(creds.account_id, "demo")
-            return Tenant(creds, app)
-        finally:
-            await rt.close()
-
-    return asyncio.run(make())
 
 
 def member(node: Node, t: Tenant, user: str, room: str) -> RoomClient:
@@ -186,7 +71,7 @@ def remove_user(node: Node, t: Tenant, room: int, user: str) -> Any:
 
 
 async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
-    cluster: Cluster, tenant: Tenant
+    cluster: Nodes, tenant: Tenant
 ) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     alice, bob = member(a, tenant, "alice", "101"), member(b, tenant, "bob", "101")
@@ -243,7 +128,7 @@ async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
         await bob.close()
 
 
-async def _task(cluster: Cluster, sdk_app_id: int, task_id: str) -> tuple[Any, list[Any]]:
+async def _task(cluster: Nodes, sdk_app_id: int, task_id: str) -> tuple[Any, list[Any]]:
     rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
     try:
         tasks = TaskService(rt.db.sessions, rt.box)
@@ -252,7 +137,7 @@ async def _task(cluster: Cluster, sdk_app_id: int, task_id: str) -> tuple[Any, l
         await rt.close()
 
 
-async def _node_id(cluster: Cluster, node: Node) -> str:
+async def _node_id(cluster: Nodes, node: Node) -> str:
     rt = await Runtime.open(Settings(data_dir=cluster.data, database_url=cluster.pg))
     try:
         async with rt.db.sessions() as s:
@@ -262,9 +147,7 @@ async def _node_id(cluster: Cluster, node: Node) -> str:
         await rt.close()
 
 
-async def test_a_recording_started_on_the_other_node_records_the_room(
-    cluster: Cluster, tenant: Tenant
-) -> None:
+async def test_a_recording_started_on_the_other_node_records_the_room(cluster: Nodes, tenant: Tenant) -> None:
     a = cluster.nodes["a"]
     kim = member(a, tenant, "kim", "404")
     app = tenant.app.sdk_app_id
@@ -306,7 +189,7 @@ async def test_a_recording_started_on_the_other_node_records_the_room(
         await kim.close()
 
 
-async def test_throttling_is_shared_by_the_nodes(cluster: Cluster, tenant: Tenant) -> None:
+async def test_throttling_is_shared_by_the_nodes(cluster: Nodes, tenant: Tenant) -> None:
     # SparkRTC room calls: 60 per minute per account. Alternating between two nodes, 80 calls
     # get about 60 through (each node alone would let all 80 pass: 40 each).
     clients = [spark(n, tenant) for n in cluster.nodes.values()]
@@ -326,7 +209,7 @@ async def test_throttling_is_shared_by_the_nodes(cluster: Cluster, tenant: Tenan
     assert codes[:55] == [404] * 55
 
 
-async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Cluster, tenant: Tenant) -> None:
+async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Nodes, tenant: Tenant) -> None:
     a = cluster.nodes["a"]
     erin, frank = member(a, tenant, "erin", "202"), member(a, tenant, "frank", "202")
     try:
@@ -352,7 +235,42 @@ async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Cluster, tena
         cluster.start(dead.name)  # back for the next tests, as a new node
 
 
-async def test_redis_outage_keeps_rooms_and_recovers(cluster: Cluster, tenant: Tenant) -> None:
+async def test_a_paused_node_gives_its_room_up_when_it_wakes(cluster: Nodes, tenant: Tenant) -> None:
+    a = cluster.nodes["a"]
+    lea = member(a, tenant, "lea", "505")
+    lea2 = member(a, tenant, "lea", "505")
+    max_ = member(a, tenant, "max", "505")
+    frozen: Node | None = None
+    try:
+        await lea.connect(auto_subscribe=True)
+        await lea.publish(tracks((60, 160)))
+        frozen = cluster.serving(lea)
+        awake = cluster.other(frozen)
+        cluster.pause(frozen.name)
+        # Past the frozen node's lease, the room is placed on the other node.
+        lea2 = member(awake, tenant, "lea", "505")
+        max_ = member(awake, tenant, "max", "505")
+        await asyncio.sleep(LEASE_S + 0.5)
+        await lea2.connect(auto_subscribe=True, retry_s=LEASE_S * 3)
+        await max_.connect(auto_subscribe=True, retry_s=LEASE_S * 3)
+        assert cluster.serving(lea2) is awake and cluster.serving(max_) is awake
+        await lea2.publish(tracks((60, 160)))
+        await max_.wait_frames("lea/camera", 10)
+        # The old node wakes up: it finds its room placed elsewhere and closes it (no split brain).
+        cluster.resume(frozen.name)
+        frozen = None
+        await asyncio.wait_for(lea.closed.wait(), LEASE_S * 3)
+        assert lea.close_code == 4004
+        assert await frames_flow(max_, "lea/camera", 1.5)
+        assert not max_.closed.is_set() and not lea2.closed.is_set()
+    finally:
+        if frozen is not None:
+            cluster.resume(frozen.name)
+        for c in (lea, lea2, max_):
+            await c.close()
+
+
+async def test_redis_outage_keeps_rooms_and_recovers(cluster: Nodes, tenant: Tenant) -> None:
     a = cluster.nodes["a"]
     gina, hal = member(a, tenant, "gina", "303"), member(a, tenant, "hal", "303")
     ivy = member(a, tenant, "ivy", "304")

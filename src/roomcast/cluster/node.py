@@ -132,13 +132,9 @@ class Cluster:
 
     async def _room_lost(self, app_key: str, room_id: str) -> None:
         """Another node serves this room now: close it here; its clients reconnect there."""
-        sfu = self._sfu
-        room = sfu.get_room(app_key, room_id) if sfu is not None else None
-        if sfu is None or room is None:
-            return
-        await room._close()
-        sfu._close_room(room, "moved")
-        event(log, "cluster.room_closed_moved", app_key=app_key, room_id=room_id)
+        if self._sfu is not None and self._sfu.get_room(app_key, room_id) is not None:
+            await self._sfu.evict_room(app_key, room_id, "moved")
+            event(log, "cluster.room_moved", app_key=app_key, room_id=room_id)
 
     # -- calls on rooms served elsewhere -----------------------------------------------------------
     async def call_room_node(self, app_key: str, room_id: str, method: str, params: dict[str, Any]) -> Any:

@@ -470,6 +470,14 @@ class RoomManager:
             del self._rooms[room.key]
         self.events.publish(RoomClosed(app_key=room.app_key, room_id=room.room_id, reason=reason))
 
+    async def evict_room(self, app_key: str, room_id: str, reason: str) -> None:
+        """Disconnect everyone (``server_shutdown``: they may join again, e.g. on another node)
+        and close the room here."""
+        room = self.get_room(app_key, room_id)
+        if room is not None:
+            await room._close()
+            self._close_room(room, reason)
+
     # -------------------------------------------------------- participants
 
     async def join(self, identity: Identity) -> Participant:
