@@ -66,10 +66,8 @@ class Cluster:
         self.rpc = NodeRpc(
             self.redis, self._blocking, self.keys, node_id=node_id, timeout_s=self.settings.rpc_timeout_s
         )
-        local = RoomService(sfu)
-        self.rpc.handle("rooms.remove_users", lambda p: local.remove_users(**p))
-        self.rpc.handle("rooms.dismiss", lambda p: local.dismiss(**p))
-        self.rpc.handle("rooms.set_blocked", lambda p: local.set_blocked(**p))
+        for method, handler in RoomService(sfu).calls().items():  # no nodes: answers for rooms here
+            self.rpc.handle(method, handler)
         self.rpc.start()
         sfu.gate = self.placement.gate
         sfu.events.add_handler(self._on_room_closed, types=(RoomClosed,))
@@ -97,6 +95,25 @@ class Cluster:
         """Keep a room placed here while ``pinned(app_key, room_id)``, even with nobody in it
         (a recording waiting for its room's publishers)."""
         self._pins.append(pinned)
+
+    async def call_other_nodes(self, method: str, params: dict[str, Any]) -> list[Any]:
+        assert self.placement is not None and self.rpc is not None
+        try:
+            others = [n for n in await self.placement.nodes() if n != self.node_id]
+        except RedisError as exc:
+            raise Unavailable("the cluster's Redis cannot be reached", subject="node") from exc
+        answers = await asyncio.gather(
+            *(self.rpc.call(n, method, params) for n in others), return_exceptions=True
+        )
+        out = []
+        for node_id, answer in zip(others, answers, strict=True):
+            if isinstance(answer, BaseException):
+                event(
+                    log, "cluster.node_left_out", level=logging.WARNING, node_id=node_id, error=repr(answer)
+                )
+                continue
+            out.append(answer)
+        return out
 
     # -- recordings.TaskNodes -----------------------------------------------------------------------
     async def room_node(self, app_key: str, room_id: str) -> str | None:

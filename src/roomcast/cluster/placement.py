@@ -225,6 +225,15 @@ class RoomPlacement:
             raise RoomElsewhere(url, owner)
         self._held[key] = _Hold(value, now + self.lease_s, now)
 
+    async def nodes(self) -> list[str]:
+        """The alive nodes of the directory. Raises RedisError if unreachable."""
+        ids = [str(i) for i in await self._redis.zrange(self._keys.nodes, 0, -1)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.exists(self._keys.node(i))
+            found = await pipe.execute()
+        return [i for i, ok in zip(ids, found, strict=True) if ok]
+
     async def owner(self, app_key: str, room_id: str) -> Owner | None:
         """The alive node serving the room, if any (no placement). Raises RedisError if unreachable."""
         found = await self._owner(keys=[self._keys.room(app_key, room_id)], args=[self._keys.prefix])
