@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from huaweicloudsdkcloudrtc.v2 import CloudRTCClient, RemoveRoomRequest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -87,9 +88,30 @@ async def test_joins_through_either_node_meet_and_moderation_reaches_the_room(
         await alice.wait_frames("bob/camera", 10)
         await alice.wait_frames("bob/audio", 10)
 
-        # RemoveUser sent to the node that does not serve the room removes bob there.
         home = cluster.serving(alice)
         away = cluster.other(home)
+        # The native API of the other node lists the room and shows who is in it, and blocks.
+        async with httpx.AsyncClient(
+            base_url=f"{away.url}/api/v1", auth=(tenant.creds.secret_id, tenant.creds.secret_key)
+        ) as native:
+            app_ref = tenant.app.app_id
+            listed = (await native.get(f"/apps/{app_ref}/rooms")).json()
+            assert [(r["room_id"], r["participants"]) for r in listed] == [("101", 2)], listed
+            detail = (await native.get(f"/apps/{app_ref}/rooms/101")).json()
+            assert [u["user_id"] for u in detail["users"]] == ["alice", "bob"], detail
+            assert {t["track_id"] for u in detail["users"] for t in u["tracks"]} >= {
+                "alice/camera",
+                "bob/camera",
+            }
+            resp = await native.post(f"/apps/{app_ref}/rooms/101/users/alice/block", json={"video": True})
+            assert resp.status_code == 204, resp.text
+            await bob.wait_event("media_blocked", lambda m: m["user_id"] == "alice")
+            detail = (await native.get(f"/apps/{app_ref}/rooms/101")).json()
+            alice_tracks = {t["track_id"]: t["blocked"] for t in detail["users"][0]["tracks"]}
+            assert alice_tracks["alice/camera"] and not alice_tracks["alice/audio"], detail
+            assert (await native.get(f"/apps/{app_ref}/rooms/nope")).status_code == 404
+
+        # RemoveUser sent to the node that does not serve the room removes bob there.
         await remove_user(away, tenant, 101, "bob")
         await asyncio.wait_for(bob.closed.wait(), 10)
         assert bob.close_code == 4001
