@@ -169,6 +169,28 @@ async def _node_id(cluster: Nodes, node: Node) -> str:
         await rt.close()
 
 
+def _vod_body(t: Tenant, room: str) -> dict[str, Any]:
+    """A per-user recording to roomcast's media library (no object store needed)."""
+    return {
+        "SdkAppId": t.app.sdk_app_id,
+        "RoomId": room,
+        "UserId": f"rec-{room}",
+        "UserSig": issue_usersig(t.app, f"rec-{room}"),
+        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": 3, "AvMerge": 1},
+        "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0}}},
+    }
+
+
+async def _until_stored(cluster: Nodes, app: int, task_id: str) -> tuple[Any, list[Any]]:
+    for _ in range(150):
+        task, files = await _task(cluster, app, task_id)
+        if task.state.value == "exited" and files and all(f.state in ("stored", "failed") for f in files):
+            break
+        await asyncio.sleep(0.2)
+    assert task.state.value == "exited", task
+    return task, files
+
+
 async def test_a_recording_started_on_the_other_node_records_the_room(cluster: Nodes, tenant: Tenant) -> None:
     a = cluster.nodes["a"]
     kim = member(a, tenant, "kim", "404")
@@ -179,16 +201,8 @@ async def test_a_recording_started_on_the_other_node_records_the_room(cluster: N
         home = cluster.serving(kim)
         away = cluster.other(home)
         client = trtc(away, tenant)
-        body = {
-            "SdkAppId": app,
-            "RoomId": "404",
-            "UserId": "rec-404",
-            "UserSig": issue_usersig(tenant.app, "rec-404"),
-            "RecordParams": {"RecordMode": 1, "MaxIdleTime": 30, "OutputFormat": 3, "AvMerge": 1},
-            "StorageParams": {"CloudVod": {"TencentVod": {"MediaType": 0}}},
-        }
         created = await asyncio.to_thread(
-            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, body)
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, _vod_body(tenant, "404"))
         )
         task_id = created.TaskId
         task, _ = await _task(cluster, app, task_id)
@@ -199,12 +213,7 @@ async def test_a_recording_started_on_the_other_node_records_the_room(cluster: N
             client.DeleteCloudRecording,
             req(models.DeleteCloudRecordingRequest, {"SdkAppId": app, "TaskId": task_id}),
         )
-        for _ in range(150):
-            task, files = await _task(cluster, app, task_id)
-            if task.state.value == "exited" and files and all(f.state == "stored" for f in files):
-                break
-            await asyncio.sleep(0.2)
-        assert task.state.value == "exited", task
+        task, files = await _until_stored(cluster, app, task_id)
         assert files and all(f.state == "stored" and (f.size or 0) > 1000 for f in files), files
         assert max(f.duration_ms or 0 for f in files) > 1500, files
     finally:
@@ -239,6 +248,17 @@ async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Nodes, tenant
         await erin.publish(tracks((10, 220)))
         dead = cluster.serving(erin)
         survivor = cluster.other(dead)
+        # A recording of the room runs on the node that will die.
+        app = tenant.app.sdk_app_id
+        client = trtc(survivor, tenant)
+        created = await asyncio.to_thread(
+            client.CreateCloudRecording, req(models.CreateCloudRecordingRequest, _vod_body(tenant, "202"))
+        )
+        task_id = created.TaskId
+        task, _ = await _task(cluster, app, task_id)
+        assert task.node_id == await _node_id(cluster, dead)
+        await asyncio.sleep(2)
+        survivor_id = await _node_id(cluster, survivor)
         cluster.kill(dead.name)
         await asyncio.wait_for(erin.closed.wait(), 15)
 
@@ -251,6 +271,18 @@ async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Nodes, tenant
         assert cluster.serving(erin) is survivor and cluster.serving(frank) is survivor
         await erin.publish(tracks((10, 220)))
         await frank.wait_frames("erin/camera", 10)
+
+        # The survivor took the task over and records the room again (a new run).
+        task, _ = await _task(cluster, app, task_id)
+        assert task.node_id == survivor_id and task.run >= 2, task
+        await asyncio.sleep(2)
+        await asyncio.to_thread(
+            client.DeleteCloudRecording,
+            req(models.DeleteCloudRecordingRequest, {"SdkAppId": app, "TaskId": task_id}),
+        )
+        task, files = await _until_stored(cluster, app, task_id)
+        # The dead node's half-written files were finalized and stored too, then the new run's.
+        assert len(files) >= 2 and all(f.state == "stored" for f in files), files
     finally:
         await erin.close()
         await frank.close()
