@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,7 @@ async def run_config(args: argparse.Namespace, n_nodes: int, video: Any, audio: 
             "streams": streams,
             "delivered": delivered,
             "min_fps": min(fps) if fps else 0.0,
+            "median_fps": statistics.median(fps) if fps else 0.0,
             "streams_per_core": delivered / cores if cores else 0.0,
         }
     finally:
@@ -241,13 +243,14 @@ async def bench_main(args: argparse.Namespace) -> None:
         f"{profile.name}, {os.cpu_count()} cores on this box"
     )
     print(f"{'nodes':>5} {'rooms/node':>11} {'node CPU % of a core':>24} {'other %':>8} "
-          f"{'streams':>8} {'delivered':>9} {'min fps':>8} {'streams/core':>13}")  # fmt: skip
+          f"{'streams':>8} {'delivered':>9} {'min fps':>8} {'med fps':>8} {'streams/core':>13}")  # fmt: skip
     for n in args.nodes:
         r = await run_config(args, n, video, audio)
         cpu = " ".join(f"{c:5.1f}" for c in r["node_cpu"])
         print(
             f"{r['nodes']:>5} {'/'.join(map(str, r['rooms_per_node'])):>11} {cpu:>24} {r['other_cpu']:8.1f} "
-            f"{r['streams']:>8} {r['delivered']:>9} {r['min_fps']:8.1f} {r['streams_per_core']:13.1f}"
+            f"{r['streams']:>8} {r['delivered']:>9} {r['min_fps']:8.1f} {r['median_fps']:8.1f} "
+            f"{r['streams_per_core']:13.1f}"
         )
 
 
