@@ -243,3 +243,18 @@ async def test_calls_between_nodes(redis_server: RedisServer, prefix: str) -> No
         await b.stop()
         for r in (ra, rb, blocking):
             await r.aclose()
+
+
+def test_redis_url_needs_a_shared_postgresql_database(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from roomcast.config import Settings
+
+    with pytest.raises(ValidationError, match="PostgreSQL"):
+        Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
+    s = Settings(
+        data_dir=tmp_path,
+        redis_url="redis://127.0.0.1:6379/0",
+        database_url="postgresql+asyncpg://u:p@127.0.0.1/db",
+    )
+    assert s.redis_url and s.redis_key_prefix == "roomcast" and s.rpc_timeout_s == 5.0
