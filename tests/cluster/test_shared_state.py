@@ -23,17 +23,18 @@ async def test_rate_limit_is_shared_by_two_nodes(redis_server: RedisServer, pref
     a = SharedRateLimiter(a_redis, Keys(prefix))
     b = SharedRateLimiter(b_redis, Keys(prefix))
     try:
-        # 20 per second, burst 20: the two nodes together get 20, not 40.
-        results = [
-            await (a if i % 2 else b).allow(("trtc", 1400000001, "Describe"), 20, 1.0) for i in range(40)
-        ]
-        assert results.count(True) == 20
-        assert results[:20] == [True] * 20
+        # 20 per minute, burst 20: the two nodes together get 20, not 40.
+        key = ("sparkrtc", "account-1", "room")
+        results = [await (a if i % 2 else b).allow(key, 20, 60.0) for i in range(40)]
+        assert results == [True] * 20 + [False] * 20
         # Another key has its own bucket.
-        assert await a.allow(("trtc", 1400000002, "Describe"), 20, 1.0)
-        await asyncio.sleep(0.25)  # refills at 20 per second: about 5 more
-        more = [await b.allow(("trtc", 1400000001, "Describe"), 20, 1.0) for _ in range(10)]
-        assert 3 <= more.count(True) <= 7
+        assert await a.allow(("sparkrtc", "account-2", "room"), 20, 60.0)
+        # A bucket refills at its rate: 5 per half second, burst 5.
+        fast = ("trtc", 1400000001, "DescribeCloudRecording")
+        assert [await a.allow(fast, 5, 0.5) for _ in range(6)] == [True] * 5 + [False]
+        await asyncio.sleep(0.6)
+        again = [await (b if i % 2 else a).allow(fast, 5, 0.5) for i in range(10)]
+        assert 5 <= again.count(True) <= 7 and again[:5] == [True] * 5, again
     finally:
         await a_redis.aclose()
         await b_redis.aclose()
