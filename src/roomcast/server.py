@@ -316,6 +316,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "version": __version__,
             "database": db_ok,
         }
+        if cluster is not None:
+            # Informational: a node keeps serving its rooms while Redis is down.
+            body["redis"] = cluster.reachable
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     return app

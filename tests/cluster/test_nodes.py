@@ -337,6 +337,8 @@ async def test_redis_outage_keeps_rooms_and_recovers(cluster: Nodes, tenant: Ten
         cluster.redis.stop()
         # The room goes on; a join that needs a placement gets a clear error.
         assert await frames_flow(hal, "gina/camera", 2.0)
+        health = await asyncio.to_thread(httpx.get, f"{a.url}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["redis"] is False, health.text
         with pytest.raises(ClientError) as exc:
             await ivy.connect()
         assert exc.value.code == "routing_unavailable"
@@ -348,6 +350,8 @@ async def test_redis_outage_keeps_rooms_and_recovers(cluster: Nodes, tenant: Ten
         # The nodes registered again and re-claimed their rooms: nobody was moved.
         await asyncio.sleep(LEASE_S)
         assert not gina.closed.is_set() and not hal.closed.is_set()
+        health = await asyncio.to_thread(httpx.get, f"{a.url}/healthz", timeout=5)
+        assert health.json()["redis"] is True, health.text
         assert await frames_flow(hal, "gina/camera", 1.5)
         late = member(cluster.other(cluster.serving(gina)), tenant, "jay", "303")
         try:

@@ -43,6 +43,11 @@ class Cluster:
         self._pins: list[Callable[[str, str], bool]] = []
 
     @property
+    def reachable(self) -> bool:
+        """Whether the last heartbeat reached Redis."""
+        return self.placement is not None and self.placement.reachable
+
+    @property
     def node_id(self) -> str:
         assert self.placement is not None
         return self.placement.node_id
