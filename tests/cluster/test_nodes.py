@@ -262,14 +262,15 @@ async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Nodes, tenant
         cluster.kill(dead.name)
         await asyncio.wait_for(erin.closed.wait(), 15)
 
+        assert erin.close_code == 1006
+
         # Clients reconnect through the survivor; once the dead node's lease ran out the room
         # is placed there (until then the join is sent to the dead node, refused, and retried).
-        erin = member(survivor, tenant, "erin", "202")
+        # erin rejoins with her session's tracks; frank is new.
+        await erin.rejoin(tracks((10, 220)), base_url=survivor.url, retry_s=LEASE_S * 4)
         frank = member(survivor, tenant, "frank", "202")
-        await erin.connect(auto_subscribe=True, retry_s=LEASE_S * 4)
         await frank.connect(auto_subscribe=True, retry_s=LEASE_S * 4)
         assert cluster.serving(erin) is survivor and cluster.serving(frank) is survivor
-        await erin.publish(tracks((10, 220)))
         await frank.wait_frames("erin/camera", 10)
 
         # The survivor took the task over and records the room again (a new run).

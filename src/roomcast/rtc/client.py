@@ -33,6 +33,11 @@ MAX_REDIRECTS = 3
 """Joins sent on to the room's node (several nodes): one hop is normal, more means a loop."""
 
 
+def _ws_url(base_url: str, ws_path: str) -> str:
+    ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return ws_base.rstrip("/") + ws_path
+
+
 async def _post_offer(endpoint: str, sdp: str, token: str) -> httpx.Response:
     """POST a WHIP/WHEP offer, following ``307`` to the room's node with the same offer and token
     (httpx would drop the Authorization header on a redirect to another origin)."""
@@ -172,8 +177,10 @@ class RoomClient:
         ws_path: str = "/rtc/ws",
         decode: bool = False,
     ) -> None:
-        ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        self.url = ws_base.rstrip("/") + ws_path
+        self.ws_path = ws_path
+        self.url = _ws_url(base_url, ws_path)
+        self._entry_url = self.url
+        self._auto_subscribe = False
         self.app_id = app_id
         self.room_id = room_id
         self.user_id = user_id
@@ -275,6 +282,7 @@ class RoomClient:
         cannot place the room now (``routing_unavailable``) is tried again, as after a node died."""
         deadline = asyncio.get_running_loop().time() + retry_s
         entry = self.url
+        self._auto_subscribe = auto_subscribe
         hops = 0
         while True:
             try:
@@ -297,6 +305,36 @@ class RoomClient:
             self.node_id = str(reply.get("node_id") or "")
         self.session_id = reply.get("session_id")
         self.room = dict(reply.get("room") or {})
+        return reply
+
+    async def rejoin(
+        self,
+        tracks: dict[TrackKind, MediaStreamTrack] | None = None,
+        *,
+        base_url: str | None = None,
+        retry_s: float = 30.0,
+        time_limit: float = 10.0,
+    ) -> dict[str, Any]:
+        """Join again after the session ended (its node died: close 1006; or the room moved to
+        another node: 4004), subscribing as before and publishing ``tracks`` (new ones: aiortc
+        ends a track when its connection closes). Goes through ``base_url`` (another node) or the
+        node first given; the room is placed on a live node once the dead one's lease has run
+        out, so joins are retried for ``retry_s`` seconds."""
+        await self._drop_connection()
+        for pc in (self.pub_pc, self.sub_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        self.pub_pc = self.sub_pc = None
+        self._pub_transceivers = {}
+        self._published = {}
+        self.mapping = {}
+        self.url = _ws_url(base_url, self.ws_path) if base_url else self._entry_url
+        reply = await self.connect(
+            auto_subscribe=self._auto_subscribe, time_limit=time_limit, retry_s=retry_s
+        )
+        if tracks:
+            await self.publish(tracks)
         return reply
 
     async def _join_once(self, auto_subscribe: bool, time_limit: float) -> dict[str, Any]:
