@@ -149,6 +149,28 @@ async def test_a_burst_of_new_rooms_spreads_over_the_nodes(redis_server: RedisSe
         await b.close()
 
 
+async def test_a_full_node_gets_no_new_rooms_but_keeps_its_own(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
+    try:
+        await a.p.heartbeat()
+        await b.p.heartbeat()
+        await a.join("1400", "mine")
+        a.p._full = lambda: True
+        await a.p.heartbeat()
+        for i in range(3):
+            with pytest.raises(RoomElsewhere):
+                await a.join("1400", f"new{i}")
+        await a.join("1400", "mine")  # still here
+        with pytest.raises(RoomElsewhere) as exc:
+            await b.join("1400", "mine")
+        assert exc.value.node_id == "a"
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_node_back_from_a_pause_gives_its_room_up(redis_server: RedisServer, prefix: str) -> None:
     a, b = (
         _Node(redis_server.url, prefix, "a", lease_s=1.0),

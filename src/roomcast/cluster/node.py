@@ -67,6 +67,7 @@ class Cluster:
                 sfu.get_room(app_key, room_id) is not None or any(pin(app_key, room_id) for pin in self._pins)
             ),
             on_lost=self._room_lost,
+            full=lambda: len(sfu.rooms()) >= sfu.config.max_rooms,
         )
         self.rpc = NodeRpc(
             self.redis, self._blocking, self.keys, node_id=node_id, timeout_s=self.settings.rpc_timeout_s

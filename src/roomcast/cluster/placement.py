@@ -120,6 +120,7 @@ class RoomPlacement:
         participants: Callable[[], int],
         is_open: Callable[[str, str], bool],
         on_lost: LostRoom,
+        full: Callable[[], bool] = lambda: False,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -128,6 +129,7 @@ class RoomPlacement:
         self.lease_s = lease_s
         self._participants = participants
         self._is_open = is_open
+        self._full = full
         self._on_lost = on_lost
         self._place = redis.register_script(_PLACE)
         self._renew = redis.register_script(_RENEW)
@@ -154,7 +156,10 @@ class RoomPlacement:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._keys.node(self.node_id), mapping={"url": self.public_url, "load": load})
                 pipe.pexpire(self._keys.node(self.node_id), self._ttl_ms)
-                pipe.zadd(self._keys.nodes, {self.node_id: load})
+                if self._full():  # no new rooms here (its rooms stay: the node key is what counts)
+                    pipe.zrem(self._keys.nodes, self.node_id)
+                else:
+                    pipe.zadd(self._keys.nodes, {self.node_id: load})
                 await pipe.execute()
             self._alive_until = sent + self.lease_s
             lost: list[RoomKey] = []
