@@ -171,6 +171,34 @@ async def test_a_full_node_gets_no_new_rooms_but_keeps_its_own(
         await b.close()
 
 
+async def test_a_crashed_node_on_this_host_is_forgotten_at_once(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    import socket
+    import sys
+
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    a = _Node(redis_server.url, prefix, "a", lease_s=30)
+    keys = Keys(prefix)
+    try:
+        # "ghost" ran on this host, holds a room, and its lease has long to go, but its process is gone.
+        await a.redis.hset(
+            keys.node("ghost"),
+            mapping={"url": "http://ghost.test", "host": socket.gethostname(), "pid": dead.pid},
+        )
+        await a.redis.pexpire(keys.node("ghost"), 30_000)
+        await a.redis.zadd(keys.nodes, {"ghost": 0})
+        await a.redis.set(keys.room("1400", "haunted"), "ghost 1", px=30_000)
+        with pytest.raises(RoomElsewhere):
+            await a.join("1400", "haunted")
+        await a.p.heartbeat()
+        assert not await a.redis.exists(keys.node("ghost"))
+        await a.join("1400", "haunted")  # placed here at once
+    finally:
+        await a.close()
+
+
 async def test_a_node_back_from_a_pause_gives_its_room_up(redis_server: RedisServer, prefix: str) -> None:
     a, b = (
         _Node(redis_server.url, prefix, "a", lease_s=1.0),
