@@ -8,6 +8,7 @@ reconnect, and a Redis outage keeps the rooms running and recovers when Redis is
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -207,7 +208,19 @@ async def test_a_recording_started_on_the_other_node_records_the_room(cluster: N
         task_id = created.TaskId
         task, _ = await _task(cluster, app, task_id)
         assert task.node_id == await _node_id(cluster, home)  # run where the room is
-        await asyncio.sleep(3)
+        await asyncio.sleep(1.5)
+        # Modified through the other node too: the new user selection reaches the task's node.
+        subscribe = {"SubscribeAudioUserIds": ["kim", "nobody"], "SubscribeVideoUserIds": ["kim"]}
+        await asyncio.to_thread(
+            client.ModifyCloudRecording,
+            req(
+                models.ModifyCloudRecordingRequest,
+                {"SdkAppId": app, "TaskId": task_id, "SubscribeStreamUserIds": subscribe},
+            ),
+        )
+        task, _ = await _task(cluster, app, task_id)
+        assert "nobody" in json.dumps(task.spec), task.spec
+        await asyncio.sleep(1.5)
         # Stopped through the other node too.
         await asyncio.to_thread(
             client.DeleteCloudRecording,
