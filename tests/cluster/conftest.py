@@ -21,6 +21,7 @@ from tests.support.redis import RedisServer
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis the test may stop and restart."""
     server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
     server.start()
     try:
@@ -29,10 +30,38 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's test Redis (``ROOMCAST_TEST_REDIS_URL``, started by scripts/test), else a
+    private one; tests keep their keys apart with :func:`prefix`."""
+    shared = os.environ.get("ROOMCAST_TEST_REDIS_URL")
+    if shared:
+        yield shared
+        return
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def prefix() -> str:
-    """Keys of one test apart from the others'."""
-    return f"t{uuid.uuid4().hex[:8]}"
+def prefix(redis_url: str) -> Iterator[str]:
+    """Keys of one test apart from the others' (and deleted after it)."""
+    import redis
+
+    name = f"rc-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        keys = list(client.scan_iter(f"{name}:*"))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # a test stopped it
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from roomcast.rtc.routing import RoomElsewhere, RoutingUnavailable
 from tests.support.redis import RedisServer
 
 
-async def test_rate_limit_is_shared_by_two_nodes(redis_server: RedisServer, prefix: str) -> None:
-    a_redis, b_redis = connect(redis_server.url), connect(redis_server.url)
+async def test_rate_limit_is_shared_by_two_nodes(redis_url: str, prefix: str) -> None:
+    a_redis, b_redis = connect(redis_url), connect(redis_url)
     a = SharedRateLimiter(a_redis, Keys(prefix))
     b = SharedRateLimiter(b_redis, Keys(prefix))
     try:
@@ -50,8 +50,8 @@ async def test_rate_limit_falls_back_to_the_node_when_redis_is_unreachable() -> 
         await dead.aclose()
 
 
-async def test_a_nonce_is_claimed_once_across_nodes(redis_server: RedisServer, prefix: str) -> None:
-    a_redis, b_redis = connect(redis_server.url), connect(redis_server.url)
+async def test_a_nonce_is_claimed_once_across_nodes(redis_url: str, prefix: str) -> None:
+    a_redis, b_redis = connect(redis_url), connect(redis_url)
     a = SharedNonceMemory(a_redis, Keys(prefix))
     b = SharedNonceMemory(b_redis, Keys(prefix))
     try:
@@ -100,10 +100,8 @@ class _Node:
         await self.redis.aclose()
 
 
-async def test_rooms_go_to_the_least_loaded_node_and_stay_there(
-    redis_server: RedisServer, prefix: str
-) -> None:
-    a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
+async def test_rooms_go_to_the_least_loaded_node_and_stay_there(redis_url: str, prefix: str) -> None:
+    a, b = _Node(redis_url, prefix, "a"), _Node(redis_url, prefix, "b")
     try:
         a.load, b.load = 5, 0
         await a.p.heartbeat()
@@ -131,8 +129,8 @@ async def test_rooms_go_to_the_least_loaded_node_and_stay_there(
         await b.close()
 
 
-async def test_a_burst_of_new_rooms_spreads_over_the_nodes(redis_server: RedisServer, prefix: str) -> None:
-    a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
+async def test_a_burst_of_new_rooms_spreads_over_the_nodes(redis_url: str, prefix: str) -> None:
+    a, b = _Node(redis_url, prefix, "a"), _Node(redis_url, prefix, "b")
     try:
         await a.p.heartbeat()
         await b.p.heartbeat()
@@ -149,10 +147,8 @@ async def test_a_burst_of_new_rooms_spreads_over_the_nodes(redis_server: RedisSe
         await b.close()
 
 
-async def test_a_full_node_gets_no_new_rooms_but_keeps_its_own(
-    redis_server: RedisServer, prefix: str
-) -> None:
-    a, b = _Node(redis_server.url, prefix, "a"), _Node(redis_server.url, prefix, "b")
+async def test_a_full_node_gets_no_new_rooms_but_keeps_its_own(redis_url: str, prefix: str) -> None:
+    a, b = _Node(redis_url, prefix, "a"), _Node(redis_url, prefix, "b")
     try:
         await a.p.heartbeat()
         await b.p.heartbeat()
@@ -171,15 +167,13 @@ async def test_a_full_node_gets_no_new_rooms_but_keeps_its_own(
         await b.close()
 
 
-async def test_a_crashed_node_on_this_host_is_forgotten_at_once(
-    redis_server: RedisServer, prefix: str
-) -> None:
+async def test_a_crashed_node_on_this_host_is_forgotten_at_once(redis_url: str, prefix: str) -> None:
     import socket
     import sys
 
     dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await dead.wait()
-    a = _Node(redis_server.url, prefix, "a", lease_s=30)
+    a = _Node(redis_url, prefix, "a", lease_s=30)
     keys = Keys(prefix)
     try:
         # "ghost" ran on this host, holds a room, and its lease has long to go, but its process is gone.
@@ -199,10 +193,10 @@ async def test_a_crashed_node_on_this_host_is_forgotten_at_once(
         await a.close()
 
 
-async def test_a_node_back_from_a_pause_gives_its_room_up(redis_server: RedisServer, prefix: str) -> None:
+async def test_a_node_back_from_a_pause_gives_its_room_up(redis_url: str, prefix: str) -> None:
     a, b = (
-        _Node(redis_server.url, prefix, "a", lease_s=1.0),
-        _Node(redis_server.url, prefix, "b", lease_s=1.0),
+        _Node(redis_url, prefix, "a", lease_s=1.0),
+        _Node(redis_url, prefix, "b", lease_s=1.0),
     )
     try:
         b.load = 10
@@ -257,9 +251,9 @@ async def test_redis_outage_keeps_rooms_and_refuses_new_placements(tmp_path: Pat
         server.stop()
 
 
-async def test_calls_between_nodes(redis_server: RedisServer, prefix: str) -> None:
-    ra, rb = connect(redis_server.url), connect(redis_server.url)
-    blocking = connect(redis_server.url, timeout_s=5)
+async def test_calls_between_nodes(redis_url: str, prefix: str) -> None:
+    ra, rb = connect(redis_url), connect(redis_url)
+    blocking = connect(redis_url, timeout_s=5)
     a = NodeRpc(ra, blocking, Keys(prefix), node_id="a", timeout_s=0.5)
     b = NodeRpc(rb, blocking, Keys(prefix), node_id="b", timeout_s=0.5)
 
