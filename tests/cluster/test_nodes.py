@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -245,12 +246,14 @@ async def test_throttling_is_shared_by_the_nodes(cluster: Nodes, tenant: Tenant)
             return int(exc.status_code)
         return 202
 
+    started = time.monotonic()
     codes = [await asyncio.to_thread(one, i) for i in range(80)]
+    elapsed = time.monotonic() - started
     assert set(codes) <= {404, 429}, codes
     passed = codes.count(404)
     # 60, less what earlier tests of this account spent, plus one a second of refill.
-    assert 55 <= passed <= 70, codes
-    assert codes[:55] == [404] * 55
+    assert 55 <= passed <= 60 + elapsed + 1, (elapsed, codes)
+    assert codes[:55] == [404] * 55 and 429 in codes, codes
 
 
 async def test_a_killed_node_s_room_moves_to_the_survivor(cluster: Nodes, tenant: Tenant) -> None:
