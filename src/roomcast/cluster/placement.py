@@ -202,17 +202,26 @@ class RoomPlacement:
             self._alive_until = sent + self.lease_s
             await self._forget_dead_neighbours()
             lost: list[RoomKey] = []
+            renew: list[tuple[RoomKey, _Hold]] = []
             for key, hold in list(self._held.items()):
                 if not self._is_open(*key) and sent - hold.placed > self.lease_s:
                     # Placed here, but the join failed or never came: free the room.
                     del self._held[key]
                     await self._release(keys=[self._keys.room(*key)], args=[hold.value])
-                    continue
-                ok = await self._renew(keys=[self._keys.room(*key)], args=[hold.value, self._ttl_ms])
-                if ok:
-                    hold.until = sent + self.lease_s
-                elif self._held.get(key) is hold:
-                    lost.append(key)
+                else:
+                    renew.append((key, hold))
+            if renew:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, hold in renew:
+                        await self._renew(
+                            keys=[self._keys.room(*key)], args=[hold.value, self._ttl_ms], client=pipe
+                        )
+                    renewed = await pipe.execute()
+                for (key, hold), ok in zip(renew, renewed, strict=True):
+                    if ok:
+                        hold.until = sent + self.lease_s
+                    elif self._held.get(key) is hold:
+                        lost.append(key)
         except RedisError as exc:
             if not unreachable(exc):
                 raise
@@ -226,7 +235,10 @@ class RoomPlacement:
         for key in lost:
             self._held.pop(key, None)
             event(log, "cluster.room_lost", level=logging.WARNING, app_key=key[0], room_id=key[1])
-            await self._on_lost(*key)
+            try:
+                await self._on_lost(*key)
+            except Exception:
+                log.exception("cluster.room_lost_failed")
 
     async def leave(self) -> None:
         """Leave the directory and give up every room (a clean stop)."""
