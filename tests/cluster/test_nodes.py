@@ -377,6 +377,10 @@ async def test_redis_outage_keeps_rooms_and_recovers(cluster: Nodes, tenant: Ten
             await late.wait_frames("gina/camera", 10)
         finally:
             await late.close()
+        # Calls between nodes work again too (each node subscribed its channel again).
+        await remove_user(cluster.other(cluster.serving(hal)), tenant, 303, "hal")
+        await asyncio.wait_for(hal.closed.wait(), 10)
+        assert hal.close_code == 4001
     finally:
         for c in (gina, hal, ivy):
             await c.close()
