@@ -73,3 +73,17 @@ ensure_postgres() {
   fi
   export ROOMCAST_TEST_PG_URL="postgresql+asyncpg://roomcast_test:roomcast_test@127.0.0.1:5432/postgres"
 }
+
+# ensure_redis : a Redis on 127.0.0.1:6379 for the multi-node tests; exports ROOMCAST_TEST_REDIS_URL
+# (unless already set).
+ensure_redis() {
+  if [ -n "${ROOMCAST_TEST_REDIS_URL:-}" ]; then return 0; fi
+  if ! command -v redis-cli >/dev/null || ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    ensure_debian_packages redis-server
+    say "starting Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { say "Redis did not start"; return 1; }
+  fi
+  export ROOMCAST_TEST_REDIS_URL="redis://127.0.0.1:6379/0"
+}

@@ -28,7 +28,7 @@ def free_port() -> int:
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up the developer's ROOMCAST_* settings."""
     for k in list(os.environ):
-        if k.startswith("ROOMCAST_") and k != PG_ADMIN_URL_ENV:
+        if k.startswith("ROOMCAST_") and k not in (PG_ADMIN_URL_ENV, "ROOMCAST_TEST_REDIS_URL"):
             monkeypatch.delenv(k)
 
 

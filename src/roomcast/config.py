@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "ROOMCAST_CONFIG"
@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     database_url: str | None = None
     """SQLAlchemy async URL; ``None`` means an SQLite file in the data directory."""
+    redis_url: str | None = None
+    """Redis URL (``redis://host:6379/0``). With it and a PostgreSQL ``database_url``, every node
+    started with the same two URLs is part of one service: rooms are placed on nodes, joins and
+    room calls are routed to the room's node, throttling is shared. ``None``: a single node."""
+    redis_key_prefix: str = "roomcast"
+    """Prefix of every Redis key and channel (several services may share one Redis)."""
+    rpc_timeout_s: float = Field(default=5.0, gt=0)
+    """How long a call sent to another node (moderation, task start) may take."""
     storage_dir: Path | None = None
     """Local object store; ``None`` means ``<data_dir>/storage``."""
     public_url: str | None = None
@@ -105,6 +113,12 @@ class Settings(BaseSettings):
         if v not in {"json", "text"}:
             raise ValueError("log_format must be json or text")
         return v
+
+    @model_validator(mode="after")
+    def _cluster(self) -> Settings:
+        if self.redis_url and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError("redis_url (several nodes) needs a PostgreSQL database_url shared by the nodes")
+        return self
 
     @classmethod
     def settings_customise_sources(

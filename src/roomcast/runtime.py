@@ -20,6 +20,7 @@ from roomcast.store.db import Database
 
 if TYPE_CHECKING:
     from roomcast.services.ingests import IngestService
+    from roomcast.cluster.node import Cluster
     from roomcast.services.recordings import RecordingService
     from roomcast.services.whiteboard import WhiteboardService
 
@@ -49,6 +50,8 @@ class Runtime:
 
             self._whiteboard = WhiteboardService(self.db.sessions)
         return self._whiteboard
+    cluster: Cluster | None = None
+    """Set by the server with ``redis_url``: rooms on other nodes are reached through it."""
 
     @property
     def url_policy(self) -> UrlPolicy:
@@ -59,7 +62,7 @@ class Runtime:
     def rooms(self) -> RoomService:
         if self.sfu is None:
             raise Unavailable("the media plane runs only in the server", subject="sfu")
-        return RoomService(self.sfu)
+        return RoomService(self.sfu, self.cluster)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:

@@ -37,6 +37,7 @@ from roomcast.api.trtc import recording as trtc_recording
 from roomcast.api.trtc.actions import register as register_trtc_actions
 from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
 from roomcast.api.trtc.gateway import build_router as trtc_router
+from roomcast.cluster.node import Cluster
 from roomcast.config import Settings
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import CallbackOutbox
@@ -54,7 +55,7 @@ from roomcast.services.activity import ActivityRecorder
 from roomcast.services.ingests import IngestService
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
-from roomcast.services.ratelimit import RateLimiter
+from roomcast.services.ratelimit import RateLimiter, Throttle
 from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
@@ -141,7 +142,9 @@ class RecordingStack:
         await self.outbox.stop()
 
 
-async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> RecordingStack:
+async def _start_recording_stack(
+    rt: Runtime, sfu: RoomManager, nodes: NodeRegistry, cluster: Cluster | None
+) -> RecordingStack:
     settings = rt.settings
     engine = RecordingEngine(
         sfu, settings.data_dir.resolve() / "recordings", capacity=settings.recording_capacity
@@ -173,7 +176,12 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         max_tasks=settings.max_recordings,
         room_exists=rooms.exists,
         room_users=room_users,
+        nodes=cluster,
     )
+    if cluster is not None:
+        for method, handler in service.calls().items():
+            cluster.handle(method, handler)
+        cluster.pin_rooms(service.records_room)
     trtc_recording.register_dialect(service)
     tiw_online_record.register_dialect(service, rt)
     jocloud_recording.register_dialect(service)
@@ -232,6 +240,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         await nodes.register()
         app.state.nodes = nodes
+        if cluster is not None:
+            await cluster.start(nodes.node_id, sfu)
+            rt.cluster = cluster
         activity = ActivityRecorder(rt.db.sessions, sfu.events, node_id=nodes.node_id)
         app.state.activity = activity
         await activity.start()
@@ -240,7 +251,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.retention = retention
         retention.start()
         await sfu.start()
-        recording = await _start_recording_stack(rt, sfu, nodes)
+        recording = await _start_recording_stack(rt, sfu, nodes, cluster)
         app.state.recording = recording
         ingests = IngestService(
             TaskService(rt.db.sessions, rt.box),
@@ -266,6 +277,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             # Finalizes files within the grace time; their uploads stay queued in the database.
             await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown
+            if cluster is not None:
+                await cluster.stop()  # after the rooms closed: nobody joins them here any more
+                rt.cluster = None
             await activity.stop()
             await nodes.stop()  # from here on, another node may take over what is unfinished
             await retention.stop()
@@ -275,14 +289,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="roomcast", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLogMiddleware)
-    limiter = RateLimiter()
+    # Several nodes (redis_url): throttling and nonces shared in Redis, rooms placed across nodes.
+    cluster = Cluster(settings) if settings.redis_url else None
+    app.state.cluster = cluster
+    limiter: Throttle = cluster.limiter if cluster is not None else RateLimiter()
     app.state.limiter = limiter
 
     # Dialects. TRTC and TIW share API 3.0's "/" endpoint and its signing.
     registry = ActionRegistry()
     register_trtc_actions(registry)
     app.state.trtc_registry = registry
-    app.include_router(trtc_router(Tc3Gateway(registry, limiter)))
+    app.include_router(
+        trtc_router(Tc3Gateway(registry, limiter, nonces=cluster.nonces if cluster is not None else None))
+    )
     app.include_router(sparkrtc_apps_router())
     joy = jocloud_default_gateway()
     joy.limiter = limiter
@@ -314,6 +333,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "version": __version__,
             "database": db_ok,
         }
+        if cluster is not None:
+            # Informational: a node keeps serving its rooms while Redis is down.
+            body["redis"] = cluster.reachable
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     return app

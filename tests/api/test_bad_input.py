@@ -30,10 +30,14 @@ from tests.support.fuzz import sdp_offer
 from tests.support.live import LiveServer, live_server
 
 
+async def _always_allow(*args: Any, **kwargs: Any) -> bool:
+    return True
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(Path(tmp_path_factory.mktemp("bad")) / "var", ice_host_addresses=["127.0.0.1"]) as srv:
-        srv.app.state.limiter.allow = lambda *args, **kwargs: True
+        srv.app.state.limiter.allow = _always_allow
         yield srv
 
 

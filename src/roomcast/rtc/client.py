@@ -32,6 +32,30 @@ from .track import TrackKind
 
 log = logging.getLogger(__name__)
 
+MAX_REDIRECTS = 3
+"""Joins sent on to the room's node (several nodes): one hop is normal, more means a loop."""
+
+
+def _ws_url(base_url: str, ws_path: str) -> str:
+    ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return ws_base.rstrip("/") + ws_path
+
+
+async def _post_offer(endpoint: str, sdp: str, token: str) -> httpx.Response:
+    """POST a WHIP/WHEP offer, following ``307`` to the room's node with the same offer and token
+    (httpx would drop the Authorization header on a redirect to another origin)."""
+    async with httpx.AsyncClient(timeout=15.0) as http:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await http.post(
+                endpoint,
+                content=sdp,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+            if resp.status_code not in (307, 308):
+                return resp
+            endpoint = str(resp.url.join(resp.headers["location"]))
+    raise ClientError("redirect", "too many redirects between nodes")
+
 
 class ClientError(Exception):
     def __init__(self, code: str, message: str) -> None:
@@ -156,13 +180,17 @@ class RoomClient:
         ws_path: str = "/rtc/ws",
         decode: bool = False,
     ) -> None:
-        ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        self.url = ws_base.rstrip("/") + ws_path
+        self.ws_path = ws_path
+        self.url = _ws_url(base_url, ws_path)
+        self._entry_url = self.url
+        self._auto_subscribe = False
         self.app_id = app_id
         self.room_id = room_id
         self.user_id = user_id
         self.token = token
         self.session_id: str | None = None
+        self.node_id = ""
+        """The node that redirected this client last (empty: the node it was given)."""
         self.room: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.mapping: dict[str, str] = {}  # mid -> track id on the receiving connection
@@ -259,10 +287,74 @@ class RoomClient:
 
     # ------------------------------------------------------------- public
 
-    async def connect(self, *, auto_subscribe: bool = False, time_limit: float = 10.0) -> dict[str, Any]:
+    async def connect(
+        self, *, auto_subscribe: bool = False, time_limit: float = 10.0, retry_s: float = 0.0
+    ) -> dict[str, Any]:
+        """Join. A ``redirect`` answer (the room is served by another node) is followed, up to
+        :data:`MAX_REDIRECTS` times. For ``retry_s`` seconds, a node that cannot be reached or
+        cannot place the room now (``routing_unavailable``) is tried again, as after a node died."""
+        deadline = asyncio.get_running_loop().time() + retry_s
+        entry = self.url
+        self._auto_subscribe = auto_subscribe
+        hops = 0
+        while True:
+            try:
+                reply = await self._join_once(auto_subscribe, time_limit)
+            except (OSError, TimeoutError, websockets.InvalidHandshake, ClientError) as exc:
+                await self._drop_connection()
+                transient = not isinstance(exc, ClientError) or exc.code in ("routing_unavailable", "closed")
+                if not transient or asyncio.get_running_loop().time() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                self.url, hops = entry, 0  # the room's node may be gone: ask the first node again
+                continue
+            if reply.get("type") != "redirect":
+                break
+            await self._drop_connection()
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise ClientError("redirect", "too many redirects between nodes")
+            self.url = str(reply["url"])
+            self.node_id = str(reply.get("node_id") or "")
+        self.session_id = reply.get("session_id")
+        self.room = dict(reply.get("room") or {})
+        return reply
+
+    async def rejoin(
+        self,
+        tracks: dict[TrackKind, MediaStreamTrack] | None = None,
+        *,
+        base_url: str | None = None,
+        retry_s: float = 30.0,
+        time_limit: float = 10.0,
+    ) -> dict[str, Any]:
+        """Join again after the session ended (its node died: close 1006; or the room moved to
+        another node: 4004), subscribing as before and publishing ``tracks`` (new ones: aiortc
+        ends a track when its connection closes). Goes through ``base_url`` (another node) or the
+        node first given; the room is placed on a live node once the dead one's lease has run
+        out, so joins are retried for ``retry_s`` seconds."""
+        await self._drop_connection()
+        for pc in (self.pub_pc, self.sub_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        self.pub_pc = self.sub_pc = None
+        self._pub_transceivers = {}
+        self._published = {}
+        self.mapping = {}
+        self.url = _ws_url(base_url, self.ws_path) if base_url else self._entry_url
+        reply = await self.connect(
+            auto_subscribe=self._auto_subscribe, time_limit=time_limit, retry_s=retry_s
+        )
+        if tracks:
+            await self.publish(tracks)
+        return reply
+
+    async def _join_once(self, auto_subscribe: bool, time_limit: float) -> dict[str, Any]:
+        self.closed.clear()
         self._ws = await websockets.connect(self.url, open_timeout=time_limit)
         self._reader = asyncio.create_task(self._read_loop())
-        reply = await self.request(
+        return await self.request(
             {
                 "type": "join",
                 "app_id": self.app_id,
@@ -273,9 +365,16 @@ class RoomClient:
             },
             time_limit,
         )
-        self.session_id = reply.get("session_id")
-        self.room = dict(reply.get("room") or {})
-        return reply
+
+    async def _drop_connection(self) -> None:
+        ws, reader = self._ws, self._reader
+        self._ws, self._reader = None, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await reader
 
     async def publish(
         self,
@@ -454,12 +553,7 @@ class WhipPublisher:
         pc, _, by_kind = await _publishing_pc(tracks, video_codecs)
         kinds = ",".join(k.value for k in tracks)
         sep = "&" if "?" in endpoint else "?"
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            resp = await http.post(
-                f"{endpoint}{sep}kinds={kinds}",
-                content=pc.localDescription.sdp,
-                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-            )
+        resp = await _post_offer(f"{endpoint}{sep}kinds={kinds}", pc.localDescription.sdp, token)
         if resp.status_code != 201:
             await pc.close()
             raise ClientError(str(resp.status_code), resp.text)
@@ -503,12 +597,7 @@ class WhepViewer:
         counter = MediaCounter(lambda tr: keys.get(id(tr)), decode)
         counter.attach(pc)
         await pc.setLocalDescription(await pc.createOffer())
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            resp = await http.post(
-                endpoint,
-                content=pc.localDescription.sdp,
-                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-            )
+        resp = await _post_offer(endpoint, pc.localDescription.sdp, token)
         if resp.status_code != 201:
             await pc.close()
             raise ClientError(str(resp.status_code), resp.text)

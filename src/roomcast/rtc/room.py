@@ -36,6 +36,7 @@ from .events import (
 from .forwarder import KeyframeRequester, PacketSubscription, TrackForwarder
 from .participant import Participant, PublishedTrack, Resource
 from .peer import IncomingTrack, PublisherPeer, SubscriberPeer
+from .routing import JoinGate
 from .stats import StatsSampler
 from .track import TrackInfo, TrackKind
 
@@ -443,6 +444,8 @@ class RoomManager:
         self.config = config or SfuConfig()
         self.events = events or EventBus()
         self._rooms: dict[RoomKey, Room] = {}
+        self.gate: JoinGate | None = None
+        """Several nodes: decides whether a room is served here (``rtc.routing``)."""
         self._stats: StatsSampler | None = None
         if self.config.ice_host_addresses is not None:
             compat.set_ice_host_addresses(self.config.ice_host_addresses)
@@ -496,10 +499,20 @@ class RoomManager:
             del self._rooms[room.key]
         self.events.publish(RoomClosed(app_key=room.app_key, room_id=room.room_id, reason=reason))
 
+    async def evict_room(self, app_key: str, room_id: str, reason: str) -> None:
+        """Disconnect everyone (``server_shutdown``: they may join again, e.g. on another node)
+        and close the room here."""
+        room = self.get_room(app_key, room_id)
+        if room is not None:
+            await room._close()
+            self._close_room(room, reason)
+
     # -------------------------------------------------------- participants
 
     async def join(self, identity: Identity) -> Participant:
         """Enter a room (opening it if needed).  A second join of the same user replaces the first."""
+        if self.gate is not None:
+            await self.gate(identity.app_key, identity.room_id)
         room = self._open_room(identity.app_key, identity.room_id)
         try:
             return await room.join(identity)

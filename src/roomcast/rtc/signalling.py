@@ -27,6 +27,7 @@ from .events import (
 )
 from .participant import Participant
 from .room import RoomManager
+from .routing import RoomElsewhere, redirect_message
 from .track import TrackKind
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ CLOSE_REMOVED = 4001
 CLOSE_DISMISSED = 4002
 CLOSE_REPLACED = 4003
 CLOSE_SHUTDOWN = 4004
+CLOSE_REDIRECT = 4307  # the room is served by another node: the "redirect" message names it
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_PROTOCOL = 4400
 
@@ -158,6 +160,10 @@ class _Session:
             except AuthError as exc:
                 await self.send(_error(first, exc))
                 await self.close(CLOSE_UNAUTHORIZED, "unauthorized")
+                return
+            except RoomElsewhere as exc:
+                await self.send(redirect_message(first, exc, self.ws.url.path))
+                await self.close(CLOSE_REDIRECT, "redirect")
                 return
             except RtcError as exc:
                 await self.send(_error(first, exc))

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .participant import Participant
 from .room import RoomManager
+from .routing import RoomElsewhere, RoutingUnavailable
 from .track import TrackKind
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def http_status(exc: RtcError) -> int:
         return 413
     if isinstance(exc, NegotiationError):
         return 400
-    if isinstance(exc, TooManyRoomsError | RoomClosedError):
+    if isinstance(exc, TooManyRoomsError | RoomClosedError | RoutingUnavailable):
         return 503
     return 400
 
@@ -119,6 +120,13 @@ def _error(exc: RtcError) -> Response:
         media_type="application/json",
         headers=headers,
     )
+
+
+def _redirect(request: Request, exc: RoomElsewhere) -> Response:
+    """307 to the same endpoint on the room's node (RFC 9725 section 4.5: clients follow it, with
+    the same offer and token)."""
+    url = exc.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Response(status_code=307, headers={"Location": url, "X-Roomcast-Node": exc.node_id})
 
 
 def _with_client(identity: Identity, request: Request) -> Identity:
@@ -218,6 +226,8 @@ def create_whip_router(
             p = await _participant(_with_client(identity, request))
             joined = p if not p.resources and p.signal is None else None
             answer, res = await p.publish_resource(offer, kinds)
+        except RoomElsewhere as exc:
+            return _redirect(request, exc)
         except RtcError as exc:
             if joined is not None and not joined.resources:
                 await joined.leave(detail="publish failed")
@@ -237,11 +247,15 @@ def create_whip_router(
             kinds = _kinds(request.query_params.get("kinds"))
             publisher = request.query_params.get("publisher") or None
             identity = _with_client(identity, request)
+            if manager.get_room(identity.app_key, room_id) is None and manager.gate is not None:
+                await manager.gate(identity.app_key, room_id)  # served elsewhere: redirected
             if manager.get_room(identity.app_key, room_id) is None:
                 raise NotFoundError(f"no room {room_id}")
             p = await _participant(identity)
             joined = p if not p.resources and p.signal is None else None
             answer, res = await p.subscribe_resource(offer, publisher, kinds)
+        except RoomElsewhere as exc:
+            return _redirect(request, exc)
         except RtcError as exc:
             if joined is not None and not joined.resources:
                 await joined.leave(detail="subscribe failed")

@@ -2,8 +2,8 @@
 inside its time window is refused.
 
 :class:`NonceMemory` is the interface gateways use; :class:`LocalNonceMemory` keeps the memory in
-this process. Several nodes behind one balancer need a shared memory instead (e.g. Redis:
-``SET key NX PX ttl`` is exactly :meth:`NonceMemory.claim`), injected behind the same call.
+this process. Several nodes (``redis_url``) share ``cluster.throttle.SharedNonceMemory`` instead
+(``SET key NX PXAT`` is exactly :meth:`NonceMemory.claim`), injected behind the same call.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Token-bucket request throttling, keyed by whatever a dialect documents (app, action, tenant).
 
-In-process: one node enforces its own limits. With several nodes behind one balancer the limit
-applies per node; a Redis-backed bucket can replace this class behind the same ``allow`` call.
+:class:`RateLimiter` keeps the buckets in this process (one node). With several nodes
+(``redis_url``) ``cluster.throttle.SharedRateLimiter`` keeps them in Redis behind the same
+:class:`Throttle` call, so a documented limit holds for the whole service.
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Throttle(Protocol):
+    async def allow(self, key: Hashable, rate: float, per: float = 1.0) -> bool:
+        """At most ``rate`` requests per ``per`` seconds for ``key``, with that burst."""
+        ...
 
 
 @dataclass
@@ -25,7 +33,7 @@ class RateLimiter:
         self._buckets: dict[Hashable, _Bucket] = {}
         self._max_keys = max_keys
 
-    def allow(self, key: Hashable, rate: float, per: float = 1.0) -> bool:
+    async def allow(self, key: Hashable, rate: float, per: float = 1.0) -> bool:
         now = self._clock()
         capacity = max(rate, 1.0)
         refill = rate / per

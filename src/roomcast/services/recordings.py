@@ -16,6 +16,10 @@ Nodes: a task belongs to the node that runs it. When a node is gone (``services.
 node takes its tasks over (:meth:`RecordingService.take_over`): files left half-written are
 finalized (fragmented MP4 plays) and queued, tasks that were recording resume with new files (a
 ``task_moved`` event tells the dialect), and stopping tasks finish once their uploads are done.
+
+Several nodes (:class:`TaskNodes`): a recorder reads media in-process, so a task runs on the node
+serving its room. A task created on another node is recorded with that node's id and handed to it
+(:meth:`RecordingService.adopt`); stop and modify calls go to the task's node the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,8 +43,10 @@ from roomcast.domain.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
+    RoomcastError,
     Unavailable,
 )
+from roomcast.domain.jsondata import decode, encode
 from roomcast.domain.recording import (
     LayoutRef,
     RecordingSpec,
@@ -215,6 +221,19 @@ class TaskSink:
         await self._svc.queue_file(self._run.task.task_id, self._run.target, source, done, keep_local=keep)
 
 
+class TaskNodes(Protocol):
+    """How recordings reach the other nodes of a cluster (``cluster.node.Cluster``)."""
+
+    async def room_node(self, app_key: str, room_id: str) -> str | None:
+        """The other node that serves the room; None if it is served here (placed here if it was
+        not placed yet)."""
+        ...
+
+    async def call(self, node_id: str, method: str, params: dict[str, Any]) -> Any:
+        """Run one of the methods of :meth:`RecordingService.calls` on ``node_id``."""
+        ...
+
+
 class RecordingService:
     def __init__(
         self,
@@ -230,6 +249,7 @@ class RecordingService:
         room_exists: Callable[[str, str], bool] | None = None,
         room_users: Callable[[str, str], list[str]] | None = None,
         check_storage: Callable[[StorageTarget], Awaitable[None]] | None = None,
+        nodes: TaskNodes | None = None,
     ) -> None:
         self.tasks = tasks
         self.engine = engine
@@ -242,6 +262,7 @@ class RecordingService:
         self._room_exists = room_exists or (lambda app, room: False)
         self._room_users = room_users or (lambda app, room: [])
         self._check_storage = check_storage or (lambda target: check_target(target, self.uploads.options))
+        self.nodes = nodes
         self.builders: dict[str, CallbackBuilder] = {}
         self.finishers: dict[str, Finisher] = {}
         self._running: dict[str, _Running] = {}
@@ -515,6 +536,10 @@ class RecordingService:
                 # Unreachable or failing for now: try again later.
                 error = InvalidArgument if not exc.retryable else Unavailable
                 raise error(f"the storage target cannot be used: {exc.message}", subject="storage") from None
+        if self.nodes is not None:
+            owner = await self.nodes.room_node(app_key, req.room_id)
+            if owner is not None:
+                return await self._create_on(owner, req)
         async with self._lock:
             if len(self._running) >= self.max_tasks:
                 raise LimitExceeded(
@@ -551,6 +576,93 @@ class RecordingService:
                 await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.FAILED.value)
                 raise
             return task
+
+    async def _create_on(self, node_id: str, req: RecordingRequest) -> Task:
+        """The room is served by ``node_id``: record the task as that node's and hand it over."""
+        assert self.nodes is not None
+        if req.robot_user_id is not None:
+            for other in await self.tasks.active_in_room(req.app.sdk_app_id, req.room_id):
+                if other.robot_user_id == req.robot_user_id:
+                    raise InvalidArgument(
+                        "another recorder in the room uses this user id", subject="robot_user_id"
+                    )
+        control = utcnow() + timedelta(hours=req.control_hours) if req.control_hours is not None else None
+        task = await self.tasks.create(
+            sdk_app_id=req.app.sdk_app_id,
+            kind=KIND,
+            dialect=req.dialect,
+            room_id=req.room_id,
+            spec=spec_to_json(req.spec),
+            request=req.dialect_request,
+            target=req.storage,
+            node_id=node_id,
+            robot_user_id=req.robot_user_id,
+            control_expires_at=control,
+            library_expire_s=req.library_expire_s,
+        )
+        try:
+            await self.nodes.call(
+                node_id, "recordings.adopt", {"sdk_app_id": req.app.sdk_app_id, "task_id": task.task_id}
+            )
+        except RoomcastError:
+            with contextlib.suppress(Exception):
+                await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.FAILED.value)
+            raise
+        event(log, "recording.created_on", task_id=task.task_id, node_id=node_id)
+        return await self.tasks.get(req.app.sdk_app_id, task.task_id)
+
+    async def adopt(self, sdk_app_id: int, task_id: str) -> None:
+        """Start a task another node created for a room served here."""
+        task = await self.tasks.get(sdk_app_id, task_id)
+        if task.node_id != self.node_id or task.state is not TaskState.IDLE or task_id in self._running:
+            raise FailedPrecondition("the task cannot be started on this node", subject="task")
+        async with self._lock:
+            if len(self._running) >= self.max_tasks:
+                raise LimitExceeded(
+                    "the maximum number of concurrent recordings is reached", subject="recording"
+                )
+            if task.robot_user_id is not None and task.robot_user_id in self._room_users(
+                str(sdk_app_id), task.room_id
+            ):
+                raise InvalidArgument(
+                    "the recorder's user id is already in the room", subject="robot_user_id"
+                )
+            target = await self.tasks.target(task_id) or self.library_target()
+            await self._launch(_Running(task=task, target=target), spec_from_json(task.spec))
+
+    def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        """What other nodes may ask of this one (cluster RPC methods)."""
+
+        async def adopt(p: dict[str, Any]) -> None:
+            await self.adopt(int(p["sdk_app_id"]), str(p["task_id"]))
+
+        async def stop(p: dict[str, Any]) -> None:
+            await self.stop(await self._apps(int(p["sdk_app_id"])), str(p["task_id"]))
+
+        async def modify(p: dict[str, Any]) -> None:
+            users = p.get("users")
+            layout = p.get("layout")
+            await self.modify(
+                await self._apps(int(p["sdk_app_id"])),
+                str(p["task_id"]),
+                users=decode(UserSelection, users, "users") if users is not None else None,
+                layout=decode(LayoutRef, layout, "layout") if layout is not None else None,
+                dialect_request=p.get("dialect_request"),
+            )
+
+        return {"recordings.adopt": adopt, "recordings.stop": stop, "recordings.modify": modify}
+
+    def records_room(self, app_key: str, room_id: str) -> bool:
+        """A task of this node records the room (the room stays placed here while it waits)."""
+        return any(
+            str(r.task.sdk_app_id) == app_key and r.task.room_id == room_id for r in self._running.values()
+        )
+
+    def _elsewhere(self, task: Task) -> str | None:
+        """The other node running ``task`` (several nodes), or None."""
+        if self.nodes is None or task.node_id in (None, self.node_id) or task.task_id in self._running:
+            return None
+        return task.node_id
 
     async def _launch(self, run: _Running, spec: RecordingSpec) -> None:
         """Start the engine for ``run`` (a new task, or one taken over)."""
@@ -600,6 +712,16 @@ class RecordingService:
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state in (TaskState.STOPPING, TaskState.EXITED):
             raise NotFound("the task has ended", subject="task")
+        if self.nodes is not None and (owner := self._elsewhere(task)) is not None:
+            params: dict[str, Any] = {"sdk_app_id": app.sdk_app_id, "task_id": task_id}
+            if users is not None:
+                params["users"] = encode(UserSelection, users, "users")
+            if layout is not None:
+                params["layout"] = encode(LayoutRef, layout, "layout")
+            if dialect_request is not None:
+                params["dialect_request"] = dialect_request
+            await self.nodes.call(owner, "recordings.modify", params)
+            return task
         run = self._running.get(task_id)
         if run is None or not run.job_running:
             if task.node_id != self.node_id:
@@ -635,6 +757,11 @@ class RecordingService:
         task = await self.tasks.get(app.sdk_app_id, task_id)
         if task.state is TaskState.EXITED:
             raise NotFound("the task has ended", subject="task")
+        if self.nodes is not None and (owner := self._elsewhere(task)) is not None:
+            await self.nodes.call(
+                owner, "recordings.stop", {"sdk_app_id": app.sdk_app_id, "task_id": task_id}
+            )
+            return await self.tasks.get(app.sdk_app_id, task_id)
         run = self._running.get(task_id)
         if run is None:
             if task.node_id != self.node_id:
@@ -768,6 +895,21 @@ class RecordingService:
         spec: RecordingSpec | None = None
         with contextlib.suppress(InvalidArgument):
             spec = spec_from_json(task.spec)
+        if spec is not None and task.state in (TaskState.IDLE, TaskState.RUNNING) and self.nodes is not None:
+            # Several nodes: place the room here (its clients reconnect to this node), unless
+            # another node already serves it again.
+            try:
+                elsewhere = await self.nodes.room_node(str(task.sdk_app_id), task.room_id)
+            except RoomcastError:
+                elsewhere = None
+            if elsewhere is not None:
+                event(
+                    log,
+                    "recording.room_elsewhere",
+                    level=logging.WARNING,
+                    task_id=task.task_id,
+                    node=elsewhere,
+                )
         if spec is not None and task.state in (TaskState.IDLE, TaskState.RUNNING):
             # Resume even when the room is empty: publishers reconnect after a restart, and the
             # recording ends by its own idle rule if nobody comes back.

@@ -10,10 +10,16 @@
     4001: 'You were removed from the room',
     4002: 'The room was dismissed',
     4003: 'You joined this room from somewhere else, so this session ended.',
-    4004: 'The server is shutting down.',
+    4004: 'The server closed this session (it is shutting down, or the room moved to another node).',
     4400: 'The server did not understand this client (protocol error).',
     4401: 'The server refused the token.',
   };
+  // Closes after which the client joins again by itself (a node stopped or died, the room moved):
+  // the join goes through any node and is redirected to the room's node.
+  const RECONNECT_CODES = new Set([1001, 1006, 1011, 4004]);
+  const RECONNECT_ATTEMPTS = 5;
+  const RECONNECT_DELAY_MS = 1500;
+  const MAX_REDIRECTS = 3;
   const ICE_GATHER_LIMIT_MS = 5000;
   const RECORDING_POLL_MS = 3000;
   const LOG_LIMIT = 100;
@@ -312,18 +318,28 @@
       });
     }
 
-    async open() {
-      const url = new URL(config.signalling || '/rtc/ws', location.href);
-      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-      this.ws = new WebSocket(url);
-      this.ws.addEventListener('message', (ev) => this.onMessage(ev.data));
-      this.ws.addEventListener('close', (ev) => this.onClose(ev.code, ev.reason));
+    async open(redirectUrl = null, hops = 0) {
+      const url = new URL(redirectUrl || config.signalling || '/rtc/ws', location.href);
+      if (!redirectUrl) url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      const ws = new WebSocket(url);
+      this.ws = ws;
+      // Only the current socket counts: a redirected one closing later is not the session ending.
+      ws.addEventListener('message', (ev) => { if (this.ws === ws) this.onMessage(ev.data); });
+      ws.addEventListener('close', (ev) => { if (this.ws === ws) this.onClose(ev.code, ev.reason); });
       await new Promise((resolve, reject) => {
-        this.ws.addEventListener('open', resolve, { once: true });
-        this.ws.addEventListener('close', () => reject(new Error('could not reach the signalling server')), { once: true });
+        ws.addEventListener('open', resolve, { once: true });
+        ws.addEventListener('close', () => reject(new Error('could not reach the signalling server')), { once: true });
       });
       const { app_id, room_id, user_id, token } = this.settings;
       const joined = await this.request({ type: 'join', app_id, room_id, user_id, token, auto_subscribe: true });
+      if (joined.type === 'redirect') {
+        // The room is served by another node: join there (docs/signalling.md, "Several nodes").
+        if (hops >= MAX_REDIRECTS) throw new Error('too many redirects between nodes');
+        addLog(`The room is on node ${joined.node_id}: joining there`);
+        this.ws = null;
+        ws.close(1000);
+        return this.open(joined.url, hops + 1);
+      }
       this.sessionId = joined.session_id;
       for (const p of (joined.room && joined.room.participants) || []) this.addParticipant(p.user_id, p.session_id, p.tracks);
     }
@@ -598,14 +614,25 @@
     if (code === 4001) text += s.removedReason || reason ? `: ${s.removedReason || reason}.` : '.';
     if (code === 4002) text += s.dismissedReason || reason ? `: ${s.dismissedReason || reason}.` : '.';
     if (!text) text = `The connection to the server was lost (code ${code}${reason ? `, ${reason}` : ''}).`;
+    const retry = ui.phase === 'joined' && RECONNECT_CODES.has(code);
     if (ui.phase === 'joined') {
       addLog(text);
-      if (code === 4000) showNotice(text, 'info'); else showNotice(text);
+      if (code === 4000) showNotice(text, 'info'); else if (!retry) showNotice(text);
     }
     setPhase('ended');
     setStatus('Not connected');
     session = null;
     if (board) board.detach();
+    if (retry) rejoin(s.settings, 1);
+  }
+
+  function rejoin(settings, attempt) {
+    showNotice(`Reconnecting (attempt ${attempt} of ${RECONNECT_ATTEMPTS})…`, 'info');
+    setTimeout(async () => {
+      if (session) return; // the user joined again meanwhile
+      await join(settings);
+      if (!session && attempt < RECONNECT_ATTEMPTS) rejoin(settings, attempt + 1);
+    }, RECONNECT_DELAY_MS * attempt);
   }
 
   function reportError(err) {

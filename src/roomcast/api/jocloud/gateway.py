@@ -33,7 +33,7 @@ from roomcast.domain.errors import ErrorKind, NotFound, RoomcastError
 from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
 from roomcast.runtime import Runtime
-from roomcast.services.ratelimit import RateLimiter
+from roomcast.services.ratelimit import RateLimiter, Throttle
 
 log = logging.getLogger("roomcast.api.jocloud")
 
@@ -56,9 +56,9 @@ MethodHandler = Callable[[JoyContext, dict[str, Any]], Awaitable[dict[str, Any]]
 
 
 class JoyGateway:
-    def __init__(self, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, limiter: Throttle | None = None) -> None:
         self.methods: dict[str, MethodHandler] = {}
-        self.limiter = limiter or RateLimiter()
+        self.limiter: Throttle = limiter or RateLimiter()
 
     def add(self, name: str, handler: MethodHandler) -> None:
         self.methods[name] = handler
@@ -119,7 +119,7 @@ class JoyGateway:
         except NotFound:
             # Another tenant's app and a missing one look the same: this token has no right to it.
             raise JoyError(1001, "the token has no permission for this appid") from None
-        if not self.limiter.allow(("jocloud", app.sdk_app_id), RATE_PER_APP_S, 1.0):
+        if not await self.limiter.allow(("jocloud", app.sdk_app_id), RATE_PER_APP_S, 1.0):
             raise JoyError(2105)
         name, *rest = method.strip("/").split("/")
         handler = self.methods.get(name)

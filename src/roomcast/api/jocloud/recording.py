@@ -71,12 +71,11 @@ def _naming(prefix: str, mixed: bool) -> FileNaming:
     return FileNaming(template=f"{lead}{{task_id}}/{{room_id}}_{who}_{{start_ms}}_{{index}}")
 
 
-def _publishing(ctx: JoyContext, room_id: str, uid: str | None) -> bool:
-    sfu = ctx.runtime.sfu
-    if sfu is None:
+async def _publishing(ctx: JoyContext, room_id: str, uid: str | None) -> bool:
+    if ctx.runtime.sfu is None:
         return True
-    tracks = sfu.list_tracks(str(ctx.app.sdk_app_id), room_id)
-    return any(uid is None or t.user_id == uid for t in tracks)
+    users = await ctx.runtime.rooms.publishing(str(ctx.app.sdk_app_id), room_id)  # on its node
+    return bool(users) if uid is None else uid in users
 
 
 async def _mix(ctx: JoyContext, raw: object, room_id: str, record_media: Any) -> MixParams:
@@ -147,7 +146,7 @@ async def startrecord(ctx: JoyContext, body: dict[str, Any]) -> dict[str, Any]:
     try:
         if reservation.room_id is not None and reservation.room_id != room_id:
             raise JoyError(4012, "the resid was applied for another room")
-        if not _publishing(ctx, room_id, uid):
+        if not await _publishing(ctx, room_id, uid):
             raise JoyError(4005)
         request = {
             "body": _sanitized(body),

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from roomcast.api.native.common import ERRORS, PREFIX, NativeRoute, Tenant, TenantDep
 from roomcast.domain.errors import NotFound
 from roomcast.rtc.events import MediaType
-from roomcast.rtc.room import Room
 from roomcast.services.room_queries import Quality, RoomQueries
+from roomcast.services.rooms import RoomView
 
 
 class QualityOut(BaseModel):
@@ -75,21 +75,23 @@ class BlockIn(BaseModel):
     video: bool | None = None
 
 
-def _live_rooms(t: Tenant, sdk_app_id: int) -> list[Room]:
+async def _live_rooms(t: Tenant, sdk_app_id: int) -> list[RoomView]:
     if t.rt.sfu is None:
         return []
-    key = str(sdk_app_id)
-    return [r for r in t.rt.sfu.rooms() if r.app_key == key and not r.closed]
+    return await t.rt.rooms.views(str(sdk_app_id))
 
 
-def _room(t: Tenant, sdk_app_id: int, room_id: str) -> Room:
-    room: Room | None = t.rt.sfu.get_room(str(sdk_app_id), room_id) if t.rt.sfu is not None else None
-    if room is None or room.closed:
-        raise NotFound(f"room {room_id} is not open", subject="room")
-    return room
+async def _room(t: Tenant, sdk_app_id: int, room_id: str) -> RoomView:
+    """The open room, on whichever node serves it."""
+    try:
+        if t.rt.sfu is None:
+            raise NotFound("no media plane", subject="room")
+        return await t.rt.rooms.view(str(sdk_app_id), room_id)
+    except NotFound:
+        raise NotFound(f"room {room_id} is not open", subject="room") from None
 
 
-def _created(room: Room) -> datetime:
+def _created(room: RoomView) -> datetime:
     return datetime.fromtimestamp(room.created_at, UTC)
 
 
@@ -98,7 +100,7 @@ def build_router() -> APIRouter:
 
     @router.get("/apps/{app}/rooms", response_model=list[RoomOut])
     async def list_rooms(app: str, t: TenantDep) -> list[RoomOut]:
-        """Rooms open now on this server."""
+        """Rooms open now (on every node of the service)."""
         a = await t.app(app)
         recording = await t.tasks().recording_rooms(a.sdk_app_id)
         return [
@@ -106,34 +108,31 @@ def build_router() -> APIRouter:
                 sdk_app_id=a.sdk_app_id,
                 room_id=r.room_id,
                 created_at=_created(r),
-                participants=r.visible_count(),
+                participants=len(r.participants),
                 recording=recording.get(r.room_id, 0) > 0,
             )
-            for r in sorted(_live_rooms(t, a.sdk_app_id), key=lambda r: r.room_id)
+            for r in sorted(await _live_rooms(t, a.sdk_app_id), key=lambda r: r.room_id)
         ]
 
     @router.get("/apps/{app}/rooms/{room_id}", response_model=RoomDetail)
     async def get_room(app: str, room_id: str, t: TenantDep) -> RoomDetail:
         """One open room: who is in it, their tracks with quality, and its unfinished tasks."""
         a = await t.app(app)
-        room = _room(t, a.sdk_app_id, room_id)
+        room = await _room(t, a.sdk_app_id, room_id)
         quality = await RoomQueries(t.rt.db.sessions).quality(str(a.sdk_app_id), room_id)
         tasks = await t.tasks().list(sdk_app_ids=[a.sdk_app_id], room_id=room_id, unfinished=True)
         users = []
-        for p in sorted(room.participants.values(), key=lambda p: p.user_id):
-            if p.hidden:
-                continue
-            blocked = room.blocked.get(p.user_id, set())
+        for p in sorted(room.participants, key=lambda p: p.user_id):
             tracks = []
-            for pt in p.published.values():
-                q = quality.get(pt.info.track_id)
+            for pt in p.tracks:
+                q = quality.get(pt.track_id)
                 tracks.append(
                     TrackOut(
-                        track_id=pt.info.track_id,
-                        kind=pt.info.kind.value,
-                        codec=pt.info.codec,
-                        muted=pt.info.kind in p.muted,
-                        blocked=MediaType(pt.info.media) in blocked,
+                        track_id=pt.track_id,
+                        kind=pt.kind,
+                        codec=pt.codec,
+                        muted=pt.muted,
+                        blocked=pt.blocked,
                         quality=QualityOut.of(q) if q else None,
                     )
                 )
@@ -159,10 +158,11 @@ def build_router() -> APIRouter:
     async def block_user(app: str, room_id: str, user_id: str, body: BlockIn, t: TenantDep) -> Response:
         """Mute a user for everyone (block forwarding of their audio and/or video), or undo it."""
         a = await t.app(app)
-        blocked = _room(t, a.sdk_app_id, room_id).blocked.get(user_id, set())
-        audio = body.audio if body.audio is not None else MediaType.AUDIO in blocked
-        video = body.video if body.video is not None else MediaType.VIDEO in blocked
-        t.rt.rooms.set_blocked(str(a.sdk_app_id), room_id, user_id, audio=audio, video=video)
+        room = await _room(t, a.sdk_app_id, room_id)
+        blocked = next((p.blocked for p in room.participants if p.user_id == user_id), [])
+        audio = body.audio if body.audio is not None else MediaType.AUDIO.value in blocked
+        video = body.video if body.video is not None else MediaType.VIDEO.value in blocked
+        await t.rt.rooms.set_blocked(str(a.sdk_app_id), room_id, user_id, audio=audio, video=video)
         return Response(status_code=204)
 
     @router.post("/apps/{app}/rooms/{room_id}/dismiss", status_code=204)

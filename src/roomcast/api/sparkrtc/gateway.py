@@ -37,7 +37,7 @@ from roomcast.domain.errors import RoomcastError
 from roomcast.domain.tenancy import KeyStatus
 from roomcast.log import event
 from roomcast.runtime import Runtime
-from roomcast.services.ratelimit import RateLimiter
+from roomcast.services.ratelimit import Throttle
 
 log = logging.getLogger("roomcast.api.sparkrtc")
 
@@ -141,8 +141,8 @@ async def authenticate(request: Request, category: str, path_project_id: str | N
     if path_project_id is not None and path_project_id != creds.project_id:
         raise unauthorized("project_id does not belong to this account")
     limit, period, word = THROTTLE[category]
-    limiter: RateLimiter = request.app.state.limiter
-    if not limiter.allow(("sparkrtc", creds.account_id, category), limit, period):
+    limiter: Throttle = request.app.state.limiter
+    if not await limiter.allow(("sparkrtc", creds.account_id, category), limit, period):
         raise throttled(limit, word)
     return SparkCaller(creds.account_id, creds.project_id, creds.secret_id, method)
 

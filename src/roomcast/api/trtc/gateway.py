@@ -28,7 +28,7 @@ from roomcast.domain.tenancy import App, Credentials, KeyStatus
 from roomcast.log import event
 from roomcast.runtime import Runtime
 from roomcast.services.nonces import LocalNonceMemory, NonceMemory
-from roomcast.services.ratelimit import RateLimiter
+from roomcast.services.ratelimit import RateLimiter, Throttle
 
 log = logging.getLogger("roomcast.api.trtc")
 
@@ -144,10 +144,10 @@ def _sig_error(exc: signing.SignatureError) -> TrtcError:
 
 class Tc3Gateway:
     def __init__(
-        self, registry: ActionRegistry, limiter: RateLimiter | None = None, nonces: NonceMemory | None = None
+        self, registry: ActionRegistry, limiter: Throttle | None = None, nonces: NonceMemory | None = None
     ) -> None:
         self.registry = registry
-        self.limiter = limiter or RateLimiter()
+        self.limiter: Throttle = limiter or RateLimiter()
         self.nonces: NonceMemory = nonces or LocalNonceMemory()
 
     async def _credentials(self, rt: Runtime, secret_id: str) -> Credentials:
@@ -277,7 +277,7 @@ class Tc3Gateway:
             if action.starts_task and not app.enabled:
                 raise TrtcError(DISABLED_APP_CODES[service], f"The application {sdk_app_id} is disabled.")
         throttle_key = (service, sdk_app_id if sdk_app_id is not None else creds.account_id, action_name)
-        if not self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
+        if not await self.limiter.allow(throttle_key, action.rate_per_s, action.rate_period_s):
             raise TrtcError("RequestLimitExceeded", "The number of requests exceeds the frequency limit.")
         params = parse(
             action.model,

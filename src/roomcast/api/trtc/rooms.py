@@ -128,7 +128,7 @@ async def _block(
     await ctx.app(sdk_app_id)
     audio, video = _MUTE[is_mute]
     try:
-        ctx.runtime.rooms.set_blocked(str(sdk_app_id), room_id, user_id, audio=audio, video=video)
+        await ctx.runtime.rooms.set_blocked(str(sdk_app_id), room_id, user_id, audio=audio, video=video)
     except NotFound as exc:
         raise _room_errors(exc) from None
     return {}
