@@ -19,8 +19,8 @@ from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
 
 if TYPE_CHECKING:
-    from roomcast.services.ingests import IngestService
     from roomcast.cluster.node import Cluster
+    from roomcast.services.ingests import IngestService
     from roomcast.services.recordings import RecordingService
     from roomcast.services.whiteboard import WhiteboardService
 
@@ -50,6 +50,7 @@ class Runtime:
 
             self._whiteboard = WhiteboardService(self.db.sessions)
         return self._whiteboard
+
     cluster: Cluster | None = None
     """Set by the server with ``redis_url``: rooms on other nodes are reached through it."""
 
