@@ -19,6 +19,7 @@ from roomcast.services.tenancy import TenancyService
 from roomcast.store.db import Database
 
 if TYPE_CHECKING:
+    from roomcast.services.ai import AiService
     from roomcast.services.recordings import RecordingService
 
 log = logging.getLogger("roomcast.runtime")
@@ -35,6 +36,8 @@ class Runtime:
     """Set by the server: the CLI has a runtime but no media plane."""
     recordings: RecordingService | None = None
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
+    ai: AiService | None = None
+    """Set by the server: AI transcription and conversation robots."""
 
     @property
     def url_policy(self) -> UrlPolicy:

@@ -21,14 +21,16 @@ if TYPE_CHECKING:
     from .room import Room
 
 SignalSender = Callable[[dict[str, Any]], Awaitable[None]]
+CustomHandler = Callable[[str, int, str], None]
+"""An in-process participant's receiver of custom messages: (sender, cmd_id, data)."""
 
 
 @dataclass
 class PublishedTrack:
     info: TrackInfo
     forwarder: TrackForwarder
-    receiver: RTCRtpReceiver
-    peer: PublisherPeer
+    receiver: RTCRtpReceiver | None  # None: a track produced in-process (a robot's voice)
+    peer: PublisherPeer | None
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Participant:
         self.auto_subscribe = False
         self.wanted: set[str] = set()  # explicit subscriptions (track ids)
         self.signal: SignalSender | None = None
+        self.on_custom: CustomHandler | None = None  # in-process participants (robots)
         self.closed = asyncio.Event()
         self.leave_reason: LeaveReason | None = None
         self.leave_detail = ""
