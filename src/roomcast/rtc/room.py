@@ -397,16 +397,18 @@ class Room:
             "at": time.time(),
         }
         sends: list[Awaitable[None]] = []
+        local = 0
         for p in list(self.participants.values()):
             if p.user_id == sender or (wanted is not None and p.user_id not in wanted) or not p.active:
                 continue
             if p.on_custom is not None:
                 p.on_custom(sender, cmd_id, data)
+                local += 1
             elif p.signal is not None:
                 sends.append(p.signal(msg))
         if sends:
             await asyncio.gather(*sends, return_exceptions=True)
-        return len(sends)
+        return local + len(sends)
 
     # ----------------------------------------------------------- moderation
 
