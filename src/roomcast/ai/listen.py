@@ -108,7 +108,7 @@ class SpeechInput:
                     if text:
                         out.append(Partial(text, self._start_ms, now))
         else:
-            final = self._asr.finish() if self._asr is not None else None
+            final = self._asr.finish(bytes(self._utterance)) if self._asr is not None else None
             out.append(Final(ev.start_ms, ev.end_ms, final, bytes(self._utterance)))
             self._utterance.clear()
 

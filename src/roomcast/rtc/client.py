@@ -64,6 +64,8 @@ class MediaCounter:
         self._decode = decode
         self._receiving: list[_Receiving] = []
         self._changed = asyncio.Event()
+        self.taps: dict[str, list[Any]] = {}
+        """Keys to keep the received frames or packets of (set ``taps[key] = []`` to start)."""
 
     def attach(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -91,6 +93,9 @@ class MediaCounter:
                 if rt.first_at is None:
                     rt.first_at = now
                 rt.last_at = now
+                tap = self.taps.get(key)
+                if tap is not None:
+                    tap.append(frame)
                 if isinstance(frame, av.Packet):
                     rt.keyframes += int(bool(frame.is_keyframe))
                     rt.bytes += int(frame.size)
