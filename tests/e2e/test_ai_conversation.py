@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from tests.support.speech import SpeechTrack, overlap, silence, speech
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOM = "7373"
-WELCOME = "i would like a cup of coffee"
+WELCOME = "i want to go to new york"
 QUESTION = "we are going to the new york stock exchange"
 REPLY = "the stock market is going up"
 LONG_REPLY = " ".join(["we are going to the new york stock exchange."] * 6)

@@ -29,7 +29,7 @@ from tests.support.speech import SpeechTrack, overlap, silence, speech
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 ROOM = "5151"
-SENTENCES = ["we are going to the new york stock exchange", "i would like a cup of coffee"]
+SENTENCES = ["we are going to the new york stock exchange", "the stock market is going up"]
 MIN_OVERLAP = 0.6
 """Share of a sentence's words the offline recognizer must get right (it got 100 % on these
 sentences from a WAV file; the Opus round trip and live segmentation cost a little)."""

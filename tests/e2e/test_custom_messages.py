@@ -62,7 +62,11 @@ async def test_clients_and_server_exchange_custom_messages(sfu: tuple[RoomManage
         m = await b.wait_event("custom_message", lambda m: m["sender"] == "robot")
         assert m["data"] == big and m["cmd_id"] == 1
 
-        for bad in ({"cmd_id": 0, "data": "x"}, {"cmd_id": 11, "data": "x"}, {"cmd_id": 1, "data": "y" * 1025}):
+        for bad in (
+            {"cmd_id": 0, "data": "x"},
+            {"cmd_id": 11, "data": "x"},
+            {"cmd_id": 1, "data": "y" * 1025},
+        ):
             with pytest.raises(ClientError) as info:
                 await a.request({"type": "custom_message", **bad})
             assert info.value.code == "bad_request"
