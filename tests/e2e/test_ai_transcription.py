@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.trtc.v20190722 import models
@@ -131,6 +132,23 @@ async def test_sentences_are_transcribed_and_delivered(server: LiveServer) -> No
         lines = await asyncio.to_thread(server.run, lambda rt: _transcript(rt, task_id))
         assert [ln.user_id for ln in lines][:2] == ["alice", "alice"]
         assert overlap(SENTENCES[0], lines[0].text) >= MIN_OVERLAP
+
+        # The native task API lists the task and its transcript (to its tenant only).
+        async with httpx.AsyncClient(
+            base_url=f"{server.url}/api/v1", auth=(t.creds.secret_id, t.creds.secret_key)
+        ) as native:
+            listed = (await native.get("/tasks", params={"kind": "transcription"})).json()
+            assert [x["task_id"] for x in listed] == [task_id]
+            r = await native.get(f"/tasks/{task_id}/transcript")
+            assert r.status_code == 200
+            served = r.json()
+            assert [x["text"] for x in served] == [ln.text for ln in lines]
+            assert served[0]["user_id"] == "alice" and served[0]["start_ms"] < served[0]["end_ms"]
+        rival = await asyncio.to_thread(make_tenant, server, "rival")
+        async with httpx.AsyncClient(
+            base_url=f"{server.url}/api/v1", auth=(rival.creds.secret_id, rival.creds.secret_key)
+        ) as native:
+            assert (await native.get(f"/tasks/{task_id}/transcript")).status_code == 404
 
         by_session = await call(
             api.DescribeAITranscription,

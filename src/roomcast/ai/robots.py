@@ -145,16 +145,12 @@ class Robot:
             await self._end(reason)
 
     async def _idle(self) -> None:
-        """MaxIdleTime: the task ends when nobody else has streamed in the room for that long."""
+        """MaxIdleTime: the task ends when nobody else has published in the room for that long."""
         while not self._ended:
             await asyncio.sleep(IDLE_CHECK_S)
-            others = [
-                t for t in self.manager.list_tracks(self.app_key, self.room_id) if t.user_id != self.user_id
-            ]
-            if others:
-                self._last_media = max(self._last_media, time.monotonic() - IDLE_CHECK_S)
-                if any(lis.task is not None and not lis.task.done() for lis in self.listeners.values()):
-                    self._last_media = time.monotonic()
+            tracks = self.manager.list_tracks(self.app_key, self.room_id)
+            if any(t.user_id != self.user_id for t in tracks):
+                self._last_media = time.monotonic()
             if time.monotonic() - self._last_media >= self.spec.max_idle_s:
                 self.background.spawn("end-idle", self._end("idle"))
                 return

@@ -62,6 +62,37 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "DismissRoomByStrRoomId": {"SdkAppId": 1400000001, "RoomId": "demo"},
     "SetUserBlocked": {"SdkAppId": 1400000001, "RoomId": 8888, "UserId": "bob", "IsMute": 1},
     "SetUserBlockedByStrRoomId": {"SdkAppId": 1400000001, "StrRoomId": "demo", "UserId": "bob", "IsMute": 1},
+    "StartAITranscription": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "SessionId": "session-1",
+        "TranscriptionParams": {"UserId": "asr-robot", "UserSig": "eJw1zEELgjAYx...", "MaxIdleTime": 60},
+        "RecognizeConfig": {"Language": "en"},
+    },
+    "DescribeAITranscription": {"TaskId": "TASK_ID"},
+    "StopAITranscription": {"TaskId": "TASK_ID"},
+    "StartAIConversation": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "AgentConfig": {
+            "UserId": "agent",
+            "UserSig": "eJw1zEELgjAYx...",
+            "TargetUserId": "alice",
+            "WelcomeMessage": "Hello, how can I help?",
+        },
+        "STTConfig": {"Language": "en"},
+        "LLMConfig": '{"LLMType": "openai", "Model": "gpt-4o-mini", "APIKey": "sk-...", '
+        '"APIUrl": "https://llm.example.com/v1/chat/completions", "Streaming": true}',
+        "TTSConfig": '{"TTSType": "espeak", "Voice": "en-us+f3"}',
+    },
+    "DescribeAIConversation": {"TaskId": "TASK_ID"},
+    "StopAIConversation": {"TaskId": "TASK_ID"},
+    "UpdateAIConversation": {"TaskId": "TASK_ID", "InterruptMode": 1},
+    "ControlAIConversation": {
+        "TaskId": "TASK_ID",
+        "Command": "ServerPushText",
+        "ServerPushText": {"Text": "One moment please.", "Interrupt": True},
+    },
 }
 
 JOYY_EXAMPLES: dict[str, dict[str, Any]] = {
