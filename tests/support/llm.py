@@ -1,6 +1,8 @@
-"""A stand-in for an OpenAI-compatible LLM on 127.0.0.1: ``POST /v1/chat/completions`` answers a
+"""A stand-in for OpenAI-compatible endpoints on 127.0.0.1: ``POST /v1/chat/completions`` answers a
 fixed reply, streamed as the real protocol does (server-sent events of ``chat.completion.chunk``,
-then ``data: [DONE]``) or as one ``chat.completion``; ``/fail/...`` answers HTTP 500."""
+then ``data: [DONE]``) or as one ``chat.completion``; ``/fail/...`` answers HTTP 500;
+``/v1/audio/transcriptions`` answers a fixed text (keeping the upload) and ``/v1/audio/speech``
+a fixed WAV."""
 
 from __future__ import annotations
 
@@ -26,10 +28,22 @@ class StandInLlm:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     chunk_delay_s: float = 0.05
+    transcript: str = "hello from the endpoint"
+    speech_wav: bytes = b""
+    uploads: list[bytes] = field(default_factory=list)
+    speech_requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    @property
+    def asr_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/audio/transcriptions"
+
+    @property
+    def tts_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/audio/speech"
 
     @property
     def failing_url(self) -> str:
@@ -83,6 +97,18 @@ class StandInLlm:
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
+
+        @app.post("/v1/audio/transcriptions")
+        async def transcriptions(request: Request) -> Response:
+            self.uploads.append(await request.body())
+            self.headers.append(dict(request.headers))
+            return JSONResponse({"text": self.transcript})
+
+        @app.post("/v1/audio/speech")
+        async def speech(request: Request) -> Response:
+            self.speech_requests.append(await request.json())
+            self.headers.append(dict(request.headers))
+            return Response(self.speech_wav, media_type="audio/wav")
 
         @app.post("/fail/v1/chat/completions")
         async def fail(request: Request) -> Response:
