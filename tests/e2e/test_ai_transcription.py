@@ -253,3 +253,44 @@ async def test_max_idle_time_ends_the_task(server: LiveServer) -> None:
     while await status() != "Stopped":
         assert time.monotonic() < deadline, "MaxIdleTime was not honoured"
         await asyncio.sleep(0.5)
+
+
+async def test_restart_resumes_the_robot(tmp_path: Path) -> None:
+    """A server restart: the unfinished task is taken over at the next start, its robot joins
+    again and goes on transcribing into the same task."""
+    data = tmp_path / "var"
+    cm = live_server(data, ice_host_addresses=["127.0.0.1"])
+    first = cm.__enter__()
+    try:
+        t = await asyncio.to_thread(make_tenant, first, "restart")
+        task = await call(
+            sdk(first, t).StartAITranscription,
+            req(models.StartAITranscriptionRequest, start_body(t, "durable-bot")),
+        )
+    finally:
+        await asyncio.to_thread(cm.__exit__, None, None, None)
+
+    with live_server(data, ice_host_addresses=["127.0.0.1"]) as second:
+        api = sdk(second, t)
+        d = await call(
+            api.DescribeAITranscription, req(models.DescribeAITranscriptionRequest, {"TaskId": task.TaskId})
+        )
+        assert d.Status == "InProgress"
+        assert "durable-bot" in second.app.state.sfu.room(str(t.app.sdk_app_id), ROOM).participants
+        alice, bob = client(second, t, "alice"), client(second, t, "bob")
+        track = SpeechTrack()
+        try:
+            await bob.connect()
+            await alice.connect()
+            await alice.publish({TrackKind.AUDIO: track})
+            track.play(silence(0.5))
+            track.play(speech(SENTENCES[1]))
+            track.play(silence(1.5))
+            await wait_for(lambda: finals(bob, "alice"), 30)
+        finally:
+            await alice.close()
+            await bob.close()
+            track.stop()
+        lines = await asyncio.to_thread(second.run, lambda rt: _transcript(rt, task.TaskId))
+        assert lines and overlap(SENTENCES[1], lines[-1].text) >= MIN_OVERLAP
+        await call(api.StopAITranscription, req(models.StopAITranscriptionRequest, {"TaskId": task.TaskId}))
