@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from tencentcloud.trtc.v20190722 import models
 
+from roomcast.ai.asr import OfflineRecognizer
 from roomcast.ai.listen import Final, SpeechInput
 from roomcast.media.codecs import OpusDecoder
 from roomcast.rtc.client import RoomClient
@@ -73,13 +74,12 @@ def states(c: RoomClient) -> list[int]:
 def recognize(packets: list[Any]) -> list[str]:
     """What the offline recognizer hears in the robot's published track."""
     sp = SpeechInput(silence_ms=500, offline=True)
-    texts: list[str] = []
+    rec = OfflineRecognizer()
+    utterances: list[bytes] = []
     for i, pkt in enumerate(packets):
-        for ev in sp.feed(bytes(pkt), i * 20.0):
-            if isinstance(ev, Final) and ev.text:
-                texts.append(ev.text)
-    texts += [ev.text for ev in sp.flush() if isinstance(ev, Final) and ev.text]
-    return texts
+        utterances += [ev.pcm for ev in sp.feed(bytes(pkt), i * 20.0) if isinstance(ev, Final)]
+    utterances += [ev.pcm for ev in sp.flush() if isinstance(ev, Final)]
+    return [text for text in map(rec.recognize, utterances) if text]
 
 
 def loudness(packets: list[Any]) -> float:

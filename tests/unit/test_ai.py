@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from roomcast.ai import vad
-from roomcast.ai.asr import OfflineRecognizer, wav_bytes
+from roomcast.ai.asr import OfflineRecognizer, StreamingRecognizer, wav_bytes
 from roomcast.ai.llm import LlmError, complete
 from roomcast.ai.tts import decode_audio
 from roomcast.ai.voice import FRAME, VoiceTrack, encode_opus
@@ -54,14 +54,16 @@ def test_segmenter_cuts_speech_from_silence() -> None:
 
 def test_offline_recognizer_interim_and_final() -> None:
     sentence = pcm16k(speech("we are going to the new york stock exchange"))
-    rec = OfflineRecognizer()
-    rec.start()
+    stream = StreamingRecognizer()
+    stream.start()
     partials = []
     for i in range(0, len(sentence), 16000):
-        rec.feed(sentence[i : i + 16000])
-        partials.append(rec.partial())
+        stream.feed(sentence[i : i + 16000])
+        partials.append(stream.partial())
+    stream.end()
     assert any(partials)
-    assert overlap("we are going to the new york stock exchange", rec.finish(sentence)) >= 0.8
+    final = OfflineRecognizer().recognize(sentence)
+    assert overlap("we are going to the new york stock exchange", final) >= 0.8
 
 
 def sse(*pieces: str, extra: list[str] | None = None) -> bytes:

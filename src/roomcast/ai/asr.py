@@ -32,26 +32,28 @@ class AsrError(Exception):
 _MODEL_LOCK = threading.Lock()
 
 
-class OfflineRecognizer:
-    """One utterance at a time, fed incrementally (one per speaker; not thread-safe)."""
+def _decoder(**options: Any) -> Any:
+    import pocketsphinx  # loaded on first use: about 1 s and 40 MB per decoder
+
+    with _MODEL_LOCK:
+        return pocketsphinx.Decoder(samprate=RATE, loglevel="FATAL", **options)
+
+
+class StreamingRecognizer:
+    """Interim text while a user speaks: one utterance at a time, fed incrementally, with the
+    first search pass only (cheap; the final text comes from :class:`OfflineRecognizer`). One per
+    speaker, used from one thread."""
 
     def __init__(self) -> None:
         self._decoder: Any = None
         self._in_utt = False
 
-    def _ensure(self) -> Any:
-        if self._decoder is None:
-            import pocketsphinx  # loaded on first use: about 1 s and 40 MB per decoder
-
-            with _MODEL_LOCK:
-                self._decoder = pocketsphinx.Decoder(samprate=RATE, loglevel="FATAL")
-        return self._decoder
-
     def start(self) -> None:
-        d = self._ensure()
+        if self._decoder is None:
+            self._decoder = _decoder(fwdflat=False, bestpath=False)
         if self._in_utt:
-            d.end_utt()
-        d.start_utt()
+            self._decoder.end_utt()
+        self._decoder.start_utt()
         self._in_utt = True
 
     def feed(self, pcm: bytes) -> None:
@@ -65,13 +67,24 @@ class OfflineRecognizer:
         hyp = self._decoder.hyp()
         return str(hyp.hypstr) if hyp is not None else ""
 
-    def finish(self, utterance: bytes) -> str:
-        """The final text: the whole utterance decoded again in one pass (batch cepstral mean
-        normalization is clearly more accurate than the live estimate the interim text uses)."""
-        d = self._ensure()
+    def end(self) -> None:
         if self._in_utt:
-            d.end_utt()
+            self._decoder.end_utt()
             self._in_utt = False
+
+
+class OfflineRecognizer:
+    """Final text of a whole utterance in one full pass (batch cepstral mean normalization and the
+    second search passes: clearly more accurate than the interim text). Not thread-safe: a robot
+    keeps one and uses it from its own recognition thread."""
+
+    def __init__(self) -> None:
+        self._decoder: Any = None
+
+    def recognize(self, utterance: bytes) -> str:
+        if self._decoder is None:
+            self._decoder = _decoder()
+        d = self._decoder
         d.start_utt()
         d.process_raw(utterance, False, True)
         d.end_utt()

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from roomcast.ai import listen
-from roomcast.ai.asr import AsrError, transcribe_remote
+from roomcast.ai.asr import AsrError, OfflineRecognizer, transcribe_remote
 from roomcast.ai.llm import LlmError, complete
 from roomcast.ai.tts import TtsError, synthesize
 from roomcast.ai.voice import VoiceTrack
@@ -83,12 +83,14 @@ class Robot:
         self.policy = policy
         self._on_final, self._on_end, self._on_error = on_final, on_end, on_error
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"ai-{task_id[:8]}")
+        # Final texts are decoded apart, so a long sentence never delays the audio path.
+        self.recognition = ThreadPoolExecutor(1, thread_name_prefix=f"ai-asr-{task_id[:8]}")
+        self.recognizer = OfflineRecognizer()
         self.background = Background(f"robot-{task_id[:8]}")
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         self.participant: Participant | None = None
         self.listeners: dict[str, listen.Listener] = {}
         self._last_media = time.monotonic()
-        self._rounds: dict[str, int] = {}
         self._ended = False
         self.finals = 0
 
@@ -128,6 +130,7 @@ class Robot:
             await p.room.leave(p, LeaveReason.LEFT, "task stopped")
         await self.http.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.recognition.shutdown(wait=False, cancel_futures=True)
 
     async def _end(self, reason: str) -> None:
         if self._ended:
@@ -174,39 +177,36 @@ class Robot:
             user_id,
             t0=self.t0,
             executor=self.executor,
+            background=self.background,
             silence_ms=self.spec.vad_silence_ms,
             offline=self.spec.asr.engine is ai.AsrEngine.OFFLINE,
             handler=self._speech,
             on_packet=self._packet,
         )
         self.listeners[user_id] = lis
-        lis.start(self.background)
+        lis.start()
 
     def _packet(self) -> None:
         self._last_media = time.monotonic()
 
     # -- speech in ---------------------------------------------------------------------------------
-    def _round(self, user: str, *, new: bool) -> str:
-        n = self._rounds.get(user, 0) + (1 if new else 0)
-        self._rounds[user] = n
-        return f"{user}-{n}"
-
     async def _speech(self, user: str, ev: listen.SpeechEvent) -> None:
+        round_id = f"{user}-{ev.n}"
         if isinstance(ev, listen.SpeechStarted):
-            self._round(user, new=True)
             await self._speaking(user)
             return
-        round_id = self._round(user, new=False)
         if isinstance(ev, listen.Partial):
             await self.send(ai.subtitle(user, ev.text, ev.start_ms, ev.end_ms, round_id, end=False))
             return
-        text = ev.text
-        if text is None:
-            try:
+        try:
+            if self.spec.asr.engine is ai.AsrEngine.OFFLINE:
+                loop = asyncio.get_running_loop()
+                text = await loop.run_in_executor(self.recognition, self.recognizer.recognize, ev.pcm)
+            else:
                 text = await transcribe_remote(self.http, self.policy, self.spec.asr, ev.pcm)
-            except AsrError as exc:
-                await self.report_error("asr", str(exc))
-                return
+        except AsrError as exc:
+            await self.report_error("asr", str(exc))
+            return
         if not text:
             return
         self.finals += 1
