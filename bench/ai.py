@@ -54,8 +54,12 @@ SENTENCES = [
 
 
 def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """This process's CPU seconds plus its finished children's (espeak-ng runs as one)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
 
 
 def script(seconds: float) -> np.ndarray[Any, Any]:
@@ -100,8 +104,8 @@ def part_b() -> None:
     t2 = cpu()
     dur = len(s) / 48000
     print(
-        f"B  speech out: {dur:.1f} s of speech; espeak-ng {((t1 - t0) / dur):.3f} CPU s/s "
-        f"(the subprocess's own CPU is not in this process), Opus {((t2 - t1) / dur):.3f} CPU s/s"
+        f"B  speech out: {dur:.1f} s of speech; espeak-ng {((t1 - t0) / dur):.3f} CPU s/s, "
+        f"Opus {((t2 - t1) / dur):.3f} CPU s/s"
     )
 
 

@@ -34,7 +34,7 @@ from roomcast.domain import ai
 from roomcast.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
 from roomcast.domain.task import EndReason, Task, TaskState
 from roomcast.domain.tenancy import App
-from roomcast.log import event
+from roomcast.log import event, register_secret
 from roomcast.net.urls import UrlPolicy
 from roomcast.rtc.room import RoomManager
 from roomcast.services.tasks import TaskService, _open_tree, _seal_tree
@@ -78,6 +78,13 @@ async def transcript(sessions: async_sessionmaker[AsyncSession], task_id: str) -
             TranscriptLine(r.seq, r.user_id, r.text, r.start_ms, r.end_ms, r.created_at)
             for r in rows.scalars()
         ]
+
+
+def _keys(spec: ai.AiSpec) -> list[str]:
+    parts: list[object] = [spec.asr]
+    if isinstance(spec, ai.ConversationSpec):
+        parts += [spec.llm, spec.tts]
+    return [k for p in parts if (k := getattr(p, "api_key", None))]
 
 
 class AiService:
@@ -164,6 +171,8 @@ class AiService:
         if not app.enabled:
             raise FailedPrecondition("the app is disabled", subject="app_state")
         ai.check_asr(spec.asr)
+        for key in _keys(spec):
+            register_secret(key)  # masked should it ever reach a log line
         kind = ai.KIND_TRANSCRIPTION if isinstance(spec, ai.TranscriptionSpec) else ai.KIND_CONVERSATION
         app_key = str(app.sdk_app_id)
         async with self._lock:
@@ -291,6 +300,8 @@ class AiService:
         new = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
         assert isinstance(new, ai.ConversationSpec) and isinstance(robot, ConversationRobot)
         robot.update(new)
+        for key in _keys(new):
+            register_secret(key)
         await self.tasks.update_spec(task.task_id, self._seal(new), task.request)
         return new
 
@@ -321,6 +332,8 @@ class AiService:
                     continue
                 try:
                     spec = self.spec_of(task)
+                    for key in _keys(spec):
+                        register_secret(key)
                     if task.state is TaskState.STOPPING:
                         raise InvalidArgument("was stopping", subject="task")
                     started = task.started_at or task.created_at
