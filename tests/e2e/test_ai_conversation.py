@@ -23,6 +23,7 @@ from roomcast.media.codecs import OpusDecoder
 from roomcast.rtc.client import RoomClient
 from roomcast.rtc.track import TrackKind
 from roomcast.runtime import Runtime
+from roomcast.services.ai import transcript
 from roomcast.services.join_tokens import issue_usersig
 from roomcast.store.tables import TaskRow
 from tests.api.conftest import make_tenant
@@ -235,6 +236,14 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
 
         stored = await asyncio.to_thread(server.run, raw)
         assert API_KEY not in stored and "$sealed" in stored
+
+        # The transcript keeps both sides of the conversation.
+        async def lines(rt: Runtime) -> list[tuple[str, str]]:
+            return [(ln.user_id, ln.text) for ln in await transcript(rt.db.sessions, task_id)]
+
+        said = await asyncio.to_thread(server.run, lines)
+        assert ("agent", REPLY) in said
+        assert any(u == "alice" and overlap(QUESTION, x) >= MIN_OVERLAP for u, x in said)
 
         await call(api.StopAIConversation, req(models.StopAIConversationRequest, {"TaskId": task_id}))
         await bob.wait_event("participant_left", lambda m: m["user_id"] == "agent")

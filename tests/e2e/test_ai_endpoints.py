@@ -144,6 +144,23 @@ async def test_conversation_speech_endpoint(server: LiveServer, endpoints: Stand
         await asyncio.sleep(3.5)  # the served speech plays in real time
         texts = await asyncio.to_thread(recognize, list(tap))
         assert any(overlap(SPOKEN, x) >= 0.6 for x in texts), texts
-        await call(api.StopAIConversation, req(models.StopAIConversationRequest, {"TaskId": task.TaskId}))
+        # StopAfterPlay: said, then the task ends by itself.
+        await call(
+            api.ControlAIConversation,
+            req(
+                models.ControlAIConversationRequest,
+                {
+                    "TaskId": task.TaskId,
+                    "Command": "ServerPushText",
+                    "ServerPushText": {"Text": "goodbye", "StopAfterPlay": True},
+                },
+            ),
+        )
+        await bob.wait_event("participant_left", lambda m: m["user_id"] == "agent", time_limit=20)
+        assert "goodbye" in subtitles(bob, "agent")
+        d = await call(
+            api.DescribeAIConversation, req(models.DescribeAIConversationRequest, {"TaskId": task.TaskId})
+        )
+        assert d.Status == "Stopped"
     finally:
         await bob.close()

@@ -215,8 +215,22 @@ async def test_one_user_mode_dedup_and_errors(server: LiveServer) -> None:
         )
         == "FailedOperation.TaskNotExist"
     )
-    for task in (whole, one):
-        await call(api.StopAITranscription, req(models.StopAITranscriptionRequest, {"TaskId": task.TaskId}))
+    await call(api.StopAITranscription, req(models.StopAITranscriptionRequest, {"TaskId": one.TaskId}))
+    # A dismissed room takes its robots with it.
+    await call(
+        api.DismissRoom, req(models.DismissRoomRequest, {"SdkAppId": t.app.sdk_app_id, "RoomId": int(ROOM)})
+    )
+
+    async def whole_status() -> str:
+        d = await call(
+            api.DescribeAITranscription, req(models.DescribeAITranscriptionRequest, {"TaskId": whole.TaskId})
+        )
+        return str(d.Status)
+
+    deadline = time.monotonic() + 10
+    while await whole_status() != "Stopped":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
     assert (
         await sdk_error(
             api.DescribeAITranscription, req(models.DescribeAITranscriptionRequest, {"TaskId": "nope"})

@@ -392,6 +392,10 @@ class ConversationRobot(Robot):
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         end_ms = (time.time() - self.t0) * 1000
         await self.send(ai.subtitle(self.user_id, answer.strip(), start_ms, end_ms, round_id, end=True))
+        if answer.strip():
+            await self._on_final(
+                self.user_id, answer.strip(), start_ms, end_ms
+            )  # the transcript has both sides
         await self.voice.drained()
         await self._state(ai.RobotState.LISTENING, round_id)
 
