@@ -356,5 +356,5 @@ def test_custom_messages_show_as_subtitles(
         pool.submit(asyncio.run, send()).result()
     wait_for("the subtitle", lambda: "alice: half a sentence is whole now" in state(erin)["log"])
     wait_for("the plain message", lambda: "bot [3]: plain text" in state(erin)["log"])
-    assert not any("half a sen" == line.split(": ", 1)[-1] for line in state(erin)["log"])
+    assert not any(line.split(": ", 1)[-1] == "half a sen" for line in state(erin)["log"])
     assert not [c for c in console if c.startswith("pageerror")]
