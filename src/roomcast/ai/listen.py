@@ -66,7 +66,7 @@ SpeechEvent = SpeechStarted | Partial | Final
 class SpeechInput:
     """Decode, resample, segment and (offline) recognize one speaker. Not thread-safe."""
 
-    def __init__(self, *, silence_ms: int, offline: bool) -> None:
+    def __init__(self, *, silence_ms: int, offline: bool, first: int = 0) -> None:
         self._decoder = OpusDecoder()
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=vad.RATE)
         self._segmenter = vad.Segmenter(silence_ms=silence_ms)
@@ -74,7 +74,7 @@ class SpeechInput:
         self._utterance = bytearray()
         self._last_partial_ms = 0.0
         self._start_ms = 0.0
-        self._n = 0
+        self._n = first  # utterances numbered on from ``first`` (a track published again)
         self._interim = True
 
     @property
@@ -148,13 +148,14 @@ class Listener:
         offline: bool,
         handler: SpeechHandler,
         on_packet: Callable[[], None] | None = None,
+        first: int = 0,
     ) -> None:
         self.manager = manager
         self.app_key, self.room_id, self.user_id = app_key, room_id, user_id
         self.t0 = t0
         self._executor = executor
         self._background = background
-        self._input = SpeechInput(silence_ms=silence_ms, offline=offline)
+        self._input = SpeechInput(silence_ms=silence_ms, offline=offline, first=first)
         self._handler = handler
         self._on_packet = on_packet
         self.task: asyncio.Task[None] | None = None

@@ -91,6 +91,7 @@ class Robot:
         self.participant: Participant | None = None
         self.listeners: dict[str, listen.Listener] = {}
         self._last_media = time.monotonic()
+        self._utterances: dict[str, int] = {}  # last utterance number per speaker (round ids)
         self._ended = False
         self.finals = 0
 
@@ -169,6 +170,9 @@ class Robot:
     def _listen(self, user_id: str) -> None:
         old = self.listeners.get(user_id)
         if old is not None and old.task is not None and not old.task.done():
+            # Published again (the old track ends) or told twice about one track: listen anew
+            # once the current listener is done, to whatever track the user publishes then.
+            self.background.spawn(f"relisten-{user_id}", self._relisten(user_id, old.task))
             return
         lis = listen.Listener(
             self.manager,
@@ -182,9 +186,20 @@ class Robot:
             offline=self.spec.asr.engine is ai.AsrEngine.OFFLINE,
             handler=self._speech,
             on_packet=self._packet,
+            first=self._utterances.get(user_id, 0),
         )
         self.listeners[user_id] = lis
         lis.start()
+
+    async def _relisten(self, user_id: str, previous: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(previous)
+        current = self.listeners.get(user_id)
+        if current is not None and current.task is not None and current.task is not previous:
+            return  # another relisten won
+        tracks = self.manager.list_tracks(self.app_key, self.room_id)
+        if not self._ended and any(t.user_id == user_id and t.kind is TrackKind.AUDIO for t in tracks):
+            self._listen(user_id)
 
     def _packet(self) -> None:
         self._last_media = time.monotonic()
@@ -193,6 +208,7 @@ class Robot:
     async def _speech(self, user: str, ev: listen.SpeechEvent) -> None:
         round_id = f"{user}-{ev.n}"
         if isinstance(ev, listen.SpeechStarted):
+            self._utterances[user] = ev.n
             await self._speaking(user)
             return
         if isinstance(ev, listen.Partial):
