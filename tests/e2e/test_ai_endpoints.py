@@ -20,7 +20,7 @@ from roomcast.ai.asr import wav_bytes
 from roomcast.rtc.track import TrackKind
 from roomcast.services.join_tokens import issue_usersig
 from tests.api.conftest import make_tenant
-from tests.e2e.test_ai_conversation import recognize, subtitles
+from tests.e2e.test_ai_conversation import bodies, recognize, subtitles
 from tests.e2e.test_ai_transcription import client, finals, start_body, wait_for
 from tests.e2e.test_trtc_cloud_recording import call, req, sdk
 from tests.support.live import LiveServer, live_server
@@ -144,6 +144,28 @@ async def test_conversation_speech_endpoint(server: LiveServer, endpoints: Stand
         await asyncio.sleep(3.5)  # the served speech plays in real time
         texts = await asyncio.to_thread(recognize, list(tap))
         assert any(overlap(SPOKEN, x) >= 0.6 for x in texts), texts
+        # A voice changed live to an endpoint that fails: tried again, then reported.
+        failing = dict(tts, APIUrl=endpoints.tts_url.replace("/v1/", "/fail/v1/"))
+        await call(
+            api.UpdateAIConversation,
+            req(
+                models.UpdateAIConversationRequest, {"TaskId": task.TaskId, "TTSConfig": json.dumps(failing)}
+            ),
+        )
+        await call(
+            api.ControlAIConversation,
+            req(
+                models.ControlAIConversationRequest,
+                {"TaskId": task.TaskId, "Command": "ServerPushText", "ServerPushText": {"Text": "not said"}},
+            ),
+        )
+        await wait_for(lambda: any(b["type"] == 10002 for b in bodies(bob)), 20)
+        err = next(b for b in bodies(bob) if b["type"] == 10002)
+        assert err["payload"]["code"] == "tts" and "404" in err["payload"]["message"]
+        await call(
+            api.UpdateAIConversation,
+            req(models.UpdateAIConversationRequest, {"TaskId": task.TaskId, "TTSConfig": json.dumps(tts)}),
+        )
         # StopAfterPlay: said, then the task ends by itself.
         await call(
             api.ControlAIConversation,

@@ -40,6 +40,7 @@ log = logging.getLogger("roomcast.ai.robots")
 
 IDLE_CHECK_S = 1.0
 LLM_ATTEMPTS = 2
+TTS_ATTEMPTS = 2
 
 FinalHandler = Callable[[str, str, float, float], Awaitable[None]]
 """(speaker, text, start_ms, end_ms): a final sentence, to store with the task."""
@@ -419,13 +420,17 @@ class ConversationRobot(Robot):
         sentence = sentence.strip()
         if not sentence:
             return
-        try:
-            samples = await synthesize(
-                self.conv.tts, sentence, executor=self.executor, client=self.http, policy=self.policy
-            )
-        except TtsError as exc:
-            await self.report_error("tts", str(exc))
-            return
+        for attempt in range(TTS_ATTEMPTS):
+            try:
+                samples = await synthesize(
+                    self.conv.tts, sentence, executor=self.executor, client=self.http, policy=self.policy
+                )
+                break
+            except TtsError as exc:
+                if attempt == TTS_ATTEMPTS - 1:
+                    await self.report_error("tts", str(exc))
+                    return
+                await asyncio.sleep(0.5)
         await self.voice.say(samples)
         if self.state is not ai.RobotState.SPEAKING:
             await self._state(ai.RobotState.SPEAKING, round_id)
