@@ -72,7 +72,7 @@ async def transcript(sessions: async_sessionmaker[AsyncSession], task_id: str) -
             select(TranscriptLineRow)
             .join(TaskRow, TranscriptLineRow.task_pk == TaskRow.id)
             .where(TaskRow.task_id == task_id)
-            .order_by(TranscriptLineRow.seq)
+            .order_by(TranscriptLineRow.seq, TranscriptLineRow.id)
         )
         return [
             TranscriptLine(r.seq, r.user_id, r.text, r.start_ms, r.end_ms, r.created_at)

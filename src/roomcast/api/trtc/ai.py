@@ -14,10 +14,11 @@ not act on (avatars, translation, voice print, hot words, ...) are accepted and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.gateway import Action, ActionContext, ActionRegistry
@@ -71,7 +72,7 @@ TASK_NOT_EXIST = "FailedOperation.TaskNotExist"
 class _Loose(BaseModel):
     """Nested SDK structures: documented fields typed, newer SDK fields accepted."""
 
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(extra="allow")
 
 
 class AgentConfigModel(_Loose):
@@ -323,8 +324,7 @@ async def _start(
 
 
 def _with_asr(svc: AiService, spec: ai.AiSpec) -> ai.AiSpec:
-    import dataclasses
-
+    """The request's own recognizer (an endpoint, or a language), else the server's."""
     own = spec.asr if spec.asr.engine is ai.AsrEngine.OPENAI else (spec.asr if spec.asr.language else None)
     return dataclasses.replace(spec, asr=svc.asr_for(own))
 
