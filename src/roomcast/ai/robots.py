@@ -95,6 +95,7 @@ class Robot:
         self._utterances: dict[str, int] = {}  # last utterance number per speaker (round ids)
         self._ended = False
         self.finals = 0
+        self.resumed = False  # taken over after a restart: the robot does not greet again
 
     @property
     def user_id(self) -> str:
@@ -296,7 +297,7 @@ class ConversationRobot(Robot):
         p = self.participant
         assert p is not None
         await p.room.publish_local(p, TrackKind.AUDIO, self.voice)
-        if self.conv.welcome:
+        if self.conv.welcome and not self.resumed:
             self.background.spawn("welcome", self._say_text(self.conv.welcome, self._next_round()))
 
     async def stop(self) -> None:

@@ -219,7 +219,7 @@ class AiService:
         event(log, "ai.started", task_id=task.task_id, kind=kind, room_id=room_id)
         return task
 
-    async def _launch(self, task: Task, spec: ai.AiSpec, t0: float) -> None:
+    async def _launch(self, task: Task, spec: ai.AiSpec, t0: float, *, resumed: bool = False) -> None:
         task_id = task.task_id
         await self.tasks.next_run(task_id)
 
@@ -246,6 +246,7 @@ class AiService:
             on_end=on_end,
             on_error=on_error,
         )
+        robot.resumed = resumed
         self.robots[task_id] = robot
         try:
             await robot.start()
@@ -337,7 +338,7 @@ class AiService:
                     if task.state is TaskState.STOPPING:
                         raise InvalidArgument("was stopping", subject="task")
                     started = task.started_at or task.created_at
-                    await self._launch(task, spec, started.timestamp())
+                    await self._launch(task, spec, started.timestamp(), resumed=True)
                     event(log, "ai.resumed", task_id=task.task_id, kind=kind)
                 except Exception as exc:
                     event(
