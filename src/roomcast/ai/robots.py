@@ -287,11 +287,9 @@ class ConversationRobot(Robot):
         self.voice = VoiceTrack(self.executor)
         self.history: list[dict[str, str]] = []
         self._turn: asyncio.Task[None] | None = None
-        self._speech_q: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._round_id = 0
         self.state = ai.RobotState.LISTENING
         self.interruptions = 0
-        self._stop_after: asyncio.Task[None] | None = None
 
     async def _joined(self) -> None:
         p = self.participant
@@ -410,10 +408,8 @@ class ConversationRobot(Robot):
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         end_ms = (time.time() - self.t0) * 1000
         await self.send(ai.subtitle(self.user_id, answer.strip(), start_ms, end_ms, round_id, end=True))
-        if answer.strip():
-            await self._on_final(
-                self.user_id, answer.strip(), start_ms, end_ms
-            )  # the transcript has both sides
+        if answer.strip():  # the transcript keeps both sides
+            await self._on_final(self.user_id, answer.strip(), start_ms, end_ms)
         await self.voice.drained()
         await self._state(ai.RobotState.LISTENING, round_id)
 
