@@ -308,3 +308,68 @@ async def test_restart_resumes_the_robot(tmp_path: Path) -> None:
         lines = await asyncio.to_thread(second.run, lambda rt: _transcript(rt, task.TaskId))
         assert lines and overlap(SENTENCES[1], lines[-1].text) >= MIN_OVERLAP
         await call(api.StopAITranscription, req(models.StopAITranscriptionRequest, {"TaskId": task.TaskId}))
+
+
+async def test_killed_node_task_is_taken_over(tmp_path: Path) -> None:
+    """SIGKILL: the next process on this host finds the dead node (its process is gone) and its
+    robot joins the room again for the same task."""
+    import signal
+
+    from roomcast.config import Settings
+    from tests.support.live import free_port, serve_process
+
+    data = tmp_path / "var"
+
+    async def tenant() -> Tenant:
+        rt = await Runtime.open(Settings(data_dir=data, allow_private_urls=True))
+        try:
+            creds = await rt.tenancy.create_account("killed")
+            return Tenant(creds, await rt.tenancy.create_app(creds.account_id, "demo"))
+        finally:
+            await rt.close()
+
+    t = await tenant()
+    port = free_port()
+    env = {"ROOMCAST_ICE_HOST_ADDRESSES": '["127.0.0.1"]', "ROOMCAST_ALLOW_PRIVATE_URLS": "true"}
+    srv = LiveServer(Settings(data_dir=data, port=port, allow_private_urls=True), None, port)  # type: ignore[arg-type]
+    proc = await asyncio.to_thread(serve_process, data, port, **env)
+    try:
+        task = await call(
+            sdk(srv, t).StartAITranscription,
+            req(models.StartAITranscriptionRequest, start_body(t, "phoenix")),
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = await asyncio.to_thread(serve_process, data, port, **env)
+    try:
+        api = sdk(srv, t)
+        d = await call(
+            api.DescribeAITranscription, req(models.DescribeAITranscriptionRequest, {"TaskId": task.TaskId})
+        )
+        assert d.Status == "InProgress"
+        bob = client(srv, t, "bob")
+        await bob.connect()
+        try:
+            # The robot is back in the room: its user id is taken, so a second robot with it
+            # would replace it; a user joining with it replaces it and ends the task.
+            thief = client(srv, t, "phoenix")
+            await thief.connect()
+            await thief.close()
+            deadline = time.monotonic() + 10
+            while True:
+                d = await call(
+                    api.DescribeAITranscription,
+                    req(models.DescribeAITranscriptionRequest, {"TaskId": task.TaskId}),
+                )
+                if d.Status == "Stopped":
+                    break
+                assert time.monotonic() < deadline, "the resumed robot was not in the room"
+                await asyncio.sleep(0.2)
+        finally:
+            await bob.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
