@@ -156,6 +156,10 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         assert llm.headers[-1]["authorization"] == f"Bearer {API_KEY}"
         seq = states(bob)
         assert seq.index(2) < len(seq) - 1 - seq[::-1].index(3)  # thinking, then speaking
+        await wait_for(lambda: any(b["type"] == 10020 for b in bodies(bob)), 20)
+        metrics = {b["payload"]["metric"]: b["payload"]["value"] for b in bodies(bob) if b["type"] == 10020}
+        assert set(metrics) >= {"asr_latency", "llm_first_token", "tts_first_frame_latency"}
+        assert 0 <= metrics["llm_first_token"] < 10000 and 0 < metrics["tts_first_frame_latency"] < 10000
         await wait_for(lambda: states(bob)[-1] == 1, 20)
         await asyncio.sleep(0.5)
         texts = await asyncio.to_thread(recognize, list(tap))
@@ -171,6 +175,7 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         voice.play(speech(QUESTION))
         await wait_for(lambda: 4 in states(bob), 20)
         cut_at = len(tap)
+        assert any(b["type"] == 10020 and b["payload"]["metric"] == "interruption" for b in bodies(bob))
         await asyncio.sleep(1.5)
         # After the cut the robot was silent for a while (the next answer needs ASR + LLM + TTS).
         assert loudness(tap[cut_at + 10 : cut_at + 40]) < 300

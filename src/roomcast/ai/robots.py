@@ -96,6 +96,7 @@ class Robot:
         self._ended = False
         self.finals = 0
         self.resumed = False  # taken over after a restart: the robot does not greet again
+        self.asr_latency_ms = 0.0  # from the end of the last sentence to its final text
 
     @property
     def user_id(self) -> str:
@@ -230,6 +231,7 @@ class Robot:
         self.finals += 1
         await self.send(ai.subtitle(user, text, ev.start_ms, ev.end_ms, round_id, end=True))
         await self._on_final(user, text, ev.start_ms, ev.end_ms)
+        self.asr_latency_ms = (time.time() - self.t0) * 1000 - ev.end_ms
         await self._sentence(user, text)
 
     async def _speaking(self, user: str) -> None:
@@ -290,6 +292,7 @@ class ConversationRobot(Robot):
         self._round_id = 0
         self.state = ai.RobotState.LISTENING
         self.interruptions = 0
+        self._first_voice: float | None = None  # this round: seconds from a sentence to its speech
 
     async def _joined(self) -> None:
         p = self.participant
@@ -331,7 +334,9 @@ class ConversationRobot(Robot):
         if cut or busy:
             self.interruptions += 1
             event(log, "ai.interrupted", task_id=self.task_id, why=why)
-            await self._state(ai.RobotState.INTERRUPTED, f"{self.user_id}-{self._round_id}")
+            round_id = f"{self.user_id}-{self._round_id}"
+            await self._state(ai.RobotState.INTERRUPTED, round_id)
+            await self.send(ai.metric(self.user_id, "interruption", 0, round_id, int(time.time() * 1000)))
             return True
         return False
 
@@ -385,11 +390,16 @@ class ConversationRobot(Robot):
         messages.append({"role": "user", "content": text})
         answer = ""
         start_ms = (time.time() - self.t0) * 1000
+        asked = time.monotonic()
+        first_token: float | None = None
+        self._first_voice = None
         for attempt in range(LLM_ATTEMPTS):
             answer = ""
             pending = ""
             try:
                 async for piece in complete(self.http, self.policy, llm, messages):
+                    if first_token is None:
+                        first_token = time.monotonic() - asked
                     answer += piece
                     pending += piece
                     parts = _SENTENCE_END.split(pending)
@@ -410,6 +420,13 @@ class ConversationRobot(Robot):
         await self.send(ai.subtitle(self.user_id, answer.strip(), start_ms, end_ms, round_id, end=True))
         if answer.strip():  # the transcript keeps both sides
             await self._on_final(self.user_id, answer.strip(), start_ms, end_ms)
+        at = int(time.time() * 1000)
+        for name, value in (
+            ("asr_latency", self.asr_latency_ms),
+            ("llm_first_token", (first_token or 0.0) * 1000),
+            ("tts_first_frame_latency", (self._first_voice or 0.0) * 1000),
+        ):
+            await self.send(ai.metric(self.user_id, name, value, round_id, at))
         await self.voice.drained()
         await self._state(ai.RobotState.LISTENING, round_id)
 
@@ -417,6 +434,7 @@ class ConversationRobot(Robot):
         sentence = sentence.strip()
         if not sentence:
             return
+        began = time.monotonic()
         for attempt in range(TTS_ATTEMPTS):
             try:
                 samples = await synthesize(
@@ -428,6 +446,8 @@ class ConversationRobot(Robot):
                     await self.report_error("tts", str(exc))
                     return
                 await asyncio.sleep(0.5)
+        if self._first_voice is None:
+            self._first_voice = time.monotonic() - began
         await self.voice.say(samples)
         if self.state is not ai.RobotState.SPEAKING:
             await self._state(ai.RobotState.SPEAKING, round_id)

@@ -144,6 +144,7 @@ INTERRUPT_CMD_ID = 2
 MSG_SUBTITLE = 10000
 MSG_STATE = 10001
 MSG_ERROR = 10002
+MSG_METRIC = 10020
 MSG_CLIENT_INTERRUPT = 20001
 
 
@@ -152,6 +153,17 @@ class RobotState(enum.IntEnum):
     THINKING = 2
     SPEAKING = 3
     INTERRUPTED = 4
+
+
+def metric(sender: str, name: str, value_ms: float, round_id: str, at_ms: int) -> dict[str, Any]:
+    """A conversation round's latency (``asr_latency``, ``llm_first_token``,
+    ``tts_first_frame_latency``, ``interruption``)."""
+    return {
+        "type": MSG_METRIC,
+        "sender": sender,
+        "receiver": [],
+        "payload": {"metric": name, "value": int(value_ms), "roundid": round_id, "timestamp": at_ms},
+    }
 
 
 def clock(ms: float) -> str:
