@@ -168,10 +168,7 @@ async def part_c(seconds: float, samples: np.ndarray[Any, Any]) -> None:
         conv = await room_cpu(seconds, samples, "conversation", llm.url)
     print(f"C  room with one speaker, no robot: {base:.3f} cores")
     print(f"   + one transcription robot: {trans - base:.3f} cores")
-    print(
-        f"   + one conversation robot (ASR + LLM + espeak-ng voice): {conv - base:.3f} cores "
-        "(in-process only; espeak-ng runs as a child process)"
-    )
+    print(f"   + one conversation robot (ASR + LLM + espeak-ng voice): {conv - base:.3f} cores")
 
 
 def main() -> None:
