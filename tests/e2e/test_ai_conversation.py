@@ -33,7 +33,7 @@ from tests.support.live import LiveServer, live_server
 from tests.support.llm import StandInLlm, stand_in_llm
 from tests.support.speech import SpeechTrack, overlap, silence, speech
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
 ROOM = "7373"
 WELCOME = "i want to go to new york"
@@ -137,13 +137,13 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         )
         # The robot is a visible participant publishing audio; it greets first.
         await bob.wait_event("track_published", lambda m: m["track_id"] == "agent/audio")
-        await wait_for(lambda: WELCOME in subtitles(bob, "agent"), 20)
-        await wait_for(lambda: 1 in states(bob), 20)  # listening again after the greeting
+        await wait_for(lambda: WELCOME in subtitles(bob, "agent"), 30)
+        await wait_for(lambda: 1 in states(bob), 30)  # listening again after the greeting
 
         # A turn: alice asks, the LLM streams, the robot speaks the answer.
         voice.play(speech(QUESTION))
         voice.play(silence(1.0))
-        await wait_for(lambda: REPLY in subtitles(bob, "agent"), 40)
+        await wait_for(lambda: REPLY in subtitles(bob, "agent"), 60)
         heard = subtitles(bob, "alice")
         assert heard and overlap(QUESTION, heard[-1]) >= MIN_OVERLAP
         sent = llm.requests[-1]
@@ -156,11 +156,11 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         assert llm.headers[-1]["authorization"] == f"Bearer {API_KEY}"
         seq = states(bob)
         assert seq.index(2) < len(seq) - 1 - seq[::-1].index(3)  # thinking, then speaking
-        await wait_for(lambda: any(b["type"] == 10020 for b in bodies(bob)), 20)
+        await wait_for(lambda: any(b["type"] == 10020 for b in bodies(bob)), 30)
         metrics = {b["payload"]["metric"]: b["payload"]["value"] for b in bodies(bob) if b["type"] == 10020}
         assert set(metrics) >= {"asr_latency", "llm_first_token", "tts_first_frame_latency"}
         assert 0 <= metrics["llm_first_token"] < 10000 and 0 < metrics["tts_first_frame_latency"] < 10000
-        await wait_for(lambda: states(bob)[-1] == 1, 20)
+        await wait_for(lambda: states(bob)[-1] == 1, 30)
         await asyncio.sleep(0.5)
         texts = await asyncio.to_thread(recognize, list(tap))
         assert any(overlap(WELCOME, x) >= MIN_OVERLAP for x in texts), texts
@@ -170,17 +170,17 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         llm.reply = LONG_REPLY
         voice.play(speech("i would like to go to the stock exchange"))
         voice.play(silence(1.0))
-        await wait_for(lambda: states(bob)[-1] == 3, 30)
+        await wait_for(lambda: states(bob)[-1] == 3, 45)
         await asyncio.sleep(1.0)
         voice.play(speech(QUESTION))
-        await wait_for(lambda: 4 in states(bob), 20)
+        await wait_for(lambda: 4 in states(bob), 30)
         cut_at = len(tap)
         assert any(b["type"] == 10020 and b["payload"]["metric"] == "interruption" for b in bodies(bob))
         await asyncio.sleep(1.5)
         # After the cut the robot was silent for a while (the next answer needs ASR + LLM + TTS).
         assert loudness(tap[cut_at + 10 : cut_at + 40]) < 300
         voice.play(silence(1.0))
-        await wait_for(lambda: states(bob)[-1] == 3, 30)
+        await wait_for(lambda: states(bob)[-1] == 3, 45)
 
         # ServerPushText with Interrupt cuts in and is said.
         n_interrupts = states(bob).count(4)
@@ -195,9 +195,9 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
                 },
             ),
         )
-        await wait_for(lambda: states(bob).count(4) > n_interrupts, 10)
-        await wait_for(lambda: subtitles(bob, "agent").count(REPLY) >= 2, 20)
-        await wait_for(lambda: states(bob)[-1] == 1, 30)
+        await wait_for(lambda: states(bob).count(4) > n_interrupts, 15)
+        await wait_for(lambda: subtitles(bob, "agent").count(REPLY) >= 2, 30)
+        await wait_for(lambda: states(bob)[-1] == 1, 45)
 
         # Mode 1: speech no longer interrupts; a client's interrupt message does.
         await call(
@@ -206,13 +206,14 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
         )
         voice.play(speech("i would like to go to the stock exchange"))
         voice.play(silence(1.0))
-        await wait_for(lambda: states(bob)[-1] == 3, 30)
+        await wait_for(lambda: states(bob)[-1] == 3, 45)
         before = states(bob).count(4)
         voice.play(speech(QUESTION))
         await asyncio.sleep(3.0)
         assert states(bob).count(4) == before
         await alice.send_custom(2, json.dumps({"type": 20001}))
-        await wait_for(lambda: states(bob).count(4) > before, 10)
+        await wait_for(lambda: states(bob).count(4) > before, 15)
+        llm.reply = REPLY  # short answers from here on
 
         # A failing LLM reaches the room (an error message) and the task goes on.
         failing = dict(llm_config, APIUrl=llm.failing_url)
@@ -220,11 +221,11 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
             api.UpdateAIConversation,
             req(models.UpdateAIConversationRequest, {"TaskId": task_id, "LLMConfig": json.dumps(failing)}),
         )
-        await wait_for(lambda: states(bob)[-1] != 3, 20)
+        await wait_for(lambda: states(bob)[-1] != 3, 30)
         voice.play(silence(0.5))
         voice.play(speech(REPLY))
         voice.play(silence(1.0))
-        await wait_for(lambda: any(b["type"] == 10002 for b in bodies(bob)), 40)
+        await wait_for(lambda: any(b["type"] == 10002 for b in bodies(bob)), 60)
         err = next(b for b in bodies(bob) if b["type"] == 10002)
         assert err["payload"]["code"] == "llm" and "500" in err["payload"]["message"]
         assert API_KEY not in json.dumps(bodies(bob))
@@ -241,6 +242,7 @@ async def test_conversation(server: LiveServer, llm: StandInLlm) -> None:
 
         stored = await asyncio.to_thread(server.run, raw)
         assert API_KEY not in stored and "$sealed" in stored
+        assert "llm: LLM endpoint answered HTTP 500" in stored  # the task's error (native API)
 
         # The transcript keeps both sides of the conversation.
         async def lines(rt: Runtime) -> list[tuple[str, str]]:
