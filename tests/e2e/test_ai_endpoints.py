@@ -27,7 +27,7 @@ from tests.support.live import LiveServer, live_server
 from tests.support.llm import StandInLlm, stand_in_llm
 from tests.support.speech import SpeechTrack, overlap, silence, speech
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 SENTENCE = "we are going to the new york stock exchange"
 SPOKEN = "the stock market is going up"
@@ -65,7 +65,7 @@ async def speak_into(server: LiveServer, t: Any, room: str, text: str, until: An
         track.play(silence(0.5))
         track.play(speech(text))
         track.play(silence(1.5))
-        await wait_for(lambda: until(bob), 30)
+        await wait_for(lambda: until(bob), 45)
     finally:
         await alice.close()
         await bob.close()
@@ -137,7 +137,7 @@ async def test_conversation_speech_endpoint(server: LiveServer, endpoints: Stand
                 {"TaskId": task.TaskId, "Command": "ServerPushText", "ServerPushText": {"Text": "say it"}},
             ),
         )
-        await wait_for(lambda: "say it" in subtitles(bob, "agent"), 20)
+        await wait_for(lambda: "say it" in subtitles(bob, "agent"), 30)
         sent = endpoints.speech_requests[-1]
         assert sent["input"] == "say it" and sent["model"] == "tts-x" and sent["voice"] == "nova"
         assert endpoints.headers[-1]["authorization"] == "Bearer tts-key-2"
@@ -159,7 +159,7 @@ async def test_conversation_speech_endpoint(server: LiveServer, endpoints: Stand
                 {"TaskId": task.TaskId, "Command": "ServerPushText", "ServerPushText": {"Text": "not said"}},
             ),
         )
-        await wait_for(lambda: any(b["type"] == 10002 for b in bodies(bob)), 20)
+        await wait_for(lambda: any(b["type"] == 10002 for b in bodies(bob)), 30)
         err = next(b for b in bodies(bob) if b["type"] == 10002)
         assert err["payload"]["code"] == "tts" and "404" in err["payload"]["message"]
         await call(

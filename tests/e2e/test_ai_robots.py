@@ -20,7 +20,7 @@ from roomcast.rtc.testing import serve_sfu
 from roomcast.rtc.track import TrackKind
 from tests.support.speech import SpeechTrack, overlap, silence, speech
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 FIRST = "we are going to the new york stock exchange"
 SECOND = "the stock market is going up"
@@ -72,13 +72,13 @@ async def test_robot_follows_a_republished_track() -> None:
             first.play(silence(0.3))
             first.play(speech(FIRST))
             first.play(silence(1.2))
-            await until(lambda: len(finals) >= 1)
+            await until(lambda: len(finals) >= 1, 45)
             await alice.unpublish(TrackKind.AUDIO)
             await alice.publish({TrackKind.AUDIO: second})
             second.play(silence(0.3))
             second.play(speech(SECOND))
             second.play(silence(1.2))
-            await until(lambda: len(finals) >= 2)
+            await until(lambda: len(finals) >= 2, 45)
             assert overlap(FIRST, finals[0][1]) >= 0.6 and overlap(SECOND, finals[1][1]) >= 0.6
             rounds = [
                 json.loads(m["data"])["payload"]["roundid"]
@@ -90,7 +90,7 @@ async def test_robot_follows_a_republished_track() -> None:
             # interrupted").
             thief = RoomClient(url, app_id="a", room_id="r", user_id="scribe", token="t")
             await thief.connect()
-            await until(lambda: ended == ["replaced"], 5)
+            await until(lambda: ended == ["replaced"], 10)
             await thief.close()
         finally:
             await robot.stop()

@@ -27,7 +27,7 @@ from tests.e2e.test_trtc_cloud_recording import call, req, sdk
 from tests.support.live import LiveServer, live_server
 from tests.support.speech import SpeechTrack, overlap, silence, speech
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 ROOM = "5151"
 SENTENCES = ["we are going to the new york stock exchange", "the stock market is going up"]
@@ -112,7 +112,7 @@ async def test_sentences_are_transcribed_and_delivered(server: LiveServer) -> No
             track.play(silence(0.5))
             track.play(speech(sentence))
             track.play(silence(1.5))
-        await wait_for(lambda: len(finals(bob, "alice")) >= 2, 40)
+        await wait_for(lambda: len(finals(bob, "alice")) >= 2, 60)
         got = finals(bob, "alice")
         for sentence, body in zip(SENTENCES, got, strict=False):
             assert overlap(sentence, body["payload"]["text"]) >= MIN_OVERLAP, (sentence, body)
@@ -300,7 +300,7 @@ async def test_restart_resumes_the_robot(tmp_path: Path) -> None:
             track.play(silence(0.5))
             track.play(speech(SENTENCES[1]))
             track.play(silence(1.5))
-            await wait_for(lambda: finals(bob, "alice"), 30)
+            await wait_for(lambda: finals(bob, "alice"), 45)
         finally:
             await alice.close()
             await bob.close()
