@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from roomcast.domain import ai
-from roomcast.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from roomcast.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 from roomcast.domain.task import TaskState
 from roomcast.domain.tenancy import AppState
 from roomcast.net.urls import UrlPolicy
@@ -107,6 +107,24 @@ async def test_ai_task_records(runtime: Runtime) -> None:
                 disabled, "500", ai.TranscriptionSpec(robot_user_id="x"), dialect="trtc", request={}
             )
         await svc.stop(whole)
+    finally:
+        await svc.close()
+        await sfu.close()
+
+
+async def test_a_robot_the_server_cannot_seat_fails_its_task(runtime: Runtime) -> None:
+    sfu = RoomManager(SfuConfig(stats_interval=0, max_rooms=1))
+    svc = service(runtime, sfu)
+    acc = await runtime.tenancy.create_account("a")
+    app = await runtime.tenancy.create_app(acc.account_id, "x")
+    try:
+        await sfu.join(default_identity(str(app.sdk_app_id), "1", "dan"))
+        with pytest.raises(Unavailable):
+            await svc.start(app, "2", ai.TranscriptionSpec(robot_user_id="bot"), dialect="trtc", request={})
+        async with runtime.db.sessions() as s:
+            row = (await s.execute(select(TaskRow).where(TaskRow.room_id == "2"))).scalar_one()
+        assert row.state == TaskState.EXITED.value and row.reason == "failed" and "limit" in (row.error or "")
+        assert svc.robots == {}
     finally:
         await svc.close()
         await sfu.close()

@@ -31,11 +31,19 @@ from roomcast.ai.robots import ConversationRobot, Robot, TranscriptionRobot
 from roomcast.background import Background
 from roomcast.crypto import SecretBox
 from roomcast.domain import ai
-from roomcast.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
+from roomcast.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+)
 from roomcast.domain.task import EndReason, Task, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.log import event, register_secret
 from roomcast.net.urls import UrlPolicy
+from roomcast.rtc.errors import RtcError
 from roomcast.rtc.room import RoomManager
 from roomcast.services.tasks import TaskService, _open_tree, _seal_tree
 from roomcast.store.tables import TaskRow, TranscriptLineRow, utcnow
@@ -215,6 +223,8 @@ class AiService:
                 await self.tasks.set_state(
                     task.task_id, TaskState.EXITED, EndReason.FAILED.value, str(exc)[:500]
                 )
+                if isinstance(exc, RtcError):  # the room is full or closing, the server at its limit
+                    raise Unavailable(f"the robot cannot join the room: {exc}", subject="room") from None
                 raise
         event(log, "ai.started", task_id=task.task_id, kind=kind, room_id=room_id)
         return task

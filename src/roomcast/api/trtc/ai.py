@@ -24,7 +24,14 @@ from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.gateway import Action, ActionContext, ActionRegistry
 from roomcast.api.trtc.params import Params
 from roomcast.domain import ai
-from roomcast.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, LimitExceeded, NotFound
+from roomcast.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+)
 from roomcast.domain.task import Task, TaskState
 from roomcast.rtc.errors import AuthError
 from roomcast.services.ai import AiService
@@ -293,8 +300,8 @@ async def _check_sig(ctx: ActionContext, sdk_app_id: int, room_id: str, user_id:
 def _start_errors(exc: Exception) -> TrtcError:
     if isinstance(exc, AlreadyExists):
         return TrtcError("FailedOperation.TaskExist", f"Task already exists: {exc.message}.")
-    if isinstance(exc, LimitExceeded):
-        return TrtcError("ResourceInsufficient.RequestRejection", "Insufficient resources.")
+    if isinstance(exc, LimitExceeded | Unavailable):
+        return TrtcError("ResourceInsufficient.RequestRejection", f"Insufficient resources: {exc.message}.")
     if isinstance(exc, InvalidArgument) and exc.subject == "asr_language":
         return TrtcError("FailedOperation.NotAbility", exc.message)
     if isinstance(exc, InvalidArgument):
@@ -318,7 +325,7 @@ async def _start(
     try:
         await ctx.runtime.url_policy.check_all(urls)
         task = await svc.start(app, room_id, spec, dialect=DIALECT, request=request)
-    except (AlreadyExists, LimitExceeded, InvalidArgument, FailedPrecondition) as exc:
+    except (AlreadyExists, LimitExceeded, InvalidArgument, FailedPrecondition, Unavailable) as exc:
         raise _start_errors(exc) from None
     return {"TaskId": task.task_id}
 
