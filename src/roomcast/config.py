@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     upload_max_attempts: int = Field(default=8, ge=1)
     """Transient upload errors retry with backoff this many times; then the file is kept in the
     media library (backup storage) and reported with its library URL."""
+    max_ai_robots: int = Field(default=20, ge=0)
+    """Concurrent AI transcription and conversation robots per node."""
+    asr_url: str | None = None
+    """An OpenAI-compatible speech-to-text endpoint (the full ``.../v1/audio/transcriptions`` URL)
+    for AI robots; unset: offline pocketsphinx (en-US)."""
+    asr_model: str | None = None
+    """The model name sent to ``asr_url`` (default ``whisper-1``)."""
+    asr_api_key: str | None = None
+    """The key sent to ``asr_url`` as a bearer token."""
     allow_private_urls: bool = False
     """Let tenant-supplied URLs (images, callback URLs) reach loopback, private, link-local and
     metadata addresses. Off in production; tests turn it on."""

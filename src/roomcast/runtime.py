@@ -21,6 +21,7 @@ from roomcast.store.db import Database
 if TYPE_CHECKING:
     from roomcast.cluster.node import Cluster
     from roomcast.services.ingests import IngestService
+    from roomcast.services.ai import AiService
     from roomcast.services.recordings import RecordingService
     from roomcast.services.whiteboard import WhiteboardService
 
@@ -53,6 +54,8 @@ class Runtime:
 
     cluster: Cluster | None = None
     """Set by the server with ``redis_url``: rooms on other nodes are reached through it."""
+    ai: AiService | None = None
+    """Set by the server: AI transcription and conversation robots."""
 
     @property
     def url_policy(self) -> UrlPolicy:

@@ -39,9 +39,10 @@ from roomcast.api.trtc.gateway import ActionRegistry, Tc3Gateway
 from roomcast.api.trtc.gateway import build_router as trtc_router
 from roomcast.cluster.node import Cluster
 from roomcast.config import Settings
+from roomcast.domain.ai import AsrConfig, AsrEngine
 from roomcast.domain.tenancy import App
 from roomcast.events.outbox import CallbackOutbox
-from roomcast.log import event, request_id_var
+from roomcast.log import event, register_secret, request_id_var
 from roomcast.media.engine import RecordingEngine
 from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed_job import register_mixed_mode
@@ -53,6 +54,7 @@ from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
 from roomcast.services.ingests import IngestService
+from roomcast.services.ai import AiService
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter, Throttle
@@ -204,6 +206,47 @@ async def _start_recording_stack(
     return RecordingStack(engine, uploads, outbox, service)
 
 
+async def _start_ai(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> AiService:
+    settings = rt.settings
+
+    async def app_by_sdk_id(sdk_app_id: int) -> App:
+        return await rt.tenancy.get_app(sdk_app_id)
+
+    asr = (
+        AsrConfig(
+            engine=AsrEngine.OPENAI,
+            url=settings.asr_url,
+            model=settings.asr_model,
+            api_key=settings.asr_api_key,
+        )
+        if settings.asr_url
+        else AsrConfig()
+    )
+    if settings.asr_api_key:
+        register_secret(settings.asr_api_key)
+    service = AiService(
+        tasks=TaskService(rt.db.sessions, rt.box),
+        box=rt.box,
+        sfu=sfu,
+        apps=app_by_sdk_id,
+        node_id=nodes.node_id,
+        url_policy=rt.url_policy,
+        default_asr=asr,
+        max_tasks=settings.max_ai_robots,
+    )
+
+    def on_room_event(ev: RoomEvent) -> Awaitable[None] | None:
+        if isinstance(ev, RoomDismissed):
+            return service.room_dismissed(ev.app_key, ev.room_id)
+        return None
+
+    sfu.events.add_handler(on_room_event, types=(RoomDismissed,))
+    rt.ai = service
+    nodes.on_take_over("ai", service.take_over)
+    nodes.on_lease_lost("ai", service.let_go)
+    return service
+
+
 class _RuntimeJoinAuthenticator:
     """Checks join tokens with the running server's tenancy (available once the lifespan started)."""
 
@@ -264,6 +307,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt.ingests = ingests
         nodes.on_take_over("ingests", ingests.take_over)
         nodes.on_lease_lost("ingests", ingests.let_go)
+        ai_robots = await _start_ai(rt, sfu, nodes)
         await nodes.reap()  # what a previous process on this host, or a dead node, left unfinished
         nodes.start()
         event(log, "server.started", version=__version__, node_id=nodes.node_id)
@@ -275,6 +319,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             event(log, "server.stopping", grace_s=round(grace, 1))
             await ingests.close()  # the ingest users leave; their tasks resume at the next start
             # Finalizes files within the grace time; their uploads stay queued in the database.
+            await ai_robots.close()  # robots leave; their tasks resume at the next start
             await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown
             if cluster is not None:

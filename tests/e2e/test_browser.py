@@ -469,3 +469,47 @@ def test_whiteboard_between_pages_and_python(
     finally:
         py.close()
     assert not [c for c in console if c.startswith("pageerror")], console
+def test_custom_messages_show_as_subtitles(
+    server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]
+) -> None:
+    """Subtitles (cmd_id 1, type 10000) from robots appear in the page's log when final; other
+    custom messages are shown as sent."""
+    import asyncio
+    import json
+
+    from roomcast.rtc.client import RoomClient
+    from roomcast.services.join_tokens import issue_usersig
+
+    console: list[str] = []
+    app_id = str(tenant.app.sdk_app_id)
+    erin = open_page(chromium, pages, server, console)
+    join_with_dev_token(erin, app_id, "4321", "erin")
+
+    def subtitle(text: str, end: bool) -> str:
+        payload = {
+            "text": text,
+            "start_time": "00:00:01",
+            "end_time": "00:00:02",
+            "roundid": "r1",
+            "end": end,
+        }
+        return json.dumps({"type": 10000, "sender": "alice", "receiver": [], "payload": payload})
+
+    async def send() -> None:
+        bot = RoomClient(
+            server.url, app_id=app_id, room_id="4321", user_id="bot", token=issue_usersig(tenant.app, "bot")
+        )
+        await bot.connect()
+        try:
+            await bot.send_custom(1, subtitle("half a sen", False))
+            await bot.send_custom(1, subtitle("half a sentence is whole now", True))
+            await bot.send_custom(3, "plain text")
+        finally:
+            await bot.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, send()).result()
+    wait_for("the subtitle", lambda: "alice: half a sentence is whole now" in state(erin)["log"])
+    wait_for("the plain message", lambda: "bot [3]: plain text" in state(erin)["log"])
+    assert not any(line.split(": ", 1)[-1] == "half a sen" for line in state(erin)["log"])
+    assert not [c for c in console if c.startswith("pageerror")]

@@ -91,6 +91,8 @@ class MediaCounter:
         self._decode = decode
         self._receiving: list[_Receiving] = []
         self._changed = asyncio.Event()
+        self.taps: dict[str, list[Any]] = {}
+        """Keys to keep the received frames or packets of (set ``taps[key] = []`` to start)."""
 
     def attach(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -118,6 +120,9 @@ class MediaCounter:
                 if rt.first_at is None:
                     rt.first_at = now
                 rt.last_at = now
+                tap = self.taps.get(key)
+                if tap is not None:
+                    tap.append(frame)
                 if isinstance(frame, av.Packet):
                     rt.keyframes += int(bool(frame.is_keyframe))
                     rt.bytes += int(frame.size)
@@ -426,6 +431,23 @@ class RoomClient:
 
     async def mute(self, kind: TrackKind, muted: bool = True) -> None:
         await self.request({"type": "mute", "kind": kind.value, "muted": muted})
+
+    async def send_custom(self, cmd_id: int, data: str, *, to: Sequence[str] | None = None) -> int:
+        """Send a custom message to the room's other participants (or ``to``); returns how many
+        received it."""
+        msg: dict[str, Any] = {"type": "custom_message", "cmd_id": cmd_id, "data": data}
+        if to is not None:
+            msg["to"] = list(to)
+        reply = await self.request(msg)
+        return int(reply.get("delivered", 0))
+
+    def custom_messages(self, cmd_id: int | None = None) -> list[dict[str, Any]]:
+        """Custom messages received so far (``sender``, ``cmd_id``, ``data``), oldest first."""
+        return [
+            m
+            for m in self.events
+            if m.get("type") == "custom_message" and (cmd_id is None or m.get("cmd_id") == cmd_id)
+        ]
 
     async def request_keyframe(self, track_id: str) -> bool:
         """Send a PLI for a received track, as a browser does after loss."""

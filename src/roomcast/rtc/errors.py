@@ -35,3 +35,7 @@ class NegotiationError(RtcError):
 
 class AuthError(RtcError):
     code = "unauthorized"
+
+
+class BadRequestError(RtcError):
+    code = "bad_request"

@@ -62,6 +62,11 @@ class PacketSubscription:
     def track(self) -> TrackInfo:
         return self._forwarder.info
 
+    @property
+    def backlog(self) -> int:
+        """Packets queued and not read yet (how far the consumer is behind)."""
+        return len(self._queue)
+
     def _push(self, pkt: MediaPacket) -> None:
         if self.closed:
             return

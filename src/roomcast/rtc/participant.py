@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     from .room import Room
 
 SignalSender = Callable[[dict[str, Any]], Awaitable[None]]
+CustomHandler = Callable[[str, int, str], None]
+"""An in-process participant's receiver of custom messages: (sender, cmd_id, data)."""
 
 
 @dataclass
 class PublishedTrack:
     info: TrackInfo
     forwarder: TrackForwarder
-    receiver: RTCRtpReceiver | None  # None: produced in this process (rtc.local)
+    receiver: RTCRtpReceiver | None  # None: produced in this process (rtc.local, a robot's voice)
     peer: PublisherPeer | None
 
 
@@ -57,6 +59,7 @@ class Participant:
         self.auto_subscribe = False
         self.wanted: set[str] = set()  # explicit subscriptions (track ids)
         self.signal: SignalSender | None = None
+        self.on_custom: CustomHandler | None = None  # in-process participants (robots)
         self.closed = asyncio.Event()
         self.leave_reason: LeaveReason | None = None
         self.leave_detail = ""

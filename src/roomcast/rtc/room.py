@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from . import aiortc_compat as compat
 from .auth import ALL_PERMISSIONS, Identity, Permission
-from .errors import NotFoundError, RoomClosedError, RoomFullError, TooManyRoomsError
+from .errors import BadRequestError, NotFoundError, RoomClosedError, RoomFullError, TooManyRoomsError
 from .events import (
     EventBus,
     LeaveReason,
@@ -58,6 +58,20 @@ class SfuConfig:
 
 
 RoomKey = tuple[str, str]
+
+MIN_CMD_ID, MAX_CMD_ID = 1, 10
+MAX_CLIENT_CUSTOM_BYTES = 1024  # per message from a client, as TRTC's sendCustomCmdMsg allows
+MAX_SERVER_CUSTOM_BYTES = 16384  # server-originated (transcripts of long sentences)
+
+
+def check_custom(cmd_id: object, data: object, *, limit: int = MAX_CLIENT_CUSTOM_BYTES) -> None:
+    """A custom message's command id is 1-10 and its data a string of at most ``limit`` bytes."""
+    if not isinstance(cmd_id, int) or isinstance(cmd_id, bool) or not MIN_CMD_ID <= cmd_id <= MAX_CMD_ID:
+        raise BadRequestError(f"cmd_id must be an integer from {MIN_CMD_ID} to {MAX_CMD_ID}")
+    if not isinstance(data, str):
+        raise BadRequestError("data must be a string")
+    if len(data.encode()) > limit:
+        raise BadRequestError(f"data is larger than {limit} bytes")
 
 
 class Room:
@@ -277,10 +291,12 @@ class Room:
         source: MediaStreamTrack,
         request_keyframe: KeyframeRequester | None,
     ) -> TrackForwarder:
-        """Publish a track produced in this process (stream ingest) as ``p``'s: subscribers,
-        recorders and relays see it like any publisher's. ``source.recv()`` yields ``av.Packet``s."""
+        """Publish a track produced in this process (stream ingest, a robot's voice) as ``p``'s:
+        subscribers, recorders and relays see it like any publisher's. ``source.recv()`` yields
+        encoded ``av.Packet``s."""
         if not p.active:
             raise RoomClosedError("participant has left")
+        p._check(Permission.PUBLISH)
         return await self._add_forwarder(p, kind, codec, source, request_keyframe, receiver=None, peer=None)
 
     async def _add_forwarder(
@@ -371,6 +387,38 @@ class Room:
                 msg = {"type": "subscriptions", "mapping": sub.mapping()}
         if p.signal is not None and p.active:
             await p.signal(msg)
+
+    # ------------------------------------------------------ custom messages
+
+    async def send_custom(
+        self, sender: str, cmd_id: int, data: str, *, to: Iterable[str] | None = None
+    ) -> int:
+        """Deliver a custom message (TRTC's ``sendCustomCmdMsg``) to the room's other participants
+        (or only to ``to``); returns how many received it. Order per receiver is kept."""
+        check_custom(cmd_id, data, limit=MAX_SERVER_CUSTOM_BYTES)
+        wanted = set(to) if to is not None else None
+        msg: dict[str, object] = {
+            "type": "custom_message",
+            "app_key": self.app_key,
+            "room_id": self.room_id,
+            "sender": sender,
+            "cmd_id": cmd_id,
+            "data": data,
+            "at": time.time(),
+        }
+        sends: list[Awaitable[None]] = []
+        local = 0
+        for p in list(self.participants.values()):
+            if p.user_id == sender or (wanted is not None and p.user_id not in wanted) or not p.active:
+                continue
+            if p.on_custom is not None:
+                p.on_custom(sender, cmd_id, data)
+                local += 1
+            elif p.signal is not None:
+                sends.append(p.signal(msg))
+        if sends:
+            await asyncio.gather(*sends, return_exceptions=True)
+        return local + len(sends)
 
     # ----------------------------------------------------------- moderation
 
@@ -534,6 +582,19 @@ class RoomManager:
 
     async def dismiss_room(self, app_key: str, room_id: str, reason: str = "dismissed") -> None:
         await self.room(app_key, room_id).dismiss(reason)
+
+    async def send_custom(
+        self,
+        app_key: str,
+        room_id: str,
+        sender: str,
+        cmd_id: int,
+        data: str,
+        *,
+        to: Iterable[str] | None = None,
+    ) -> int:
+        """A server-side custom message into a room (robots: subtitles, state); see Room.send_custom."""
+        return await self.room(app_key, room_id).send_custom(sender, cmd_id, data, to=to)
 
     def set_media_blocked(
         self,

@@ -26,7 +26,7 @@ from .events import (
     event_to_dict,
 )
 from .participant import Participant
-from .room import RoomManager
+from .room import RoomManager, check_custom
 from .routing import RoomElsewhere, redirect_message
 from .track import TrackKind
 
@@ -309,6 +309,15 @@ class _Session:
         if kind == "leave":
             await p.leave(LeaveReason.LEFT, str(msg.get("reason") or ""))
             return None
+        if kind == "custom_message":
+            cmd_id, data = msg.get("cmd_id"), msg.get("data")
+            check_custom(cmd_id, data)
+            to = msg.get("to")
+            if to is not None and not (isinstance(to, list) and all(isinstance(u, str) for u in to)):
+                raise ProtocolError("to must be a list of user ids")
+            assert isinstance(cmd_id, int) and isinstance(data, str)
+            delivered = await p.room.send_custom(p.user_id, cmd_id, data, to=to)
+            return {"type": "ok", "delivered": delivered}
         if kind == "ping":
             return {"type": "pong"}
         if kind in ("wb_op", "wb_sync"):

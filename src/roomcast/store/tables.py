@@ -439,3 +439,18 @@ class WhiteboardOpRow(Base):
     at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     """The normalized operation (JSON, see roomcast.domain.whiteboard)."""
+# --- issue 16: AI transcripts ---
+class TranscriptLineRow(Base):
+    """A final sentence an AI robot recognized (transcription or conversation), kept with its task."""
+
+    __tablename__ = "ai_transcript_lines"
+    __table_args__ = (Index("ix_ai_transcript_task", "task_pk", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    start_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    end_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -119,6 +119,19 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // Custom messages: subtitles from transcription/conversation robots (cmd_id 1, JSON), else raw.
+  function customText(msg) {
+    if (msg.cmd_id === 1) {
+      try {
+        const body = JSON.parse(msg.data);
+        if (body.type === 10000 && body.payload && body.payload.end) return `${body.sender}: ${body.payload.text}`;
+        if (body.type === 10002 && body.payload) return `${msg.sender}: error: ${body.payload.message}`;
+        if (body.type === 10000 || body.type === 10001) return null;
+      } catch (err) { /* not JSON: shown as sent */ }
+    }
+    return `${msg.sender} [${msg.cmd_id}]: ${String(msg.data).slice(0, 200)}`;
+  }
+
   function setPhase(phase) {
     ui.phase = phase;
     const inCall = phase === 'joined';
@@ -435,6 +448,9 @@
           break;
         case 'replaced':
           break;
+        case 'custom_message':
+          { const text = customText(msg); if (text) addLog(text); }
+          return;
         default:
           return;
       }

@@ -75,6 +75,37 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "DescribeStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
     "UpdateStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID", "IsPause": True},
     "StopStreamIngest": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    "StartAITranscription": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "SessionId": "session-1",
+        "TranscriptionParams": {"UserId": "asr-robot", "UserSig": "eJw1zEELgjAYx...", "MaxIdleTime": 60},
+        "RecognizeConfig": {"Language": "en"},
+    },
+    "DescribeAITranscription": {"TaskId": "TASK_ID"},
+    "StopAITranscription": {"TaskId": "TASK_ID"},
+    "StartAIConversation": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "AgentConfig": {
+            "UserId": "agent",
+            "UserSig": "eJw1zEELgjAYx...",
+            "TargetUserId": "alice",
+            "WelcomeMessage": "Hello, how can I help?",
+        },
+        "STTConfig": {"Language": "en"},
+        "LLMConfig": '{"LLMType": "openai", "Model": "gpt-4o-mini", "APIKey": "sk-...", '
+        '"APIUrl": "https://llm.example.com/v1/chat/completions", "Streaming": true}',
+        "TTSConfig": '{"TTSType": "espeak", "Voice": "en-us+f3"}',
+    },
+    "DescribeAIConversation": {"TaskId": "TASK_ID"},
+    "StopAIConversation": {"TaskId": "TASK_ID"},
+    "UpdateAIConversation": {"TaskId": "TASK_ID", "InterruptMode": 1},
+    "ControlAIConversation": {
+        "TaskId": "TASK_ID",
+        "Command": "ServerPushText",
+        "ServerPushText": {"Text": "One moment please.", "Interrupt": True},
+    },
     # TIW (X-TC-Version 2019-09-19)
     "StartOnlineRecord": {
         "SdkAppId": 1400000001,

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 
 from roomcast.api.native.common import ERRORS, PREFIX, NativeRoute, TenantDep
 from roomcast.domain.errors import NotFound
+from roomcast.services.ai import TranscriptLine, transcript
 from roomcast.services.task_queries import TaskView
 
 
@@ -61,5 +62,14 @@ def build_router() -> APIRouter:
         if path is None:
             raise NotFound("the file is not in roomcast's media library (see its storage)", subject="file")
         return FileResponse(path, media_type=f.content_type, filename=path.name)
+
+    @router.get("/tasks/{task_id}/transcript", response_model=list[TranscriptLine])
+    async def get_transcript(task_id: str, t: TenantDep) -> list[TranscriptLine]:
+        """The final sentences an AI transcription or conversation task recognized, in order:
+        speaker, text and times (milliseconds from the task's start)."""
+        found = await t.tasks().get(task_id, sdk_app_ids=await t.sdk_app_ids())
+        if found is None:
+            raise NotFound(f"task {task_id} does not exist", subject="task")
+        return await transcript(t.rt.db.sessions, task_id)
 
     return router

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from roomcast.api.tiw import online_record
-from roomcast.api.trtc import ingest, recording, rooms
+from roomcast.api.trtc import ai, ingest, recording, rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
@@ -13,3 +13,4 @@ def register(registry: ActionRegistry) -> None:
     recording.register(registry)
     ingest.register(registry)
     online_record.register(registry)
+    ai.register(registry)
