@@ -20,8 +20,8 @@ from roomcast.store.db import Database
 
 if TYPE_CHECKING:
     from roomcast.cluster.node import Cluster
-    from roomcast.services.ingests import IngestService
     from roomcast.services.ai import AiService
+    from roomcast.services.ingests import IngestService
     from roomcast.services.recordings import RecordingService
     from roomcast.services.whiteboard import WhiteboardService
 

@@ -53,8 +53,8 @@ from roomcast.rtc.signalling import create_signalling_router
 from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
-from roomcast.services.ingests import IngestService
 from roomcast.services.ai import AiService
+from roomcast.services.ingests import IngestService
 from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter, Throttle

@@ -469,6 +469,8 @@ def test_whiteboard_between_pages_and_python(
     finally:
         py.close()
     assert not [c for c in console if c.startswith("pageerror")], console
+
+
 def test_custom_messages_show_as_subtitles(
     server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]
 ) -> None:

@@ -439,6 +439,8 @@ class WhiteboardOpRow(Base):
     at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     """The normalized operation (JSON, see roomcast.domain.whiteboard)."""
+
+
 # --- issue 16: AI transcripts ---
 class TranscriptLineRow(Base):
     """A final sentence an AI robot recognized (transcription or conversation), kept with its task."""
