@@ -20,6 +20,7 @@ from roomcast.store.db import Database
 
 if TYPE_CHECKING:
     from roomcast.services.recordings import RecordingService
+    from roomcast.services.relays import RelayService
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -35,6 +36,8 @@ class Runtime:
     """Set by the server: the CLI has a runtime but no media plane."""
     recordings: RecordingService | None = None
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
+    relays: RelayService | None = None
+    """Set by the server: relay-to-CDN tasks."""
 
     @property
     def url_policy(self) -> UrlPolicy:

@@ -54,6 +54,7 @@ from roomcast.services.join_tokens import JoinAuthenticator
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter
 from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
+from roomcast.services.relays import RelayService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
@@ -115,8 +116,14 @@ class RecordingStack:
     """The recording engine with its upload queue and callback outbox, started and stopped together."""
 
     def __init__(
-        self, engine: RecordingEngine, uploads: UploadQueue, outbox: CallbackOutbox, service: RecordingService
+        self,
+        engine: RecordingEngine,
+        uploads: UploadQueue,
+        outbox: CallbackOutbox,
+        service: RecordingService,
+        relays: RelayService,
     ):
+        self.relays = relays
         self.engine = engine
         self.uploads = uploads
         self.outbox = outbox
@@ -130,6 +137,7 @@ class RecordingStack:
         def left() -> float:
             return max(0.0, deadline - loop.time())
 
+        await self.relays.close(min(5.0, left()))
         await self.service.close(left())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, left())):
@@ -189,7 +197,17 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
     nodes.on_take_over("recordings", service.take_over)
     nodes.on_lease_lost("recordings", service.let_go)
     service.start_janitor(settings.library_janitor_interval_s)
-    return RecordingStack(engine, uploads, outbox, service)
+    relays = RelayService(
+        tasks=TaskService(rt.db.sessions, rt.box),
+        source=sfu,
+        node_id=nodes.node_id,
+        images=ImageFetcher.from_settings(settings),
+        room_users=room_users,
+    )
+    rt.relays = relays
+    nodes.on_take_over("relays", relays.take_over)
+    nodes.on_lease_lost("relays", relays.let_go)
+    return RecordingStack(engine, uploads, outbox, service, relays)
 
 
 class _RuntimeJoinAuthenticator:

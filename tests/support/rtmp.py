@@ -1,0 +1,148 @@
+"""A real RTMP server for relay tests: Debian's nginx with libnginx-mod-rtmp on 127.0.0.1.
+
+``rtmp_server()`` starts nginx in the foreground on a free loopback port with a private
+configuration in a temporary directory and stops it afterwards.  ``read_stream`` plays a stream
+back with PyAV.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.support.live import free_port
+
+MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+
+@dataclass
+class RtmpServer:
+    port: int
+    directory: Path
+
+    def url(self, stream: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{stream}"
+
+    @property
+    def error_log(self) -> str:
+        path = self.directory / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _nginx() -> str:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None or not MODULE.exists():
+        pytest.skip("nginx with libnginx-mod-rtmp is not installed (scripts/test installs it)")
+    return exe
+
+
+@contextmanager
+def rtmp_server() -> Iterator[RtmpServer]:
+    exe = _nginx()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="rtmp-") as tmp:
+        d = Path(tmp)
+        (d / "logs").mkdir()
+        (d / "nginx.conf").write_text(
+            f"load_module {MODULE};\n"
+            f"worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log info;\n"
+            "events { worker_connections 64; }\n"
+            f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n"
+        )
+        proc = subprocess.Popen(
+            [exe, "-c", str(d / "nginx.conf"), "-p", str(d), "-e", str(d / "error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("nginx did not start: " + (d / "error.log").read_text()) from None
+                    time.sleep(0.05)
+            yield RtmpServer(port, d)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class Played:
+    """What a player read from a stream."""
+
+    width: int | None
+    height: int | None
+    fps: float | None
+    audio_rate: int | None
+    audio_channels: int | None
+    video: list[Any]  # (pts seconds, av.VideoFrame as RGB ndarray)
+    audio: list[Any]  # (pts seconds, ndarray float32 mono)
+    video_packets: list[tuple[float, bytes, bool]]  # (pts seconds, data, keyframe)
+
+
+def read_stream(url: str, *, seconds: float, timeout: float = 10.0, decode: bool = True) -> Played:
+    """Play ``url`` for ``seconds`` of stream time (or until it ends), decoding frames."""
+    import numpy as np
+
+    container = av.open(url, options={"rw_timeout": str(int(timeout * 1_000_000))}, timeout=timeout)
+    try:
+        vs = container.streams.video[0] if container.streams.video else None
+        aus = container.streams.audio[0] if container.streams.audio else None
+        video: list[Any] = []
+        audio: list[Any] = []
+        packets: list[tuple[float, bytes, bool]] = []
+        start: float | None = None
+        streams = [s for s in (vs, aus) if s is not None]
+        for pkt in container.demux(*streams):
+            if pkt.pts is None or pkt.time_base is None:
+                continue
+            t = float(pkt.pts * pkt.time_base)
+            if start is None:
+                start = t
+            if t - start > seconds:
+                break
+            if pkt.stream is vs:
+                packets.append((t, bytes(pkt), bool(pkt.is_keyframe)))
+            if not decode:
+                continue
+            for frame in pkt.decode():
+                if isinstance(frame, av.VideoFrame):
+                    video.append((t, frame.to_ndarray(format="rgb24")))
+                elif isinstance(frame, av.AudioFrame):
+                    arr = frame.to_ndarray()
+                    if frame.format.is_planar:
+                        mono = arr.mean(axis=0)
+                    else:
+                        mono = arr.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+                    audio.append((t, mono.astype(np.float32)))
+        return Played(
+            width=vs.codec_context.width if vs else None,
+            height=vs.codec_context.height if vs else None,
+            fps=float(vs.average_rate) if vs and vs.average_rate else None,
+            audio_rate=aus.codec_context.sample_rate if aus else None,
+            audio_channels=aus.codec_context.channels if aus else None,
+            video=video,
+            audio=audio,
+            video_packets=packets,
+        )
+    finally:
+        container.close()
