@@ -203,6 +203,7 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         node_id=nodes.node_id,
         images=ImageFetcher.from_settings(settings),
         room_users=room_users,
+        url_policy=rt.url_policy,
     )
     rt.relays = relays
     nodes.on_take_over("relays", relays.take_over)

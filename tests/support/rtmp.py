@@ -146,3 +146,52 @@ def read_stream(url: str, *, seconds: float, timeout: float = 10.0, decode: bool
         )
     finally:
         container.close()
+
+
+def capture(
+    url: str, path: Path, *, seconds: float, timeout: float = 10.0
+) -> list[tuple[float, bytes, bool]]:
+    """Remux ``seconds`` of ``url`` into ``path`` (Matroska), from its first video keyframe (at
+    time 0 in the file); returns the video packets as (pts seconds, AVCC data, keyframe)."""
+    packets: list[tuple[float, bytes, bool]] = []
+    with av.open(url, timeout=timeout) as src, av.open(str(path), "w", format="matroska") as dst:
+        mapping: dict[int, Any] = {}
+        for s in (*src.streams.video, *src.streams.audio):
+            mapping[s.index] = dst.add_stream_from_template(s)
+        start: float | None = None
+        started = not src.streams.video
+        for pkt in src.demux(*[s for s in src.streams if s.index in mapping]):
+            if pkt.pts is None or pkt.time_base is None or pkt.size == 0:
+                continue
+            t = float(pkt.pts * pkt.time_base)
+            is_video = pkt.stream.type == "video"
+            if not started:
+                if not (is_video and pkt.is_keyframe):
+                    continue
+                started = True
+            if start is None:
+                start = t
+            if t - start > seconds:
+                break
+            if is_video:
+                packets.append((t, bytes(pkt), bool(pkt.is_keyframe)))
+            if t < start:
+                continue  # audio from before the first keyframe
+            shift = round(start / pkt.time_base)  # the file starts at 0
+            pkt.pts -= shift
+            if pkt.dts is not None:
+                pkt.dts -= shift
+            pkt.stream = mapping[pkt.stream.index]
+            dst.mux(pkt)
+    return packets
+
+
+def avcc_nals(data: bytes) -> list[bytes]:
+    """The NAL units of an AVCC (4-byte length-prefixed) access unit, as FLV carries them."""
+    out: list[bytes] = []
+    i = 0
+    while i + 4 <= len(data):
+        n = int.from_bytes(data[i : i + 4], "big")
+        out.append(data[i + 4 : i + 4 + n])
+        i += 4 + n
+    return out

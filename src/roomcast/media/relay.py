@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -75,8 +76,10 @@ class RelayJob:
         *,
         images: ImageFetcher | None = None,
         on_push_state: StateListener | None = None,
+        url_check: Callable[[str], str | None] | None = None,
     ) -> None:
         self.task_id = task_id
+        self._url_check = url_check
         self.app_key = app_key
         self.room_id = room_id
         self.spec = spec
@@ -158,6 +161,7 @@ class RelayJob:
             video,
             audio,
             on_state=self._on_push_state,
+            url_check=self._url_check,
             transform=self._sei() if self.spec.sei.enabled and video is not None else None,
         )
         self.fanout = fanout

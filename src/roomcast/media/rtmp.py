@@ -85,8 +85,10 @@ class RtmpPush:
         backoff: tuple[float, float] = (BACKOFF_MIN_S, BACKOFF_MAX_S),
         io_timeout: float = IO_TIMEOUT_S,
         on_state: StateListener | None = None,
+        url_check: Callable[[str], str | None] | None = None,
     ) -> None:
         self.url = url
+        self._url_check = url_check
         self.video = video
         self.audio = audio
         self.stats = PushStats()
@@ -180,6 +182,9 @@ class RtmpPush:
         first = self._first_packet()
         if first is None:
             return True
+        refusal = self._url_check(self.url) if self._url_check is not None else None
+        if refusal is not None:
+            raise PermissionError(f"the URL is refused: {refusal}")
         container = av.open(
             self.url,
             "w",

@@ -38,6 +38,8 @@ from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed import TrackSource
 from roomcast.media.relay import RelayEnded, RelayJob
 from roomcast.media.rtmp import PushState, redact
+from roomcast.net.stream_urls import connect_refusal
+from roomcast.net.urls import UrlPolicy
 from roomcast.services.tasks import TaskService
 from roomcast.store.tables import TaskRow, utcnow
 
@@ -85,7 +87,9 @@ class RelayService:
         images: ImageFetcher | None = None,
         max_tasks: int = 50,
         room_users: Callable[[str, str], list[str]] | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
+        self.url_policy = url_policy or UrlPolicy()
         self.tasks = tasks
         self.source = source
         self.node_id = node_id
@@ -156,6 +160,7 @@ class RelayService:
             self.source,
             images=self.images,
             on_push_state=on_push_state,
+            url_check=lambda url: connect_refusal(self.url_policy, url),
         )
         await job.start()
         run = _Run(task=replace(task, run=number), job=job)
