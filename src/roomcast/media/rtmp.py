@@ -19,12 +19,14 @@ import contextlib
 import io
 import logging
 import queue
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import IO, Any
 
 import av
 
@@ -176,7 +178,13 @@ class RtmpPush:
                 return pkt
 
     def _connection(self) -> bool:
-        """One connection's life; returns True when the push was closed normally."""
+        """One connection's life; returns True when the push was closed normally.
+
+        The RTMP client is an ``ffmpeg`` process per connection fed with FLV through a pipe: its
+        network calls can block for as long as the CDN stalls, and inside this process such a
+        call would hold the interpreter lock (PyAV does not release it while writing a header or
+        a packet), freezing every thread.  Blocked on the pipe, this thread holds nothing; the
+        process ends by itself after ``io_timeout`` without progress (``-rw_timeout``)."""
         self._need_key = True
         self._set_state(PushState.CONNECTING, self.error)
         first = self._first_packet()
@@ -185,14 +193,23 @@ class RtmpPush:
         refusal = self._url_check(self.url) if self._url_check is not None else None
         if refusal is not None:
             raise PermissionError(f"the URL is refused: {refusal}")
-        container = av.open(
-            self.url,
-            "w",
-            format="flv",
-            options={"flvflags": "no_duration_filesize"},
-            timeout=self._timeout,
+        proc = subprocess.Popen(
+            _client_command(self.url, self._timeout),
+            stdin=subprocess.PIPE,
+            bufsize=0,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
+        assert proc.stdin is not None
+        container: Any = None
         try:
+            container = av.open(
+                _PipeSink(proc.stdin),
+                "w",
+                format="flv",
+                options={"flvflags": "no_duration_filesize", "flush_packets": "1"},
+                buffer_size=4096,
+            )
             streams: dict[str, Any] = {}
             if self.video is not None:
                 streams["video"] = _video_stream(container, self.video, first.data)
@@ -208,11 +225,25 @@ class RtmpPush:
                     if pkt.kind == "video" and pkt.keyframe:
                         self._need_key = False
                     self._mux(container, streams[pkt.kind], pkt, origin)
+                    if proc.poll() is not None:
+                        raise ConnectionError(_client_error(proc))
                 pkt = self._queue.get()
             return True
+        except (BrokenPipeError, ValueError, av.error.FFmpegError) as exc:
+            if proc.poll() is not None or _wait(proc, 0.5):
+                raise ConnectionError(_client_error(proc)) from None
+            raise ConnectionError(str(exc)) from None
         finally:
             with contextlib.suppress(Exception):
-                container.close()
+                if container is not None:
+                    container.close()
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+            if not _wait(proc, self._timeout):
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
 
     def _mux(self, container: Any, stream: Any, pkt: EncodedPacket, origin: dict[str, float]) -> None:
         tb = (
@@ -234,6 +265,75 @@ class RtmpPush:
         container.mux(out)
         self.stats.sent += 1
         self.stats.bytes += len(pkt.data)
+
+
+class _PipeSink:
+    """A write-only file object on the client's stdin (PyAV muxes FLV into it)."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+
+    def write(self, data: bytes) -> int:
+        self._pipe.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._pipe.flush()
+
+    def seekable(self) -> bool:
+        return False
+
+
+def ffmpeg_binary() -> str:
+    return shutil.which("ffmpeg") or "ffmpeg"
+
+
+def _client_command(url: str, timeout: float) -> list[str]:
+    return [
+        ffmpeg_binary(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-fflags",
+        "nobuffer",
+        "-probesize",
+        "32",
+        "-analyzeduration",
+        "0",
+        "-f",
+        "flv",
+        "-i",
+        "pipe:0",
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-rw_timeout",
+        str(int(timeout * 1_000_000)),
+        "-flvflags",
+        "no_duration_filesize",
+        "-f",
+        "flv",
+        url,
+    ]
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _client_error(proc: subprocess.Popen[bytes]) -> str:
+    """The RTMP client's last error line (the URL's query left out)."""
+    text = ""
+    if proc.stderr is not None:
+        with contextlib.suppress(Exception):
+            text = proc.stderr.read(4096).decode(errors="replace")
+    lines = [redact(line.strip()) for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else f"the RTMP client ended (exit code {proc.returncode})"
 
 
 def _video_stream(container: Any, params: VideoParams, keyframe: bytes) -> Any:
