@@ -50,7 +50,7 @@ from roomcast.rtc.signalling import create_signalling_router
 from roomcast.rtc.whip import create_whip_router
 from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
-from roomcast.services.join_tokens import JoinAuthenticator
+from roomcast.services.join_tokens import JoinAuthenticator, issue_usersig
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter
 from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
@@ -146,6 +146,18 @@ class RecordingStack:
         await self.outbox.stop()
 
 
+def _local_url(settings: Settings) -> str:
+    """This node's own HTTP address, for its robots (relay feedback) to join its rooms."""
+    host = settings.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> RecordingStack:
     settings = rt.settings
     engine = RecordingEngine(
@@ -197,6 +209,10 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
     nodes.on_take_over("recordings", service.take_over)
     nodes.on_lease_lost("recordings", service.let_go)
     service.start_janitor(settings.library_janitor_interval_s)
+
+    async def robot_token(sdk_app_id: int, user_id: str) -> str:
+        return issue_usersig(await rt.tenancy.get_app(sdk_app_id), user_id, expire_s=3600)
+
     relays = RelayService(
         tasks=TaskService(rt.db.sessions, rt.box),
         source=sfu,
@@ -204,6 +220,8 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         images=ImageFetcher.from_settings(settings),
         room_users=room_users,
         url_policy=rt.url_policy,
+        base_url=_local_url(settings),
+        token_for=robot_token,
     )
     rt.relays = relays
     nodes.on_take_over("relays", relays.take_over)

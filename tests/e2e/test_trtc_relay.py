@@ -17,6 +17,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
 from roomcast.media.sei import parse_sei
+from roomcast.rtc.client import RoomClient
 from roomcast.services.join_tokens import issue_usersig
 from tests.api.conftest import Tenant, make_tenant
 from tests.e2e.test_trtc_cloud_recording import call, publishers, req, sdk
@@ -282,3 +283,58 @@ async def test_documented_errors(server: LiveServer, rtmp: RtmpServer, tenant: T
     ):
         full = {"SdkAppId": tenant.app.sdk_app_id, "TaskId": "no-such-task", **body}
         assert await error_code(fn, req(model, full)) == "ResourceNotFound"
+
+
+async def test_feedback_into_another_room(server: LiveServer, tenant: Tenant) -> None:
+    client = sdk(server, tenant)
+    body = start_body(tenant, [])
+    body.pop("PublishCdnParams")
+    body["AgentParams"]["UserId"] = "relay-fb"
+    body["AgentParams"]["UserSig"] = issue_usersig(tenant.app, "relay-fb")
+    body["FeedBackRoomParams"] = [
+        {
+            "RoomId": "7778",
+            "RoomIdType": 1,
+            "UserId": "mix-bot",
+            "UserSig": issue_usersig(tenant.app, "mix-bot"),
+        }
+    ]
+    async with publishers(server, tenant, USERS, room=ROOM):
+        task_id = await start(client, body)
+        viewer = RoomClient(
+            server.url,
+            app_id=str(tenant.app.sdk_app_id),
+            room_id="7778",
+            user_id="viewer",
+            token=issue_usersig(tenant.app, "viewer"),
+            decode=True,
+        )
+        try:
+            await viewer.connect(auto_subscribe=True)
+            assert await viewer.wait_frames("mix-bot/camera", 15, time_limit=20) >= 15
+            assert await viewer.wait_frames("mix-bot/audio", 20, time_limit=10) >= 20
+            # The robot is a user of that room like any other.
+            sfu = server.app.state.sfu
+            kinds = {
+                t.kind.value
+                for t in sfu.list_tracks(str(tenant.app.sdk_app_id), "7778")
+                if t.user_id == "mix-bot"
+            }
+            assert kinds == {"camera", "audio"}
+            # A second feedback relay may not publish as the same robot in that room.
+            other = start_body(tenant, [])
+            other.pop("PublishCdnParams")
+            other["AgentParams"] = {"UserId": "relay-fb2"}
+            other["FeedBackRoomParams"] = body["FeedBackRoomParams"]
+            assert (
+                await error_code(
+                    client.StartPublishCdnStream, req(models.StartPublishCdnStreamRequest, other)
+                )
+                == "InvalidParameter.UserId"
+            )
+        finally:
+            await viewer.close()
+        await call(
+            client.StopPublishCdnStream,
+            req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
+        )

@@ -21,6 +21,7 @@ from .recording import MediaSelection, RecordingMode, RecordingSpec, validate_sp
 __all__ = [
     "MAX_OUTPUTS",
     "RELAY_SPEC_VERSION",
+    "FeedbackRoom",
     "LayoutSei",
     "PassThroughSei",
     "RelaySource",
@@ -81,6 +82,14 @@ class SeiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackRoom:
+    """A room (same app) the relay is published into, by the robot ``user_id``."""
+
+    room_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RelaySpec:
     source: RelaySource = RelaySource.MIX
     mix: RecordingSpec = field(default_factory=lambda: RecordingSpec(mode=RecordingMode.MIXED))
@@ -90,6 +99,8 @@ class RelaySpec:
     outputs: tuple[str, ...] = ()
     """RTMP(S) URLs the stream is pushed to."""
     sei: SeiSettings = SeiSettings()
+    feedback: tuple[FeedbackRoom, ...] = ()
+    """Rooms the relay is published into as a robot participant (mix relays only)."""
     max_idle_s: float = 30.0
     """The task ends when no mixed user has been in the room(s) for this long."""
 
@@ -126,6 +137,16 @@ def validate_relay(spec: RelaySpec) -> RelaySpec:
             raise _fail("single", "a single-stream relay names its user")
         if spec.single.stream not in ("camera", "screen"):
             raise _fail("single.stream", "the stream is camera or screen")
+    if not spec.outputs and not spec.feedback:
+        raise _fail("outputs", "a relay pushes to RTMP URLs, feedback rooms or both")
+    if len(spec.feedback) > MAX_OUTPUTS:
+        raise _fail("feedback", f"at most {MAX_OUTPUTS} feedback rooms")
+    if len({f.room_id for f in spec.feedback}) != len(spec.feedback):
+        raise _fail("feedback", "feedback rooms repeat")
+    if any(not f.room_id or not f.user_id for f in spec.feedback):
+        raise _fail("feedback", "a feedback room needs a room id and a robot user id")
+    if spec.feedback and spec.source is not RelaySource.MIX:
+        raise _fail("feedback", "only a mix is published into rooms")
     if len(spec.outputs) > MAX_OUTPUTS:
         raise _fail("outputs", f"at most {MAX_OUTPUTS} RTMP URLs")
     if len(set(spec.outputs)) != len(spec.outputs):

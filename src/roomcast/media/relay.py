@@ -34,6 +34,7 @@ from roomcast.log import event
 from roomcast.media.clock import RoomClock, SyncGroup, TrackTimeline
 from roomcast.media.codecs import AudioEncoder, OpusDecoder
 from roomcast.media.compositor import SourceKey
+from roomcast.media.feedback import FeedbackPublisher, TokenFor
 from roomcast.media.images import ImageFetcher
 from roomcast.media.mixed import MixedRecorder, PacketWriter, TrackSource, resolve_layout, settings_from_spec
 from roomcast.media.outputs import AudioParams, EncodedPacket, VideoParams
@@ -77,9 +78,16 @@ class RelayJob:
         images: ImageFetcher | None = None,
         on_push_state: StateListener | None = None,
         url_check: Callable[[str], str | None] | None = None,
+        base_url: str | None = None,
+        token_for: TokenFor | None = None,
+        is_robot: Callable[[str], bool] | None = None,
     ) -> None:
         self.task_id = task_id
         self._url_check = url_check
+        self._base_url = base_url
+        self._token_for = token_for
+        self._is_robot = is_robot or (lambda user_id: False)
+        self.feedback: dict[str, FeedbackPublisher] = {}
         self.app_key = app_key
         self.room_id = room_id
         self.spec = spec
@@ -91,6 +99,10 @@ class RelayJob:
         self._single: _SingleStream | None = None
         self._ended: asyncio.Future[RelayEnded] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._video_params: VideoParams | None = None
+        self._audio_params: AudioParams | None = None
         self._stop_task: asyncio.Task[RelayEnded] | None = None
         self._stopping = False
         self.started_at = time.monotonic()
@@ -164,12 +176,63 @@ class RelayJob:
             url_check=self._url_check,
             transform=self._sei() if self.spec.sei.enabled and video is not None else None,
         )
+        self._video_params, self._audio_params = video, audio
         self.fanout = fanout
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._sync_feedback)
         return fanout
+
+    def _sync_feedback(self) -> None:
+        """Start and stop feedback publishers to match the spec (on the loop)."""
+        if self.fanout is None or self._stopping:
+            return
+        wanted = {f"{f.room_id}\x1f{f.user_id}": f for f in self.spec.feedback}
+        for key in [k for k in self.feedback if k not in wanted]:
+            pub = self.feedback.pop(key)
+            self.fanout.extra.pop(key, None)
+            self._closing.add(asyncio.get_running_loop().create_task(pub.close()))
+        for key, room in wanted.items():
+            if key in self.feedback:
+                continue
+            if self._base_url is None or self._token_for is None:
+                log.warning("relay %s: feedback needs the node's URL and tokens", self.task_id)
+                return
+            pub = FeedbackPublisher(
+                self._base_url,
+                self.app_key,
+                room.room_id,
+                room.user_id,
+                self._token_for,
+                asyncio.get_running_loop(),
+                video=self._video_params is not None,
+                audio=self._audio_params,
+            )
+            self.feedback[key] = pub
+            self.fanout.extra[key] = pub
+
+    def robots(self) -> set[str]:
+        """The user ids this relay publishes as into rooms."""
+        return {f.user_id for f in self.spec.feedback}
+
+    def _admit(self, base: Callable[[str], bool], allow: frozenset[str] | None) -> Callable[[str], bool]:
+        """Precaution 8: a relay that publishes into rooms does not mix its own robots, nor
+        other relays' robots unless its audio allowlist names them."""
+
+        def admits(user_id: str) -> bool:
+            if not base(user_id):
+                return False
+            if not self.spec.feedback:
+                return True
+            if user_id in self.robots():
+                return False
+            return not self._is_robot(user_id) or (allow is not None and user_id in allow)
+
+        return admits
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self._ended = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._ended = self._loop.create_future()
         spec = self.spec
         if spec.source is RelaySource.MIX:
 
@@ -179,7 +242,10 @@ class RelayJob:
                 return self._open_fanout(video, audio)
 
             settings = replace(
-                settings_from_spec(replace(spec.mix, outputs=(OutputFormat.MP4,))), latency=0.3
+                settings_from_spec(replace(spec.mix, outputs=(OutputFormat.MP4,))),
+                latency=0.3,
+                audio_users=self._admit(spec.mix.users.audio.admits, spec.mix.users.audio.allow),
+                video_users=self._admit(spec.mix.users.video.admits, spec.mix.users.audio.allow),
             )
             self._recorder = MixedRecorder(
                 self.source,
@@ -245,6 +311,10 @@ class RelayJob:
                 await self._single.stop()
             if self.fanout is not None:
                 await asyncio.to_thread(self.fanout.close)
+            for pub in list(self.feedback.values()):
+                await pub.close()
+            for task in list(self._closing):
+                await task
         except Exception as exc:
             log.exception("relay %s failed while stopping", self.task_id)
             reason, error = "error", error or repr(exc)
@@ -271,7 +341,9 @@ class RelayJob:
             if spec.mix.users != old.mix.users:
                 users = spec.mix.users
                 rec.settings = replace(
-                    rec.settings, audio_users=users.audio.admits, video_users=users.video.admits
+                    rec.settings,
+                    audio_users=self._admit(users.audio.admits, users.audio.allow),
+                    video_users=self._admit(users.video.admits, users.audio.allow),
                 )
                 rec.users_changed()
             if spec.mix.layout != old.mix.layout:
@@ -283,9 +355,15 @@ class RelayJob:
                 self.fanout.transform = self._sei() if spec.sei.enabled else None
             if spec.outputs != old.outputs:
                 self.fanout.set_urls(spec.outputs)
+            if spec.feedback != old.feedback:
+                self._sync_feedback()
+                if self._recorder is not None:
+                    self._recorder.users_changed()
 
     def push_states(self) -> dict[str, str]:
-        return self.fanout.states() if self.fanout is not None else {}
+        out = self.fanout.states() if self.fanout is not None else {}
+        out.update({f"room:{p.room_id}/{p.user_id}": p.state for p in self.feedback.values()})
+        return out
 
 
 class _SingleStream:

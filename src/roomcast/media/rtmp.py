@@ -380,6 +380,8 @@ class RtmpFanout:
         self._options = push_options
         self._lock = threading.Lock()
         self.pushes: dict[str, RtmpPush] = {}
+        self.extra: dict[str, Any] = {}
+        """Other destinations (``put``, ``wants_keyframe``), e.g. feedback publishers."""
         self.set_urls(urls)
 
     def set_urls(self, urls: Iterable[str]) -> None:
@@ -398,13 +400,14 @@ class RtmpFanout:
 
     @property
     def wants_keyframe(self) -> bool:
-        return any(p.wants_keyframe for p in list(self.pushes.values()))
+        wanted = [d.wants_keyframe for d in [*self.pushes.values(), *self.extra.values()]]
+        return any(wanted)
 
     def write(self, packet: EncodedPacket) -> list[Any]:
         if packet.kind == "video" and self.transform is not None:
             packet = self.transform(packet)
-        for p in list(self.pushes.values()):
-            p.put(packet)
+        for d in [*self.pushes.values(), *self.extra.values()]:
+            d.put(packet)
         return []
 
     def close(self) -> list[Any]:

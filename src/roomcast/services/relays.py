@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -88,7 +88,11 @@ class RelayService:
         max_tasks: int = 50,
         room_users: Callable[[str, str], list[str]] | None = None,
         url_policy: UrlPolicy | None = None,
+        base_url: str | None = None,
+        token_for: Callable[[int, str], Awaitable[str]] | None = None,
     ) -> None:
+        self.base_url = base_url
+        self._token_for = token_for
         self.url_policy = url_policy or UrlPolicy()
         self.tasks = tasks
         self.source = source
@@ -120,6 +124,7 @@ class RelayService:
                         raise InvalidArgument(
                             "another task in the room uses this user id", subject="robot_user_id"
                         )
+            self.check_robots(app_key, req.spec)
             task = await self.tasks.create(
                 sdk_app_id=req.app.sdk_app_id,
                 kind=KIND,
@@ -137,6 +142,32 @@ class RelayService:
                 await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.FAILED.value)
                 raise
             return task
+
+    def check_robots(self, app_key: str, spec: RelaySpec, task_id: str | None = None) -> None:
+        """Feedback robots must not be users already in their rooms, nor another relay's."""
+        for f in spec.feedback:
+            if f.user_id in self._room_users(app_key, f.room_id):
+                raise InvalidArgument(
+                    f"the robot {f.user_id} is already in room {f.room_id}", subject="robot_user_id"
+                )
+            for run in self._running.values():
+                mine = run.task.task_id == task_id or str(run.task.sdk_app_id) != app_key
+                if not mine and any(
+                    o.room_id == f.room_id and o.user_id == f.user_id for o in run.job.spec.feedback
+                ):
+                    raise InvalidArgument(
+                        f"another relay publishes as {f.user_id} in room {f.room_id}", subject="robot_user_id"
+                    )
+
+    def _is_robot(self, sdk_app_id: int, task_id: str) -> Callable[[str], bool]:
+        def check(user_id: str) -> bool:
+            return any(
+                user_id in run.job.robots()
+                for run in self._running.values()
+                if run.task.sdk_app_id == sdk_app_id and run.task.task_id != task_id
+            )
+
+        return check
 
     async def _launch(self, task: Task, spec: RelaySpec) -> None:
         task_id = task.task_id
@@ -161,12 +192,25 @@ class RelayService:
             images=self.images,
             on_push_state=on_push_state,
             url_check=lambda url: connect_refusal(self.url_policy, url),
+            base_url=self.base_url,
+            token_for=self._robot_token(task.sdk_app_id),
+            is_robot=self._is_robot(task.sdk_app_id, task_id),
         )
         await job.start()
         run = _Run(task=replace(task, run=number), job=job)
         self._running[task_id] = run
         run.task = await self.tasks.set_state(task_id, TaskState.RUNNING)
         run.watcher = self._background.spawn(f"watch-{task_id[:12]}", self._watch(run))
+
+    def _robot_token(self, sdk_app_id: int) -> Callable[[str], Awaitable[str]] | None:
+        issue = self._token_for
+        if issue is None:
+            return None
+
+        async def token(user_id: str) -> str:
+            return await issue(sdk_app_id, user_id)
+
+        return token
 
     async def _record_error(self, task_id: str, message: str) -> None:
         async with self.tasks.sessions.begin() as s:
@@ -216,6 +260,7 @@ class RelayService:
         task = await self.get(app, task_id)
         run = self._live(task)
         validate_relay(spec)
+        self.check_robots(str(app.sdk_app_id), spec, task_id)
         old = self.spec_of(task)
         if spec.source is not old.source:
             raise InvalidArgument(

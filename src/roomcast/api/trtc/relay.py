@@ -80,6 +80,15 @@ async def _check_sig(ctx: ActionContext, app: App, room_id: str, user_id: str, s
         ) from None
 
 
+def _without_sigs(params: dict[str, Any]) -> dict[str, Any]:
+    """The request as kept with the task: robot signatures left out (nothing reads them later;
+    the node issues its robots' own tokens)."""
+    params.get("AgentParams", {}).pop("UserSig", None)
+    for room in params.get("FeedBackRoomParams", []):
+        room.pop("UserSig", None)
+    return params
+
+
 def _request(params: dict[str, Any], sequence: int | None) -> dict[str, Any]:
     return {"params": params, "sequence": sequence}
 
@@ -87,14 +96,11 @@ def _request(params: dict[str, Any], sequence: int | None) -> dict[str, Any]:
 async def start(ctx: ActionContext, p: StartPublishCdnStreamParams) -> dict[str, Any]:
     app = await ctx.app(p.SdkAppId)
     spec = start_spec(p)
-    if p.FeedBackRoomParams:
-        raise TrtcError(
-            "UnsupportedOperation", "FeedBackRoomParams (relaying into TRTC rooms) is not served yet."
-        )
     await _check_urls(ctx, p)
     await _check_sig(ctx, app, p.RoomId, p.AgentParams.UserId, p.AgentParams.UserSig)
-    params = p.model_dump(exclude_none=True)
-    params.get("AgentParams", {}).pop("UserSig", None)
+    for f in p.FeedBackRoomParams or ():
+        await _check_sig(ctx, app, f.RoomId, f.UserId, f.UserSig)
+    params = _without_sigs(p.model_dump(exclude_none=True))
     req = RelayRequest(
         app=app,
         room_id=p.RoomId,
@@ -128,15 +134,21 @@ async def update(ctx: ActionContext, p: UpdatePublishCdnStreamParams) -> dict[st
         raise TrtcError(
             "FailedOperation", f"SequenceNumber must increase: {p.SequenceNumber} is not greater than {last}."
         )
-    if p.FeedBackRoomParams:
-        raise TrtcError(
-            "UnsupportedOperation", "FeedBackRoomParams (relaying into TRTC rooms) is not served yet."
-        )
+    for f in p.FeedBackRoomParams or ():
+        await _check_sig(ctx, app, f.RoomId, f.UserId, f.UserSig)
     svc = _service(ctx)
     spec = updated_spec(svc.spec_of(task), p, task.room_id)
     await _check_urls(ctx, p)
     params = dict(task.request.get("params", {}))
-    for name in ("AudioParams", "VideoParams", "SingleSubscribeParams", "PublishCdnParams", "SeiParams"):
+    names = (
+        "AudioParams",
+        "VideoParams",
+        "SingleSubscribeParams",
+        "PublishCdnParams",
+        "SeiParams",
+        "FeedBackRoomParams",
+    )
+    for name in names:
         value = getattr(p, name)
         if value is not None:
             params[name] = (
@@ -145,7 +157,7 @@ async def update(ctx: ActionContext, p: UpdatePublishCdnStreamParams) -> dict[st
                 else (value.model_dump(exclude_none=True))
             )
     try:
-        await svc.update(app, p.TaskId, spec, _request(params, p.SequenceNumber))
+        await svc.update(app, p.TaskId, spec, _request(_without_sigs(params), p.SequenceNumber))
     except (InvalidArgument, NotFound, Unavailable) as exc:
         raise _map_errors(exc) from None
     return {"TaskId": task.task_id}

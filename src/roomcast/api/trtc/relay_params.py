@@ -52,6 +52,7 @@ from roomcast.domain.recording import (
     VideoEncoding,
 )
 from roomcast.domain.relay import (
+    FeedbackRoom,
     LayoutSei,
     PassThroughSei,
     RelaySource,
@@ -597,14 +598,27 @@ def start_spec(p: StartPublishCdnStreamParams) -> RelaySpec:
         layout=layout_ref,
         extra_rooms=extra_rooms(layout, audio_users, p.RoomId),
     )
+    if p.FeedBackRoomParams and source is not RelaySource.MIX:
+        raise invalid("FeedBackRoomParams publishes a mix: it needs WithTranscoding 1.")
     return RelaySpec(
         source=source,
         mix=mix,
         single=single,
         outputs=tuple(c.PublishCdnUrl for c in p.PublishCdnParams or ()),
         sei=sei_settings(p.SeiParams),
+        feedback=feedback_rooms(p.FeedBackRoomParams),
         max_idle_s=float(p.AgentParams.MaxIdleTime),
     )
+
+
+def feedback_rooms(rooms: list[McuFeedBackRoomParamsModel] | None) -> tuple[FeedbackRoom, ...]:
+    out = []
+    for i, r in enumerate(rooms or ()):
+        check_room_id(r.RoomId, r.RoomIdType, f"FeedBackRoomParams.{i}.RoomId")
+        out.append(FeedbackRoom(r.RoomId, r.UserId))
+    if len({f.room_id for f in out}) != len(out):
+        raise invalid("FeedBackRoomParams: each room once.")
+    return tuple(out)
 
 
 def updated_spec(old: RelaySpec, p: UpdatePublishCdnStreamParams, main_room: str) -> RelaySpec:
@@ -660,6 +674,12 @@ def updated_spec(old: RelaySpec, p: UpdatePublishCdnStreamParams, main_room: str
         )
     if p.PublishCdnParams is not None:
         spec = replace(spec, outputs=tuple(c.PublishCdnUrl for c in p.PublishCdnParams))
+    if p.FeedBackRoomParams is not None:
+        if not transcoding and p.FeedBackRoomParams:
+            raise invalid("FeedBackRoomParams publishes a mix: it needs WithTranscoding 1.")
+        spec = replace(spec, feedback=feedback_rooms(p.FeedBackRoomParams))
+    if not spec.outputs and not spec.feedback:
+        raise TrtcError("MissingParameter", "A relay needs PublishCdnParams or FeedBackRoomParams (or both).")
     if p.SeiParams is not None:
         if not transcoding and p.SeiParams.LayoutVolume is not None:
             raise invalid("The volume-layout SEI describes a mix: it needs WithTranscoding 1.")
