@@ -6,7 +6,7 @@ Run: ``.venv/bin/python bench/relay.py`` (about 40 s; needs nginx with libnginx-
 What it does:
 
 * Pre-encodes ``--seconds`` of two synthetic users (``media.testpattern``, H.264 640x360@15 and
-  Opus) once, with **one** white flash frame for user u1 at ``--flash`` seconds (no other flashes).
+  Opus) once, with **one** white flash (0.5 s) for user u1 at ``--flash`` seconds (no other flashes).
 * A replay source (bench/mixing.py) hands the packets out in real time, as the SFU would.
 * Runs a :class:`~roomcast.media.relay.RelayJob`: a grid mix at ``--size`` (libx264 veryfast,
   AAC) or u1's stream copied (H.264 as is, Opus to AAC), pushed to nginx through the ffmpeg
@@ -59,7 +59,7 @@ def with_one_flash(inputs: list[Encoded], flash_s: float, seconds: float) -> lis
     pkts: list[tuple[bytes, int, bool]] = []
     for i in range(round(seconds * fps)):
         frame = track.render(i)
-        if i == round(flash_s * fps):
+        if round(flash_s * fps) <= i < round((flash_s + 0.5) * fps):  # 0.5 s: survives a late frame
             white.pts, white.time_base = frame.pts, frame.time_base
             frame = white
         for p in enc.encode(frame):
@@ -74,13 +74,25 @@ def with_one_flash(inputs: list[Encoded], flash_s: float, seconds: float) -> lis
 def watch(url: str, region: tuple[float, float, float, float], until: float) -> None:
     """The player (run as a child process, so that its decoding is not counted): decodes ``url``
     and prints the ``time.monotonic()`` (system-wide) of the first mostly white ``region``."""
-    with av.open(url, timeout=10) as c:
-        for frame in c.decode(video=0):
-            img = frame.to_ndarray(format="gray")
+    # No probing (it would buffer seconds of stream before the first frame is decoded).
+    low_delay = {"fflags": "nobuffer", "probesize": "500000", "analyzeduration": "500000"}
+    while True:  # the stream may not be there yet (a loaded machine starts the client late)
+        try:
+            c = av.open(url, timeout=10, options=low_delay)
+            break
+        except av.error.FFmpegError:
+            if time.monotonic() > until:
+                return
+            time.sleep(0.2)
+    with c:
+        frames: Any = (f for pkt in c.demux() if pkt.stream.type == "video" for f in pkt.decode())
+        for frame in frames:
+            plane: Any = frame.planes[0]  # luma (limited range: white is 235), read in place
+            img = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
             h, w = img.shape
             x, y, rw, rh = region
             part = img[int(y * h) : int((y + rh) * h), int(x * w) : int((x + rw) * w)]
-            if float((part > 235).mean()) > 0.6:
+            if float((part > 210).mean()) > 0.6:
                 print(time.monotonic(), flush=True)
                 return
             if time.monotonic() > until:
