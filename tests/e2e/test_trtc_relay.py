@@ -338,3 +338,24 @@ async def test_feedback_into_another_room(server: LiveServer, tenant: Tenant) ->
             client.StopPublishCdnStream,
             req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
         )
+
+
+async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    url = rtmp.url("restart")
+    with live_server(data, ice_host_addresses=["127.0.0.1"]) as first:
+        t = await asyncio.to_thread(make_tenant, first, "restart")
+        body = start_body(t, [url])
+        body["AgentParams"]["MaxIdleTime"] = 120  # nobody publishes: the canvas is relayed
+        task_id = await start(sdk(first, t), body)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(capture, url, tmp_path / "before.mkv", seconds=1.0)
+    # The node stopped without stopping the relay; the next one on the same database pushes again.
+    with live_server(data, ice_host_addresses=["127.0.0.1"]) as second:
+        client = sdk(second, t)
+        await asyncio.sleep(2.0)
+        packets = await asyncio.to_thread(capture, url, tmp_path / "after.mkv", seconds=1.5)
+        assert len(packets) >= 15
+        stop = {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id}
+        out = await call(client.StopPublishCdnStream, req(models.StopPublishCdnStreamRequest, stop))
+        assert out.TaskId == task_id
