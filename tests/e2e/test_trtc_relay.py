@@ -359,3 +359,29 @@ async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> N
         stop = {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id}
         out = await call(client.StopPublishCdnStream, req(models.StopPublishCdnStreamRequest, stop))
         assert out.TaskId == task_id
+
+
+async def test_custom_layout_users_without_a_slot_are_not_heard(
+    server: LiveServer, rtmp: RtmpServer, tenant: Tenant, tmp_path: Path
+) -> None:
+    client = sdk(server, tenant)
+    url = rtmp.url("custom-audio")
+    body = start_body(tenant, [url])
+    body["AgentParams"]["UserId"] = "relay-custom"
+    body["AgentParams"]["UserSig"] = issue_usersig(tenant.app, "relay-custom")
+    body["VideoParams"]["LayoutParams"] = {
+        "MixLayoutMode": 4,
+        "MixLayoutList": [
+            {"UserMediaStream": {"UserInfo": {"UserId": "u1"}}, "ImageWidth": 320, "ImageHeight": 360}
+        ],
+    }
+    async with publishers(server, tenant, USERS, room=ROOM):
+        task_id = await start(client, body)
+        await asyncio.sleep(1.5)
+        path = tmp_path / "custom.mkv"
+        await asyncio.to_thread(capture, url, path, seconds=3.0)
+        assert avcheck.user_beeps(path, "u1") and not avcheck.user_beeps(path, "u2")
+        await call(
+            client.StopPublishCdnStream,
+            req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
+        )

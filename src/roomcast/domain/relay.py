@@ -99,6 +99,9 @@ class RelaySpec:
     outputs: tuple[str, ...] = ()
     """RTMP(S) URLs the stream is pushed to."""
     sei: SeiSettings = SeiSettings()
+    audio_in_layout_only: bool = False
+    """Mix: only users the layout places are heard (a custom layout whose slots are all taken
+    neither shows nor plays anyone else)."""
     feedback: tuple[FeedbackRoom, ...] = ()
     """Rooms the relay is published into as a robot participant (mix relays only)."""
     max_idle_s: float = 30.0

@@ -214,13 +214,21 @@ class RelayJob:
         """The user ids this relay publishes as into rooms."""
         return {f.user_id for f in self.spec.feedback}
 
-    def _admit(self, base: Callable[[str], bool], allow: frozenset[str] | None) -> Callable[[str], bool]:
+    def _admit(
+        self, base: Callable[[str], bool], allow: frozenset[str] | None, *, audio: bool = False
+    ) -> Callable[[str], bool]:
         """Precaution 8: a relay that publishes into rooms does not mix its own robots, nor
-        other relays' robots unless its audio allowlist names them."""
+        other relays' robots unless its audio allowlist names them.  With
+        ``audio_in_layout_only``, audio is mixed only for users the layout places (or who can
+        still take a free slot)."""
 
         def admits(user_id: str) -> bool:
             if not base(user_id):
                 return False
+            if audio and self.spec.audio_in_layout_only and self._recorder is not None:
+                panes = self._recorder.layout.panes
+                if not any(p.user_id in (user_id, None) for p in panes):
+                    return False
             if not self.spec.feedback:
                 return True
             if user_id in self.robots():
@@ -244,7 +252,7 @@ class RelayJob:
             settings = replace(
                 settings_from_spec(replace(spec.mix, outputs=(OutputFormat.MP4,))),
                 latency=0.3,
-                audio_users=self._admit(spec.mix.users.audio.admits, spec.mix.users.audio.allow),
+                audio_users=self._admit(spec.mix.users.audio.admits, spec.mix.users.audio.allow, audio=True),
                 video_users=self._admit(spec.mix.users.video.admits, spec.mix.users.audio.allow),
             )
             self._recorder = MixedRecorder(
@@ -342,12 +350,13 @@ class RelayJob:
                 users = spec.mix.users
                 rec.settings = replace(
                     rec.settings,
-                    audio_users=self._admit(users.audio.admits, users.audio.allow),
+                    audio_users=self._admit(users.audio.admits, users.audio.allow, audio=True),
                     video_users=self._admit(users.video.admits, users.audio.allow),
                 )
                 rec.users_changed()
             if spec.mix.layout != old.mix.layout:
                 rec.update_layout(resolve_layout(spec.mix.layout))
+                rec.users_changed()
         if self._single is not None and spec.single != old.single:
             self._single.retarget()
         if self.fanout is not None:

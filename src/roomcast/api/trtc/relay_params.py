@@ -607,6 +607,7 @@ def start_spec(p: StartPublishCdnStreamParams) -> RelaySpec:
         outputs=tuple(c.PublishCdnUrl for c in p.PublishCdnParams or ()),
         sei=sei_settings(p.SeiParams),
         feedback=feedback_rooms(p.FeedBackRoomParams),
+        audio_in_layout_only=layout is not None and layout.mix_layout_mode == tl.MIX_LAYOUT_CUSTOM,
         max_idle_s=float(p.AgentParams.MaxIdleTime),
     )
 
@@ -656,6 +657,7 @@ def updated_spec(old: RelaySpec, p: UpdatePublishCdnStreamParams, main_room: str
                 layout=tl.relay_layout_ref(layout, room_id=main_room),
                 extra_rooms=extra_rooms(layout, audio_users, main_room),
             )
+            spec = replace(spec, audio_in_layout_only=layout.mix_layout_mode == tl.MIX_LAYOUT_CUSTOM)
         elif p.VideoParams.LayoutParams is not None or p.VideoParams.WaterMarkList:
             raise invalid("Layouts and watermarks need WithTranscoding 1.")
     spec = replace(spec, mix=mix)
