@@ -224,6 +224,11 @@ async def _start_recording_stack(rt: Runtime, sfu: RoomManager, nodes: NodeRegis
         token_for=robot_token,
     )
     rt.relays = relays
+
+    def on_dismissed(ev: RoomEvent) -> Awaitable[None] | None:
+        return relays.room_dismissed(ev.app_key, ev.room_id) if isinstance(ev, RoomDismissed) else None
+
+    sfu.events.add_handler(on_dismissed, types=(RoomDismissed,))
     nodes.on_take_over("relays", relays.take_over)
     nodes.on_lease_lost("relays", relays.let_go)
     return RecordingStack(engine, uploads, outbox, service, relays)

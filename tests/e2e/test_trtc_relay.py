@@ -9,6 +9,7 @@ import itertools
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ from tencentcloud.trtc.v20190722 import models, trtc_client
 
 from roomcast.media.sei import parse_sei
 from roomcast.rtc.client import RoomClient
+from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import issue_usersig
+from roomcast.services.relays import relay_usage
+from roomcast.services.tasks import TaskService
 from tests.api.conftest import Tenant, make_tenant
 from tests.e2e.test_trtc_cloud_recording import call, publishers, req, sdk
 from tests.support import avcheck
@@ -359,6 +363,16 @@ async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> N
         stop = {"SdkAppId": t.app.sdk_app_id, "TaskId": task_id}
         out = await call(client.StopPublishCdnStream, req(models.StopPublishCdnStreamRequest, stop))
         assert out.TaskId == task_id
+        await asyncio.sleep(1.0)
+
+        async def usage(rt: Runtime) -> dict[str, float]:
+            end = datetime.now(UTC)
+            return await relay_usage(
+                TaskService(rt.db.sessions, rt.box), t.app.sdk_app_id, end - timedelta(hours=1), end
+            )
+
+        minutes = await asyncio.to_thread(second.run, usage)
+        assert set(minutes) == {"sd"} and 5 / 60 < minutes["sd"] < 2  # 640x360, a few seconds
 
 
 async def test_custom_layout_users_without_a_slot_are_not_heard(
@@ -385,3 +399,24 @@ async def test_custom_layout_users_without_a_slot_are_not_heard(
             client.StopPublishCdnStream,
             req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
         )
+
+
+async def test_dismissing_the_room_ends_its_relays(
+    server: LiveServer, rtmp: RtmpServer, tenant: Tenant
+) -> None:
+    client = sdk(server, tenant)
+    body = start_body(tenant, [rtmp.url("dismissed")])
+    body["AgentParams"]["UserId"] = "relay-dismissed"
+    body["AgentParams"].pop("UserSig")
+    async with publishers(server, tenant, ["d1"], room=ROOM):
+        task_id = await start(client, body)
+        await asyncio.sleep(1.0)
+        await call(
+            client.DismissRoomByStrRoomId,
+            req(models.DismissRoomByStrRoomIdRequest, {"SdkAppId": tenant.app.sdk_app_id, "RoomId": ROOM}),
+        )
+        await asyncio.sleep(1.0)
+    stop = {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}
+    assert await error_code(client.StopPublishCdnStream, req(models.StopPublishCdnStreamRequest, stop)) == (
+        "ResourceNotFound"
+    )

@@ -46,7 +46,12 @@ from roomcast.store.tables import TaskRow, utcnow
 log = logging.getLogger("roomcast.relays")
 
 KIND = "relay"
-_END_REASONS = {"stopped": EndReason.STOPPED, "idle": EndReason.IDLE, "error": EndReason.FAILED}
+_END_REASONS = {
+    "stopped": EndReason.STOPPED,
+    "idle": EndReason.IDLE,
+    "error": EndReason.FAILED,
+    "room_dismissed": EndReason.ROOM_DISMISSED,
+}
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,17 @@ class RelayService:
         run.task = await self.tasks.set_state(task_id, TaskState.STOPPING, reason=EndReason.STOPPED.value)
         self._background.spawn(f"stop-{task_id[:12]}", run.job.stop("stopped"))
         return run.task
+
+    async def room_dismissed(self, app_key: str, room_id: str) -> None:
+        """A dismissed room ends the relays whose main room it is (their robot was kicked)."""
+        for run in list(self._running.values()):
+            t = run.task
+            if str(t.sdk_app_id) != app_key or t.room_id != room_id or t.state is TaskState.STOPPING:
+                continue
+            run.task = await self.tasks.set_state(
+                t.task_id, TaskState.STOPPING, reason=EndReason.ROOM_DISMISSED.value
+            )
+            self._background.spawn(f"dismissed-{t.task_id[:12]}", run.job.stop("room_dismissed"))
 
     def outputs(self, task_id: str) -> dict[str, str]:
         """The live state of each destination (URL -> connecting/connected/reconnecting)."""
