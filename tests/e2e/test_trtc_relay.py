@@ -420,3 +420,42 @@ async def test_dismissing_the_room_ends_its_relays(
     assert await error_code(client.StopPublishCdnStream, req(models.StopPublishCdnStreamRequest, stop)) == (
         "ResourceNotFound"
     )
+
+
+async def test_feedback_robots_are_not_mixed_by_other_feedback_relays(
+    server: LiveServer, tenant: Tenant
+) -> None:
+    client = sdk(server, tenant)
+
+    def feedback_body(agent: str, room: str, into: str, robot: str) -> dict[str, Any]:
+        body = start_body(tenant, [])
+        body.pop("PublishCdnParams")
+        body["RoomId"] = room
+        body["AgentParams"] = {"UserId": agent}
+        body["FeedBackRoomParams"] = [
+            {"RoomId": into, "RoomIdType": 1, "UserId": robot, "UserSig": issue_usersig(tenant.app, robot)}
+        ]
+        return body
+
+    relays = server.app.state.runtime.relays
+    async with (
+        publishers(server, tenant, ["p1"], room="7790"),
+        publishers(server, tenant, ["p2"], room="7791"),
+    ):
+        first = await start(client, feedback_body("agent-a", "7790", "7791", "bot-a"))  # 7790 -> 7791
+        second = await start(client, feedback_body("agent-b", "7791", "7792", "bot-b"))  # 7791 -> 7792
+        sfu = server.app.state.sfu
+        for _ in range(100):
+            if any(t.user_id == "bot-a" for t in sfu.list_tracks(str(tenant.app.sdk_app_id), "7791")):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        mixed = {p.user_id for p in relays.job(second)._recorder.participants}
+        assert mixed == {"p2"}, "bot-a publishes in 7791 but another feedback relay does not mix it"
+        for task_id in (first, second):
+            await call(
+                client.StopPublishCdnStream,
+                req(
+                    models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}
+                ),
+            )
