@@ -236,6 +236,14 @@ async def test_single_stream_relay(
         assert info.audio.codec == "aac"
         assert avcheck.region_users(path, [(40, 40, 240, 100)], USERS, at=1.0) == ["u2"]
         assert avcheck.user_beeps(path, "u2") and not avcheck.user_beeps(path, "u1")
+        # A relay is not a recording.
+        describe = {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}
+        assert (
+            await error_code(
+                client.DescribeCloudRecording, req(models.DescribeCloudRecordingRequest, describe)
+            )
+            == "ResourceNotFound"
+        )
         await call(
             client.StopPublishCdnStream,
             req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
