@@ -1,7 +1,7 @@
 """Relay tasks: a room's mix (or one user's stream) pushed to RTMP destinations, as durable tasks.
 
 A relay is a task row (kind ``relay``) like a recording: the normalized :class:`RelaySpec` as
-versioned JSON, the dialect's own request apart (its robot signatures sealed), forward-only
+versioned JSON, the dialect's own request apart (robot signatures left out), forward-only
 states (``running`` while pushing, ``stopping``, ``exited`` with a reason).  The node that runs
 it holds the media job (:class:`roomcast.media.relay.RelayJob`); when a node is gone another
 node takes its relays over (:meth:`RelayService.take_over`) and pushes again from the stored
