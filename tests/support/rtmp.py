@@ -1,8 +1,8 @@
 """A real RTMP server for relay tests: Debian's nginx with libnginx-mod-rtmp on 127.0.0.1.
 
 ``rtmp_server()`` starts nginx in the foreground on a free loopback port with a private
-configuration in a temporary directory and stops it afterwards.  ``read_stream`` plays a stream
-back with PyAV.
+configuration in a temporary directory and stops it afterwards.  ``capture`` records a stream
+played back with PyAV into a file (for ``tests.support.avcheck``).
 """
 
 from __future__ import annotations
@@ -83,69 +83,6 @@ def rtmp_server() -> Iterator[RtmpServer]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-@dataclass
-class Played:
-    """What a player read from a stream."""
-
-    width: int | None
-    height: int | None
-    fps: float | None
-    audio_rate: int | None
-    audio_channels: int | None
-    video: list[Any]  # (pts seconds, av.VideoFrame as RGB ndarray)
-    audio: list[Any]  # (pts seconds, ndarray float32 mono)
-    video_packets: list[tuple[float, bytes, bool]]  # (pts seconds, data, keyframe)
-
-
-def read_stream(url: str, *, seconds: float, timeout: float = 10.0, decode: bool = True) -> Played:
-    """Play ``url`` for ``seconds`` of stream time (or until it ends), decoding frames."""
-    import numpy as np
-
-    container = av.open(url, options={"rw_timeout": str(int(timeout * 1_000_000))}, timeout=timeout)
-    try:
-        vs = container.streams.video[0] if container.streams.video else None
-        aus = container.streams.audio[0] if container.streams.audio else None
-        video: list[Any] = []
-        audio: list[Any] = []
-        packets: list[tuple[float, bytes, bool]] = []
-        start: float | None = None
-        streams = [s for s in (vs, aus) if s is not None]
-        for pkt in container.demux(*streams):
-            if pkt.pts is None or pkt.time_base is None:
-                continue
-            t = float(pkt.pts * pkt.time_base)
-            if start is None:
-                start = t
-            if t - start > seconds:
-                break
-            if pkt.stream is vs:
-                packets.append((t, bytes(pkt), bool(pkt.is_keyframe)))
-            if not decode:
-                continue
-            for frame in pkt.decode():
-                if isinstance(frame, av.VideoFrame):
-                    video.append((t, frame.to_ndarray(format="rgb24")))
-                elif isinstance(frame, av.AudioFrame):
-                    arr = frame.to_ndarray()
-                    if frame.format.is_planar:
-                        mono = arr.mean(axis=0)
-                    else:
-                        mono = arr.reshape(-1, len(frame.layout.channels)).mean(axis=1)
-                    audio.append((t, mono.astype(np.float32)))
-        return Played(
-            width=vs.codec_context.width if vs else None,
-            height=vs.codec_context.height if vs else None,
-            fps=float(vs.average_rate) if vs and vs.average_rate else None,
-            audio_rate=aus.codec_context.sample_rate if aus else None,
-            audio_channels=aus.codec_context.channels if aus else None,
-            video=video,
-            audio=audio,
-            video_packets=packets,
-        )
-    finally:
-        container.close()
 
 
 def capture(

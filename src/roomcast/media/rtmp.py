@@ -1,4 +1,5 @@
-"""Pushing encoded media to RTMP servers (CDN ingest points) with PyAV's FLV muxer.
+"""Pushing encoded media to RTMP servers (CDN ingest points): PyAV muxes FLV, an ``ffmpeg``
+client process per connection speaks RTMP (see :meth:`RtmpPush._connection` for why).
 
 :class:`RtmpPush` is one destination: its own thread, its own connection and a bounded queue,
 so a slow or failing CDN never stalls the producer or the other destinations.  When its queue is
@@ -54,6 +55,9 @@ StateListener = Callable[[str, str, str | None], None]
 
 
 class PushState:
+    """A destination's state; ``connected`` means its RTMP client runs and takes packets (a
+    client that cannot reach the CDN ends within the I/O timeout: ``reconnecting``)."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
