@@ -158,8 +158,9 @@ async def test_a_dead_or_stalled_destination_does_not_hold_back_the_others(
             await asyncio.sleep(max(0.0, start + k / 15 - time.monotonic()))
             if k == 10:
                 reader.start()
-            t0 = time.perf_counter()
-            for p in enc.encode(red_frame(k), keyframe=fan.wants_keyframe or k == 0):
+            encoded = enc.encode(red_frame(k), keyframe=fan.wants_keyframe or k == 0)
+            t0 = time.perf_counter()  # only the hand-over to the destinations is timed
+            for p in encoded:
                 fan.write(p)
             slowest = max(slowest, time.perf_counter() - t0)
         await asyncio.to_thread(reader.join, 10)
@@ -168,10 +169,10 @@ async def test_a_dead_or_stalled_destination_does_not_hold_back_the_others(
     finally:
         await asyncio.to_thread(fan.close)
         stall.close()
-    assert slowest < 0.2, "writing never waits for a destination"
+    assert slowest < 0.1, "writing never waits for a destination"
     packets = got["packets"]
     span = packets[-1][0] - packets[0][0]
-    assert span >= 2.5 and len(packets) / span > 12, "the good destination gets the full rate"
+    assert span >= 2.5 and len(packets) / span > 11, "the good destination gets the full rate (15 fps)"
     assert states[good] == PushState.CONNECTED and fan.pushes[good].stats.dropped == 0
     assert dead.stats.failures >= 2
     assert stalled.stats.dropped > 0 or stalled.stats.failures > 0
