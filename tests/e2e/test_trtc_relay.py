@@ -469,3 +469,48 @@ async def test_feedback_robots_are_not_mixed_by_other_feedback_relays(
                     models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}
                 ),
             )
+
+
+async def test_update_moves_the_cdn_list_and_the_audio_list(
+    server: LiveServer, rtmp: RtmpServer, tenant: Tenant, tmp_path: Path
+) -> None:
+    client = sdk(server, tenant)
+    old_url, new_url = rtmp.url("list-old"), rtmp.url("list-new")
+    body = start_body(tenant, [old_url])
+    body["AgentParams"] = {"UserId": "relay-lists"}
+    async with publishers(server, tenant, USERS, room=ROOM):
+        task_id = await start(client, body)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(capture, old_url, tmp_path / "old.mkv", seconds=1.0)
+        update = {
+            "SdkAppId": tenant.app.sdk_app_id,
+            "TaskId": task_id,
+            "SequenceNumber": 1,
+            "WithTranscoding": 1,
+            "PublishCdnParams": [{"PublishCdnUrl": new_url, "IsTencentCdn": 0}],
+            "AudioParams": {"SubscribeAudioList": [{"UserInfo": {"UserId": "u2"}}]},
+        }
+        await call(client.UpdatePublishCdnStream, req(models.UpdatePublishCdnStreamRequest, update))
+        await asyncio.sleep(2.0)
+        path = tmp_path / "new.mkv"
+        await asyncio.to_thread(capture, new_url, path, seconds=3.0)
+        assert avcheck.user_beeps(path, "u2") and not avcheck.user_beeps(path, "u1")
+        assert halves(path, 1.0) == ["u1", "u2"]  # the audio list does not change the picture
+        with pytest.raises(Exception):  # noqa: B017 - the old URL is no longer pushed to
+            await asyncio.to_thread(capture, old_url, tmp_path / "gone.mkv", seconds=1.0, timeout=3.0)
+        # An empty list ("" or []) resets the allowlist: everyone is heard again.
+        reset = {
+            **update,
+            "SequenceNumber": 2,
+            "PublishCdnParams": None,
+            "AudioParams": {"SubscribeAudioList": []},
+        }
+        await call(client.UpdatePublishCdnStream, req(models.UpdatePublishCdnStreamRequest, reset))
+        await asyncio.sleep(1.5)
+        again = tmp_path / "again.mkv"
+        await asyncio.to_thread(capture, new_url, again, seconds=3.0)
+        assert avcheck.user_beeps(again, "u1") and avcheck.user_beeps(again, "u2")
+        await call(
+            client.StopPublishCdnStream,
+            req(models.StopPublishCdnStreamRequest, {"SdkAppId": tenant.app.sdk_app_id, "TaskId": task_id}),
+        )
