@@ -25,6 +25,7 @@ from roomcast.media.relay import RelayJob
 from roomcast.media.rtmp import PushState, RtmpFanout
 from roomcast.media.sei import iter_nals
 from roomcast.rtc.track import MediaPacket, TrackInfo, TrackKind
+from tests.support import avcheck
 from tests.support.live import free_port
 from tests.support.rtmp import RtmpServer, avcc_nals, capture, rtmp_server
 
@@ -64,8 +65,8 @@ class _Sub:
 class FakeSource:
     """One publisher's H.264 camera, encoded here at 15 fps, as the SFU would deliver it."""
 
-    def __init__(self, user: str = "u1") -> None:
-        self.info = TrackInfo("app", "room", user, TrackKind.CAMERA, "video/H264")
+    def __init__(self, user: str = "u1", codec: str = "video/H264") -> None:
+        self.info = TrackInfo("app", "room", user, TrackKind.CAMERA, codec)
         self.subs: list[_Sub] = []
         self.sent: list[bytes] = []
         self.publishing = True
@@ -79,7 +80,11 @@ class FakeSource:
         return sub
 
     async def feed(self, seconds: float) -> None:
-        enc = VideoEncoder(320, 180, 15, 400, gop=1.0, preset="ultrafast")
+        enc = (
+            VideoEncoder(320, 180, 15, 400, gop=1.0, preset="ultrafast")
+            if "264" in self.info.codec
+            else VP8()
+        )
         start = time.monotonic()
         for k in range(round(seconds * 15)):
             await asyncio.sleep(max(0.0, start + k / 15 - time.monotonic()))
@@ -91,6 +96,25 @@ class FakeSource:
                 )
                 for s in self.subs:
                     s.queue.put_nowait(mp)
+
+
+class VP8:
+    """What a browser publishing VP8 sends."""
+
+    def __init__(self) -> None:
+        cc: Any = av.CodecContext.create("libvpx", "w")
+        cc.width, cc.height, cc.pix_fmt = 320, 180, "yuv420p"
+        cc.time_base = VIDEO_TIME_BASE
+        cc.bit_rate = 400_000
+        cc.options = {"deadline": "realtime", "cpu-used": "8"}
+        cc.open()
+        self.cc = cc
+
+    def encode(self, frame: av.VideoFrame, *, keyframe: bool = False) -> list[Any]:
+        return [
+            type("P", (), {"data": bytes(p), "pts": int(p.pts), "keyframe": bool(p.is_keyframe)})()
+            for p in self.cc.encode(frame)
+        ]
 
 
 def annexb_nals(au: bytes) -> tuple[bytes, ...]:
@@ -124,6 +148,35 @@ async def test_single_stream_is_copied_bit_exact(rtmp: RtmpServer, tmp_path: Pat
     relayed = [tuple(avcc_nals(d)) for _, d, _ in packets]
     assert len(relayed) >= 40
     assert all(r in sent for r in relayed), "every relayed access unit is a publisher's, byte for byte"
+
+
+async def test_a_vp8_publisher_is_relayed_as_h264(rtmp: RtmpServer, tmp_path: Path) -> None:
+    source = FakeSource(codec="video/VP8")
+    spec = RelaySpec(
+        source=RelaySource.SINGLE,
+        mix=RecordingSpec(
+            mode=RecordingMode.MIXED, media=MediaSelection.VIDEO_ONLY, video=VideoEncoding(320, 180, fps=15)
+        ),
+        single=SingleStream("u1"),
+        outputs=(rtmp.url("vp8"),),
+    )
+    job = RelayJob("t-vp8", "app", "room", spec, source)
+    await job.start()
+    feeder = asyncio.create_task(source.feed(5.0))
+    await asyncio.sleep(1.5)
+    path = tmp_path / "vp8.mkv"
+    packets = await asyncio.to_thread(capture, rtmp.url("vp8"), path, seconds=2.0)
+    await feeder
+    await job.stop()
+    info = avcheck.probe(path)
+    assert (
+        info.video is not None
+        and info.video.codec == "h264"
+        and (info.video.width, info.video.height) == (320, 180)
+    )
+    assert len(packets) >= 20
+    r, _g, b = avcheck.dominant_colour(avcheck.frame_at(path, 1.0), (0, 0, 40, 180))
+    assert r > 150 and b < 80  # the publisher's red (its green bar moves)
 
 
 async def test_a_dead_or_stalled_destination_does_not_hold_back_the_others(

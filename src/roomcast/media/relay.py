@@ -32,7 +32,7 @@ from roomcast.domain.recording import OutputFormat
 from roomcast.domain.relay import RelaySource, RelaySpec
 from roomcast.log import event
 from roomcast.media.clock import RoomClock, SyncGroup, TrackTimeline
-from roomcast.media.codecs import AudioEncoder, OpusDecoder
+from roomcast.media.codecs import AudioEncoder, OpusDecoder, VideoTranscoder
 from roomcast.media.compositor import SourceKey
 from roomcast.media.feedback import FeedbackPublisher, TokenFor
 from roomcast.media.images import ImageFetcher
@@ -452,14 +452,18 @@ class _SingleStream:
         timeline: TrackTimeline | None = None
         is_audio = info.kind is TrackKind.AUDIO
         h264 = info.codec.lower() == "video/h264"
+        transcoder: VideoTranscoder | None = None
         if not is_audio and not h264:
-            event(
-                log,
-                "relay.unsupported_codec",
-                level=logging.WARNING,
-                task_id=self.job.task_id,
-                codec=info.codec,
+            # Not H.264 (VP8): the only case where a single-stream relay encodes video.
+            v = self.job.spec.mix.video
+            transcoder = VideoTranscoder(
+                info.codec.split("/")[-1].lower(),
+                fps=v.fps,
+                bitrate=v.bitrate_kbps * 1000,
+                gop=v.gop,
+                preset=v.preset,
             )
+            event(log, "relay.transcoding", task_id=self.job.task_id, codec=info.codec)
         try:
             while not self._stopping:
                 pkt = await sub.recv()
@@ -476,6 +480,11 @@ class _SingleStream:
                     self._push(t, EncodedPacket("video", pkt.data, round(t * 90_000), pkt.keyframe))
                     if self.fanout.wants_keyframe:
                         sub.request_keyframe()
+                elif transcoder is not None:
+                    if self.fanout.wants_keyframe:
+                        transcoder.force_keyframe = True
+                    for out in await asyncio.to_thread(transcoder.feed, pkt.data, round(t * 90_000)):
+                        self._push(out.pts / 90_000, out)
         except asyncio.CancelledError:
             pass
         except Exception as exc:
