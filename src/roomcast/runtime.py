@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from roomcast.services.ingests import IngestService
     from roomcast.services.recordings import RecordingService
     from roomcast.services.whiteboard import WhiteboardService
+    from roomcast.services.relays import RelayService
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -56,6 +57,8 @@ class Runtime:
     """Set by the server with ``redis_url``: rooms on other nodes are reached through it."""
     ai: AiService | None = None
     """Set by the server: AI transcription and conversation robots."""
+    relays: RelayService | None = None
+    """Set by the server: relay-to-CDN tasks."""
 
     @property
     def url_policy(self) -> UrlPolicy:

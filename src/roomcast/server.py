@@ -55,10 +55,11 @@ from roomcast.runtime import Runtime
 from roomcast.services.activity import ActivityRecorder
 from roomcast.services.ai import AiService
 from roomcast.services.ingests import IngestService
-from roomcast.services.join_tokens import JoinAuthenticator
+from roomcast.services.join_tokens import JoinAuthenticator, issue_usersig
 from roomcast.services.nodes import NodeRegistry
 from roomcast.services.ratelimit import RateLimiter, Throttle
 from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
+from roomcast.services.relays import RelayService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
@@ -121,8 +122,14 @@ class RecordingStack:
     """The recording engine with its upload queue and callback outbox, started and stopped together."""
 
     def __init__(
-        self, engine: RecordingEngine, uploads: UploadQueue, outbox: CallbackOutbox, service: RecordingService
+        self,
+        engine: RecordingEngine,
+        uploads: UploadQueue,
+        outbox: CallbackOutbox,
+        service: RecordingService,
+        relays: RelayService,
     ):
+        self.relays = relays
         self.engine = engine
         self.uploads = uploads
         self.outbox = outbox
@@ -136,12 +143,25 @@ class RecordingStack:
         def left() -> float:
             return max(0.0, deadline - loop.time())
 
+        await self.relays.close(min(5.0, left()))
         await self.service.close(left())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, left())):
                 await self.engine.close()
         await self.uploads.stop(grace_s=left())
         await self.outbox.stop()
+
+
+def _local_url(settings: Settings) -> str:
+    """This node's own HTTP address, for its robots (relay feedback) to join its rooms."""
+    host = settings.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 async def _start_recording_stack(
@@ -203,7 +223,29 @@ async def _start_recording_stack(
     nodes.on_take_over("recordings", service.take_over)
     nodes.on_lease_lost("recordings", service.let_go)
     service.start_janitor(settings.library_janitor_interval_s)
-    return RecordingStack(engine, uploads, outbox, service)
+
+    async def robot_token(sdk_app_id: int, user_id: str) -> str:
+        return issue_usersig(await rt.tenancy.get_app(sdk_app_id), user_id, expire_s=3600)
+
+    relays = RelayService(
+        tasks=TaskService(rt.db.sessions, rt.box),
+        source=sfu,
+        node_id=nodes.node_id,
+        images=ImageFetcher.from_settings(settings),
+        room_users=room_users,
+        url_policy=rt.url_policy,
+        base_url=_local_url(settings),
+        token_for=robot_token,
+    )
+    rt.relays = relays
+
+    def on_dismissed(ev: RoomEvent) -> Awaitable[None] | None:
+        return relays.room_dismissed(ev.app_key, ev.room_id) if isinstance(ev, RoomDismissed) else None
+
+    sfu.events.add_handler(on_dismissed, types=(RoomDismissed,))
+    nodes.on_take_over("relays", relays.take_over)
+    nodes.on_lease_lost("relays", relays.let_go)
+    return RecordingStack(engine, uploads, outbox, service, relays)
 
 
 async def _start_ai(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> AiService:

@@ -80,11 +80,11 @@ def test_valid_calls_authenticate(server: LiveServer, tenant: Tenant, method: st
 
 def test_unserved_action_is_invalid_action(server: LiveServer, tenant: Tenant) -> None:
     c = trtc(server, tenant.creds.secret_id, tenant.creds.secret_key)
-    req = models.StopPublishCdnStreamRequest()
+    req = models.StopMCUMixTranscodeRequest()
     req.SdkAppId = tenant.app.sdk_app_id
-    req.TaskId = "t"
+    req.RoomId = 1
     with pytest.raises(TencentCloudSDKException) as ei:
-        c.StopPublishCdnStream(req)  # relay is not served yet
+        c.StopMCUMixTranscode(req)  # an API the vendor removed: not served
     assert ei.value.get_code() == "InvalidAction" and ei.value.get_request_id()
 
 

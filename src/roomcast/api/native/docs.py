@@ -106,6 +106,27 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
         "Command": "ServerPushText",
         "ServerPushText": {"Text": "One moment please.", "Interrupt": True},
     },
+    "StartPublishCdnStream": {
+        "SdkAppId": 1400000001,
+        "RoomId": "8888",
+        "RoomIdType": 1,
+        "AgentParams": {"UserId": "relay-8888", "MaxIdleTime": 30},
+        "WithTranscoding": 1,
+        "AudioParams": {"AudioEncode": {"SampleRate": 48000, "Channel": 2, "BitRate": 64}},
+        "VideoParams": {
+            "VideoEncode": {"Width": 1280, "Height": 720, "Fps": 15, "BitRate": 1500, "Gop": 2},
+            "LayoutParams": {"MixLayoutMode": 3},
+        },
+        "PublishCdnParams": [{"PublishCdnUrl": "rtmp://cdn.example.com/live/room8888", "IsTencentCdn": 0}],
+    },
+    "UpdatePublishCdnStream": {
+        "SdkAppId": 1400000001,
+        "TaskId": "TASK_ID",
+        "SequenceNumber": 1,
+        "WithTranscoding": 1,
+        "VideoParams": {"LayoutParams": {"MixLayoutMode": 1}},
+    },
+    "StopPublishCdnStream": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
     # TIW (X-TC-Version 2019-09-19)
     "StartOnlineRecord": {
         "SdkAppId": 1400000001,

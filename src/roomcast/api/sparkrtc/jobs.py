@@ -27,7 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from roomcast.api.sparkrtc import callbacks
+from roomcast.api.sparkrtc import callbacks, publish
 from roomcast.api.sparkrtc.apps import _app_ref
 from roomcast.api.sparkrtc.errors import SparkError, combination, invalid, missing
 from roomcast.api.sparkrtc.gateway import SparkRoute, authenticate, json_body, utc_text
@@ -181,11 +181,6 @@ def _service(rt: Runtime) -> RecordingService:
 
 def _now_text() -> str:
     return utc_text(datetime.now(UTC))
-
-
-def _no_publish(p: PublishParam | None) -> None:
-    if p is not None and p.rtmp_urls:
-        raise invalid("publish_param.rtmp_urls: pushing to RTMP is not served yet (record_param only)")
 
 
 def _room(room_id: str | int) -> str:
@@ -385,6 +380,7 @@ async def _refuse_duplicate(svc: RecordingService, app: App, room: str, match: d
 async def _stop(rt: Runtime, app: App, job_id: str, kind: str) -> Response:
     task = await _job(rt, app, job_id, kind)
     _job_done(task)
+    await publish.stop(rt, app, task)
     try:
         await _service(rt).stop(app, task.task_id)
     except NotFound:
@@ -406,7 +402,7 @@ def build_router() -> APIRouter:
         req = await json_body(request, MixJobReq)
         mp = req.mix_param
         room = _room(mp.room_id)
-        _no_publish(req.publish_param)
+        urls = await publish.check_urls(rt, req.publish_param.rtmp_urls if req.publish_param else None)
         fields = mp.model_dump(exclude_none=True)
         fields["room_id"] = room
         audio_only = mp.encode_template == ENCODE_TEMPLATE_AUDIO_ONLY
@@ -457,6 +453,8 @@ def build_router() -> APIRouter:
                 dialect_request=dialect_request,
             ),
         )
+        if urls:
+            task = await publish.start(rt, app, task, publish.mix_relay(spec, urls))
         return JSONResponse(_render(app, task), status_code=201)
 
     @router.get("/v2/apps/{app_id}/mix-stream-jobs/{job_id}")
@@ -485,6 +483,7 @@ def build_router() -> APIRouter:
         svc = _service(rt)
         try:
             await svc.modify(app, task.task_id, layout=mix_layout_ref(params), dialect_request=request_after)
+            await publish.update_layout(rt, app, task, mix_layout_ref(params))
         except NotFound:
             raise SparkError(400, "RTC.00001009", "JobDone: task canceled or completed") from None
         except Unavailable as exc:
@@ -503,13 +502,17 @@ def build_router() -> APIRouter:
         rt, app = await _active_app(request, app_id)
         req = await json_body(request, IndividualJobReq)
         room = _room(req.room_id)
-        _no_publish(req.publish_param)
+        urls = await publish.check_urls(rt, req.publish_param.rtmp_urls if req.publish_param else None)
         rule = await _rule(rt, app, req.record_param)
         svc = _service(rt)
         await _refuse_duplicate(
             svc, app, room, {"job": "individual", "user_id": req.user_id, "video_type": req.video_type}
         )
         task = await start_individual(svc, app, room, req, rule)
+        if urls:
+            screen = req.video_type == "SCREENSTREAM"
+            relay = publish.single_relay(svc.spec_of(task), req.user_id, screen, urls)
+            task = await publish.start(rt, app, task, relay)
         return JSONResponse(_render(app, task), status_code=201)
 
     @router.get("/v2/apps/{app_id}/individual-stream-jobs/{job_id}")
@@ -523,10 +526,17 @@ def build_router() -> APIRouter:
         req = await json_body(request, UpdateIndividualJobReq)
         task = await _job(rt, app, job_id, "individual")
         _job_done(task)
-        _no_publish(req.publish_param)
         current = task.request.get("record_param", {}).get("record_rule_id")
         if req.record_param is not None and req.record_param.record_rule_id != current:
             raise combination("record_param cannot change while the job runs (rules apply to new jobs)")
+        if req.publish_param is not None:
+            urls = await publish.check_urls(rt, req.publish_param.rtmp_urls)
+            svc = _service(rt)
+            screen = task.request.get("video_type") == "SCREENSTREAM"
+            relay = publish.single_relay(svc.spec_of(task), str(task.request.get("user_id")), screen, urls)
+            after = await publish.update_urls(rt, app, task, urls, relay)
+            await svc.tasks.update_spec(task.task_id, task.spec, after)
+            task = await svc.tasks.get(app.sdk_app_id, task.task_id)
         return JSONResponse(_render(app, task))
 
     @router.delete("/v2/apps/{app_id}/individual-stream-jobs/{job_id}", status_code=204)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from roomcast.api.tiw import online_record
-from roomcast.api.trtc import ai, ingest, recording, rooms
+from roomcast.api.trtc import ai, ingest, recording, relay, rooms
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
@@ -12,5 +12,6 @@ def register(registry: ActionRegistry) -> None:
     rooms.register(registry)
     recording.register(registry)
     ingest.register(registry)
+    relay.register(registry)
     online_record.register(registry)
     ai.register(registry)

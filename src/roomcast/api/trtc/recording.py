@@ -142,7 +142,7 @@ async def _controllable(
         task, files = await _service(ctx).get(app, task_id)
     except NotFound:
         raise TrtcError("ResourceNotFound", "The task does not exist or has ended.") from None
-    if task.state is TaskState.EXITED or not task.controllable(utcnow()):
+    if task.kind != "recording" or task.state is TaskState.EXITED or not task.controllable(utcnow()):
         raise TrtcError("ResourceNotFound", "The task has ended or can no longer be controlled.")
     return app, task, files
 
