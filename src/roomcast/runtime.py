@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from roomcast.services.ai import AiService
     from roomcast.services.ingests import IngestService
     from roomcast.services.recordings import RecordingService
-    from roomcast.services.whiteboard import WhiteboardService
     from roomcast.services.relays import RelayService
+    from roomcast.services.whiteboard import WhiteboardService
 
 log = logging.getLogger("roomcast.runtime")
 
