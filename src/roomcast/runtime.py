@@ -20,6 +20,7 @@ from roomcast.store.db import Database
 
 if TYPE_CHECKING:
     from roomcast.services.recordings import RecordingService
+    from roomcast.stats.ledger import UsageLedger
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -35,6 +36,8 @@ class Runtime:
     """Set by the server: the CLI has a runtime but no media plane."""
     recordings: RecordingService | None = None
     """Set by the server: recording tasks (engine, uploads, callbacks)."""
+    usage: UsageLedger | None = None
+    """Set by the server: where metered work (relay, ingest, transcoding) adds its minutes."""
 
     @property
     def url_policy(self) -> UrlPolicy:

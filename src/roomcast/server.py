@@ -57,6 +57,8 @@ from roomcast.services.recordings import LIBRARY_BUCKET, RecordingService
 from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
+from roomcast.stats.ledger import UsageLedger
+from roomcast.stats.recorder import StatsRecorder
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
 from roomcast.storage.target import StorageTarget
 
@@ -232,6 +234,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.activity = activity
         await activity.start()
         nodes.on_take_over("sessions", activity.take_over)
+        rt.usage = UsageLedger(rt.db.sessions)
+        stats = StatsRecorder(
+            rt.db.sessions,
+            sfu.events,
+            rt.usage,
+            node_id=nodes.node_id,
+            stats_interval_s=settings.stats_interval_s,
+            flush_s=settings.stats_flush_s,
+        )
+        app.state.stats = stats
+        await stats.start()
         retention = RetentionJob.from_settings(rt.db.sessions, settings)
         app.state.retention = retention
         retention.start()
@@ -251,6 +264,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await recording.close(grace)
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
+            await stats.stop()
             await nodes.stop()  # from here on, another node may take over what is unfinished
             await retention.stop()
             if runtime is None:

@@ -56,6 +56,7 @@ class PacketSubscription:
         self.need_keyframe = self.is_video
         self.closed = False
         self.delivered = 0
+        self.delivered_bytes = 0
         self.dropped = 0
 
     @property
@@ -103,7 +104,9 @@ class PacketSubscription:
             self._wakeup.clear()
             await self._wakeup.wait()
         self.delivered += 1
-        return self._queue.popleft()
+        pkt = self._queue.popleft()
+        self.delivered_bytes += pkt.packet.size
+        return pkt
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self

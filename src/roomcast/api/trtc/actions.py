@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roomcast.api.trtc import recording, rooms
+from roomcast.api.trtc import monitoring, recording, rooms, usage
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
@@ -10,3 +10,5 @@ def register(registry: ActionRegistry) -> None:
     """Add every served action to ``registry``; unregistered actions answer ``InvalidAction``."""
     rooms.register(registry)
     recording.register(registry)
+    monitoring.register(registry)
+    usage.register(registry)

@@ -1,0 +1,472 @@
+"""Reads for the statistics APIs: calls, user sessions, event logs, quality series, scale and
+quality aggregates. Every query is bounded by an indexed time window; usage lives in
+:mod:`roomcast.stats.ledger`.
+
+A *call* is one life of a room (a room session): it starts at the first join and ends when the
+room closes; a room opened again is a new call. Its id (``CommId`` in TRTC terms) is
+``<app>_<room number>_<opened at, Unix s>``: the room number is the room id itself when it is a
+decimal number below 2^32, else the CRC-32 of its UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from roomcast.store.tables import (
+    ClientInfoRow,
+    ClientSampleRow,
+    QualityBucketRow,
+    RoomEventRow,
+    RoomSessionRow,
+    TrackSampleRow,
+    UserSessionRow,
+    utcnow,
+)
+
+_ROOM_NUM_MAX = 2**32
+
+
+def room_number(room_id: str) -> int:
+    if room_id.isascii() and room_id.isdigit() and int(room_id) < _ROOM_NUM_MAX:
+        return int(room_id)
+    return zlib.crc32(room_id.encode())
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Call:
+    app_key: str
+    room_id: str
+    opened_at: datetime
+    closed_at: datetime | None
+    creator: str | None = None
+
+    @property
+    def comm_id(self) -> str:
+        return f"{self.app_key}_{room_number(self.room_id)}_{int(self.opened_at.timestamp())}"
+
+    def end(self, now: datetime) -> datetime:
+        return self.closed_at or now
+
+
+def parse_comm_id(comm_id: str) -> tuple[str, int | None, int] | None:
+    """``(app, room number or None, opened at)`` of ``app_num_ts`` or ``app_ts``; None if malformed."""
+    parts = comm_id.split("_")
+    if len(parts) not in (2, 3) or not all(p.isascii() and p.isdigit() and len(p) <= 20 for p in parts):
+        return None
+    if len(parts) == 2:
+        return parts[0], None, int(parts[1])
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    room_id: str
+    user_id: str
+    session_id: str
+    joined_at: datetime
+    left_at: datetime | None
+    leave_reason: str | None
+    ip: str | None
+    user_agent: str | None
+    device_type: str | None = None
+    os: str | None = None
+    sdk_version: str | None = None
+    network_type: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    user_id: str
+    type: str
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A server sample (``source`` "server") or a client one ("client") about ``peer`` ("": up)."""
+
+    at: datetime
+    peer: str
+    kind: str
+    source: str
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class ScalePoint:
+    at: datetime
+    users: int
+    rooms: int
+    entries: int = 0
+    peak_users: int = 0
+    peak_rooms: int = 0
+
+
+def _peak(spans: Sequence[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> int:
+    marks: list[tuple[datetime, int]] = []
+    for a, b in spans:
+        a, b = max(a, lo), min(b, hi)
+        if a < b or (a == b and lo <= a < hi):
+            marks += [(a, 1), (b, -1)] if a < b else [(a, 1), (a, -1)]
+    marks.sort(key=lambda m: (m[0], -m[1]))
+    best = now = 0
+    for _, d in marks:
+        now += d
+        best = max(best, now)
+    return best
+
+
+class StatsQueries:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # -- calls -------------------------------------------------------------------------------------------
+    async def calls(
+        self,
+        app_key: str,
+        start: datetime,
+        end: datetime,
+        *,
+        room_id: str | None = None,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> tuple[int, list[Call]]:
+        """Calls alive at some moment of ``[start, end]``, oldest first, one page of them."""
+        cond = and_(
+            RoomSessionRow.app_key == app_key,
+            RoomSessionRow.opened_at <= end,
+            or_(RoomSessionRow.closed_at.is_(None), RoomSessionRow.closed_at >= start),
+        )
+        if room_id is not None:
+            cond = and_(cond, RoomSessionRow.room_id == room_id)
+        async with self._sessions() as s:
+            total = int((await s.execute(select(func.count()).where(cond))).scalar_one())
+            rows = (
+                await s.execute(
+                    select(RoomSessionRow)
+                    .where(cond)
+                    .order_by(RoomSessionRow.opened_at, RoomSessionRow.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).scalars()
+            out = [await self._call(s, r) for r in rows]
+        return total, out
+
+    async def _call(self, s: AsyncSession, r: RoomSessionRow) -> Call:
+        opened = _aware(r.opened_at)
+        q = (
+            select(UserSessionRow.user_id)
+            .where(
+                UserSessionRow.app_key == r.app_key,
+                UserSessionRow.room_id == r.room_id,
+                UserSessionRow.joined_at >= opened - timedelta(seconds=1),
+            )
+            .order_by(UserSessionRow.joined_at, UserSessionRow.id)
+            .limit(1)
+        )
+        if r.closed_at is not None:
+            q = q.where(UserSessionRow.joined_at <= r.closed_at)
+        creator = (await s.execute(q)).scalar()
+        return Call(r.app_key, r.room_id, opened, r.closed_at and _aware(r.closed_at), creator)
+
+    async def find_call(self, app_key: str, comm_id: str) -> Call | None:
+        parsed = parse_comm_id(comm_id)
+        if parsed is None or parsed[0] != app_key:
+            return None
+        _, number, ts = parsed
+        try:
+            at = datetime.fromtimestamp(ts, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(RoomSessionRow).where(
+                        RoomSessionRow.app_key == app_key,
+                        RoomSessionRow.opened_at >= at,
+                        RoomSessionRow.opened_at < at + timedelta(seconds=1),
+                    )
+                )
+            ).scalars()
+            for r in rows:
+                if number is None or room_number(r.room_id) == number:
+                    return await self._call(s, r)
+        return None
+
+    # -- users -------------------------------------------------------------------------------------------
+    def _in_call(self, call: Call) -> Any:
+        cond = and_(
+            UserSessionRow.app_key == call.app_key,
+            UserSessionRow.room_id == call.room_id,
+            UserSessionRow.joined_at >= call.opened_at - timedelta(seconds=1),
+            UserSessionRow.hidden.is_(False),
+        )
+        if call.closed_at is not None:
+            cond = and_(cond, UserSessionRow.joined_at <= call.closed_at)
+        return cond
+
+    async def sessions(
+        self,
+        call: Call,
+        start: datetime,
+        end: datetime,
+        *,
+        user_ids: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int = 6,
+    ) -> tuple[int, list[SessionRecord]]:
+        """User sessions of a call overlapping ``[start, end]``, in join order, one page of them."""
+        cond = and_(
+            self._in_call(call),
+            UserSessionRow.joined_at <= end,
+            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at >= start),
+        )
+        if user_ids:
+            cond = and_(cond, UserSessionRow.user_id.in_(list(user_ids)))
+        async with self._sessions() as s:
+            total = int((await s.execute(select(func.count()).where(cond))).scalar_one())
+            rows = (
+                await s.execute(
+                    select(UserSessionRow, ClientInfoRow)
+                    .outerjoin(ClientInfoRow, ClientInfoRow.session_id == UserSessionRow.session_id)
+                    .where(cond)
+                    .order_by(UserSessionRow.joined_at, UserSessionRow.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).all()
+        return total, [
+            SessionRecord(
+                room_id=u.room_id,
+                user_id=u.user_id,
+                session_id=u.session_id,
+                joined_at=_aware(u.joined_at),
+                left_at=u.left_at and _aware(u.left_at),
+                leave_reason=u.leave_reason,
+                ip=u.ip,
+                user_agent=u.user_agent,
+                device_type=c.device_type if c else None,
+                os=c.os if c else None,
+                sdk_version=c.sdk_version if c else None,
+                network_type=c.network_type if c else None,
+            )
+            for u, c in rows
+        ]
+
+    # -- events ------------------------------------------------------------------------------------------
+    async def events(self, call: Call, user_id: str, start: datetime, end: datetime) -> list[EventRecord]:
+        """What happened to ``user_id`` in the call within ``[start, end]`` (clamped to the call)."""
+        lo = max(start, call.opened_at - timedelta(seconds=1))
+        hi = min(end, call.closed_at + timedelta(seconds=1)) if call.closed_at else end
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(RoomEventRow)
+                    .where(
+                        RoomEventRow.app_key == call.app_key,
+                        RoomEventRow.room_id == call.room_id,
+                        RoomEventRow.at >= lo,
+                        RoomEventRow.at <= hi,
+                        RoomEventRow.user_id == user_id,
+                    )
+                    .order_by(RoomEventRow.at, RoomEventRow.id)
+                )
+            ).scalars()
+            return [EventRecord(r.user_id or "", r.type, _aware(r.at), _detail(r.detail)) for r in rows]
+
+    # -- quality series ----------------------------------------------------------------------------------
+    async def samples(self, call: Call, user_id: str, start: datetime, end: datetime) -> list[Sample]:
+        """The user's upstream samples (peer "") and downstream ones (peer: the publisher)."""
+        lo = max(start, call.opened_at)
+        hi = min(end, call.closed_at) if call.closed_at else end
+        out: list[Sample] = []
+        base = (
+            TrackSampleRow.app_key == call.app_key,
+            TrackSampleRow.room_id == call.room_id,
+            TrackSampleRow.at >= lo,
+            TrackSampleRow.at <= hi,
+        )
+        async with self._sessions() as s:
+            up = await s.execute(
+                select(TrackSampleRow).where(
+                    *base, TrackSampleRow.user_id == user_id, TrackSampleRow.direction == "in"
+                )
+            )
+            down = await s.execute(
+                select(TrackSampleRow).where(
+                    *base, TrackSampleRow.subscriber_id == user_id, TrackSampleRow.direction == "out"
+                )
+            )
+            for r in [*up.scalars(), *down.scalars()]:
+                out.append(
+                    Sample(
+                        at=_aware(r.at),
+                        peer="" if r.direction == "in" else r.user_id,
+                        kind="audio" if r.kind == "audio" else "video",
+                        source="server",
+                        values={
+                            "bitrate_bps": r.bitrate_bps,
+                            "fraction_lost": r.fraction_lost,
+                            "fps": r.fps,
+                            "width": float(r.width) if r.width is not None else None,
+                            "height": float(r.height) if r.height is not None else None,
+                            "jitter_ms": r.jitter_ms,
+                            "rtt_ms": r.rtt_ms,
+                        },
+                    )
+                )
+            client = await s.execute(
+                select(ClientSampleRow).where(
+                    ClientSampleRow.app_key == call.app_key,
+                    ClientSampleRow.room_id == call.room_id,
+                    ClientSampleRow.user_id == user_id,
+                    ClientSampleRow.at >= lo,
+                    ClientSampleRow.at <= hi,
+                )
+            )
+            for c in client.scalars():
+                out.append(
+                    Sample(
+                        at=_aware(c.at),
+                        peer=c.peer_id,
+                        kind="client",
+                        source="client",
+                        values={
+                            "capture_fps": c.capture_fps,
+                            "send_fps": c.send_fps,
+                            "decode_fps": c.decode_fps,
+                            "audio_stall_ms": c.audio_stall_ms,
+                            "video_stall_ms": c.video_stall_ms,
+                            "app_cpu": c.app_cpu,
+                            "sys_cpu": c.sys_cpu,
+                            "rtt_ms": c.rtt_ms,
+                        },
+                    )
+                )
+        out.sort(key=lambda x: x.at)
+        return out
+
+    # -- scale -------------------------------------------------------------------------------------------
+    async def _spans(
+        self, app_key: str, start: datetime, end: datetime, room_id: str | None = None
+    ) -> tuple[list[tuple[str, str, datetime, datetime]], list[tuple[str, datetime, datetime]]]:
+        """(room, user, joined, left-or-now) of visible sessions and (room, opened, closed-or-now)
+        of calls overlapping ``[start, end)``."""
+        now = utcnow()
+        u = select(
+            UserSessionRow.room_id, UserSessionRow.user_id, UserSessionRow.joined_at, UserSessionRow.left_at
+        ).where(
+            UserSessionRow.app_key == app_key,
+            UserSessionRow.joined_at < end,
+            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at >= start),
+            UserSessionRow.hidden.is_(False),
+        )
+        r = select(RoomSessionRow.room_id, RoomSessionRow.opened_at, RoomSessionRow.closed_at).where(
+            RoomSessionRow.app_key == app_key,
+            RoomSessionRow.opened_at < end,
+            or_(RoomSessionRow.closed_at.is_(None), RoomSessionRow.closed_at >= start),
+        )
+        if room_id is not None:
+            u = u.where(UserSessionRow.room_id == room_id)
+            r = r.where(RoomSessionRow.room_id == room_id)
+        async with self._sessions() as s:
+            users = [
+                (a, b, _aware(j), _aware(lft) if lft else now) for a, b, j, lft in (await s.execute(u)).all()
+            ]
+            rooms = [(a, _aware(o), _aware(c) if c else now) for a, o, c in (await s.execute(r)).all()]
+        return users, rooms
+
+    async def scale(
+        self, app_key: str, edges: Sequence[datetime], *, room_id: str | None = None
+    ) -> list[ScalePoint]:
+        """Per bucket ``[edges[i], edges[i+1])``: distinct users, calls, entries (joins in the
+        bucket) and the peak numbers of users and of calls present at once."""
+        if len(edges) < 2:
+            return []
+        users, rooms = await self._spans(app_key, edges[0], edges[-1], room_id)
+        out: list[ScalePoint] = []
+        for lo, hi in itertools.pairwise(edges):
+            us = [(room, user, a, b) for room, user, a, b in users if a < hi and b >= lo]
+            rs = [(a, b) for _, a, b in rooms if a < hi and b >= lo]
+            out.append(
+                ScalePoint(
+                    at=lo,
+                    users=len({u for _, u, _, _ in us}),
+                    rooms=len(rs),
+                    entries=sum(1 for _, _, a, _ in us if lo <= a < hi),
+                    peak_users=_peak([(a, b) for _, _, a, b in us], lo, hi),
+                    peak_rooms=_peak(rs, lo, hi),
+                )
+            )
+        return out
+
+    async def present(
+        self, app_key: str, points: Sequence[datetime], *, room_id: str | None = None
+    ) -> list[ScalePoint]:
+        """Users and calls present at each instant of ``points``."""
+        if not points:
+            return []
+        users, rooms = await self._spans(app_key, points[0], points[-1] + timedelta(microseconds=1), room_id)
+        return [
+            ScalePoint(
+                at=t,
+                users=sum(1 for _, _, a, b in users if a <= t < b),
+                rooms=sum(1 for _, a, b in rooms if a <= t < b),
+            )
+            for t in points
+        ]
+
+    # -- quality buckets ---------------------------------------------------------------------------------
+    async def quality(
+        self, app_key: str, span: str, start: datetime, end: datetime, *, room_id: str | None = None
+    ) -> dict[datetime, dict[str, int]]:
+        """Summed quality counts per bucket start in ``[start, end)`` (span "t": 10 s, "h": hour)."""
+        cols = [
+            "video_samples",
+            "video_frozen",
+            "audio_samples",
+            "audio_frozen",
+            "rtt_samples",
+            "rtt_high",
+            "joins",
+            "joins_fast",
+        ]
+        table = QualityBucketRow.__table__.c
+        q = (
+            select(QualityBucketRow.start, *[func.sum(table[c]) for c in cols])
+            .where(
+                QualityBucketRow.app_key == app_key,
+                QualityBucketRow.span == span,
+                QualityBucketRow.start >= start,
+                QualityBucketRow.start < end,
+            )
+            .group_by(QualityBucketRow.start)
+        )
+        if room_id is not None:
+            q = q.where(QualityBucketRow.room_id == room_id)
+        async with self._sessions() as s:
+            rows = (await s.execute(q)).all()
+        return {_aware(r[0]): {c: int(v or 0) for c, v in zip(cols, r[1:], strict=True)} for r in rows}
+
+
+def _detail(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
