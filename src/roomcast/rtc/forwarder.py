@@ -21,7 +21,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .aiortc_compat import PacketInfo, vp8_resolution
+from .aiortc_compat import PacketInfo, video_resolution
 from .errors import RtcError
 from .track import MediaPacket, TrackInfo
 
@@ -219,10 +219,9 @@ class TrackForwarder:
         self.last_arrival = arrival
         if keyframe and self.info.media == "video":
             self.keyframes += 1
-            if self.info.codec.lower() == "video/vp8":
-                res = vp8_resolution(bytes(packet))
-                if res is not None:
-                    self.width, self.height = res
+            res = video_resolution(self.info.codec, bytes(packet))
+            if res is not None:
+                self.width, self.height = res
         if self._muted or self._blocked:
             return
         pkt = MediaPacket(
