@@ -28,6 +28,7 @@ from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc import auto_record as sparkrtc_auto
 from roomcast.api.sparkrtc import jobs as sparkrtc_jobs
+from roomcast.api.sparkrtc import stats as sparkrtc_stats
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
@@ -290,6 +291,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(sparkrtc_rules_router())
     app.include_router(sparkrtc_jobs.build_router())
     app.include_router(sparkrtc_auto.build_router())
+    app.include_router(sparkrtc_stats.build_router())
     app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
 
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.

@@ -93,6 +93,7 @@ class EventRecord:
     type: str
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
+    room_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,13 +145,19 @@ class StatsQueries:
         room_id: str | None = None,
         offset: int = 0,
         limit: int = 10,
+        open_: bool | None = None,
     ) -> tuple[int, list[Call]]:
-        """Calls alive at some moment of ``[start, end]``, oldest first, one page of them."""
+        """Calls alive at some moment of ``[start, end]`` (only open / closed ones if ``open_`` is
+        True / False), oldest first, one page of them."""
         cond = and_(
             RoomSessionRow.app_key == app_key,
             RoomSessionRow.opened_at <= end,
             or_(RoomSessionRow.closed_at.is_(None), RoomSessionRow.closed_at >= start),
         )
+        if open_ is not None:
+            cond = and_(
+                cond, RoomSessionRow.closed_at.is_(None) if open_ else RoomSessionRow.closed_at.is_not(None)
+            )
         if room_id is not None:
             cond = and_(cond, RoomSessionRow.room_id == room_id)
         async with self._sessions() as s:
@@ -238,18 +245,67 @@ class StatsQueries:
         )
         if user_ids:
             cond = and_(cond, UserSessionRow.user_id.in_(list(user_ids)))
+        return await self._session_page(cond, offset, limit)
+
+    async def app_sessions(
+        self,
+        app_key: str,
+        start: datetime,
+        end: datetime,
+        *,
+        room_id: str | None = None,
+        user_id: str | None = None,
+        online: bool | None = None,
+        offset: int = 0,
+        limit: int | None = 10,
+    ) -> tuple[int, list[SessionRecord]]:
+        """Visible user sessions of an app overlapping ``[start, end]`` (``online``: only those
+        not ended / ended), in join order, one page of them."""
+        cond = and_(
+            UserSessionRow.app_key == app_key,
+            UserSessionRow.hidden.is_(False),
+            UserSessionRow.joined_at <= end,
+            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at >= start),
+        )
+        if room_id is not None:
+            cond = and_(cond, UserSessionRow.room_id == room_id)
+        if user_id is not None:
+            cond = and_(cond, UserSessionRow.user_id == user_id)
+        if online is not None:
+            cond = and_(
+                cond, UserSessionRow.left_at.is_(None) if online else UserSessionRow.left_at.is_not(None)
+            )
+        return await self._session_page(cond, offset, limit)
+
+    async def present_sessions(
+        self, app_key: str, at: datetime, *, room_id: str | None = None
+    ) -> list[SessionRecord]:
+        """Visible sessions of an app present at ``at``."""
+        cond = and_(
+            UserSessionRow.app_key == app_key,
+            UserSessionRow.hidden.is_(False),
+            UserSessionRow.joined_at <= at,
+            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at > at),
+        )
+        if room_id is not None:
+            cond = and_(cond, UserSessionRow.room_id == room_id)
+        return (await self._session_page(cond, 0, None))[1]
+
+    async def _session_page(
+        self, cond: Any, offset: int, limit: int | None
+    ) -> tuple[int, list[SessionRecord]]:
         async with self._sessions() as s:
             total = int((await s.execute(select(func.count()).where(cond))).scalar_one())
-            rows = (
-                await s.execute(
-                    select(UserSessionRow, ClientInfoRow)
-                    .outerjoin(ClientInfoRow, ClientInfoRow.session_id == UserSessionRow.session_id)
-                    .where(cond)
-                    .order_by(UserSessionRow.joined_at, UserSessionRow.id)
-                    .offset(offset)
-                    .limit(limit)
-                )
-            ).all()
+            q = (
+                select(UserSessionRow, ClientInfoRow)
+                .outerjoin(ClientInfoRow, ClientInfoRow.session_id == UserSessionRow.session_id)
+                .where(cond)
+                .order_by(UserSessionRow.joined_at, UserSessionRow.id)
+                .offset(offset)
+            )
+            if limit is not None:
+                q = q.limit(limit)
+            rows = (await s.execute(q)).all()
         return total, [
             SessionRecord(
                 room_id=u.room_id,
@@ -267,6 +323,38 @@ class StatsQueries:
             )
             for u, c in rows
         ]
+
+    async def abnormal(
+        self,
+        app_key: str,
+        start: datetime,
+        end: datetime,
+        *,
+        room_id: str | None = None,
+        user_id: str | None = None,
+        offset: int = 0,
+        limit: int | None = 10,
+    ) -> tuple[int, list[EventRecord]]:
+        """Abnormal-experience events of an app in ``[start, end]``, oldest first."""
+        cond = and_(
+            RoomEventRow.app_key == app_key,
+            RoomEventRow.type == "abnormal",
+            RoomEventRow.at >= start,
+            RoomEventRow.at <= end,
+        )
+        if room_id is not None:
+            cond = and_(cond, RoomEventRow.room_id == room_id)
+        if user_id is not None:
+            cond = and_(cond, RoomEventRow.user_id == user_id)
+        async with self._sessions() as s:
+            total = int((await s.execute(select(func.count()).where(cond))).scalar_one())
+            q = select(RoomEventRow).where(cond).order_by(RoomEventRow.at, RoomEventRow.id).offset(offset)
+            if limit is not None:
+                q = q.limit(limit)
+            rows = (await s.execute(q)).scalars()
+            return total, [
+                EventRecord(r.user_id or "", r.type, _aware(r.at), _detail(r.detail), r.room_id) for r in rows
+            ]
 
     # -- events ------------------------------------------------------------------------------------------
     async def events(self, call: Call, user_id: str, start: datetime, end: datetime) -> list[EventRecord]:
@@ -291,13 +379,20 @@ class StatsQueries:
 
     # -- quality series ----------------------------------------------------------------------------------
     async def samples(self, call: Call, user_id: str, start: datetime, end: datetime) -> list[Sample]:
-        """The user's upstream samples (peer "") and downstream ones (peer: the publisher)."""
+        """The user's samples in the call (see :meth:`room_samples`)."""
         lo = max(start, call.opened_at)
         hi = min(end, call.closed_at) if call.closed_at else end
+        return await self.room_samples(call.app_key, call.room_id, user_id, lo, hi)
+
+    async def room_samples(
+        self, app_key: str, room_id: str, user_id: str, lo: datetime, hi: datetime
+    ) -> list[Sample]:
+        """The user's upstream samples (peer "") and downstream ones (peer: the publisher), from
+        the server and from the client, in ``[lo, hi]``, oldest first."""
         out: list[Sample] = []
         base = (
-            TrackSampleRow.app_key == call.app_key,
-            TrackSampleRow.room_id == call.room_id,
+            TrackSampleRow.app_key == app_key,
+            TrackSampleRow.room_id == room_id,
             TrackSampleRow.at >= lo,
             TrackSampleRow.at <= hi,
         )
@@ -332,8 +427,8 @@ class StatsQueries:
                 )
             client = await s.execute(
                 select(ClientSampleRow).where(
-                    ClientSampleRow.app_key == call.app_key,
-                    ClientSampleRow.room_id == call.room_id,
+                    ClientSampleRow.app_key == app_key,
+                    ClientSampleRow.room_id == room_id,
                     ClientSampleRow.user_id == user_id,
                     ClientSampleRow.at >= lo,
                     ClientSampleRow.at <= hi,
@@ -392,10 +487,16 @@ class StatsQueries:
         return users, rooms
 
     async def scale(
-        self, app_key: str, edges: Sequence[datetime], *, room_id: str | None = None
+        self,
+        app_key: str,
+        edges: Sequence[datetime],
+        *,
+        room_id: str | None = None,
+        distinct_per_room: bool = False,
     ) -> list[ScalePoint]:
-        """Per bucket ``[edges[i], edges[i+1])``: distinct users, calls, entries (joins in the
-        bucket) and the peak numbers of users and of calls present at once."""
+        """Per bucket ``[edges[i], edges[i+1])``: distinct users (a user in two rooms counts twice
+        if ``distinct_per_room``), calls, entries (joins in the bucket) and the peak numbers of
+        users and of calls present at once."""
         if len(edges) < 2:
             return []
         users, rooms = await self._spans(app_key, edges[0], edges[-1], room_id)
@@ -406,7 +507,7 @@ class StatsQueries:
             out.append(
                 ScalePoint(
                     at=lo,
-                    users=len({u for _, u, _, _ in us}),
+                    users=len({(r if distinct_per_room else "", u) for r, u, _, _ in us}),
                     rooms=len(rs),
                     entries=sum(1 for _, _, a, _ in us if lo <= a < hi),
                     peak_users=_peak([(a, b) for _, _, a, b in us], lo, hi),
@@ -443,6 +544,10 @@ class StatsQueries:
             "audio_frozen",
             "rtt_samples",
             "rtt_high",
+            "up_video_samples",
+            "up_video_bad",
+            "up_audio_samples",
+            "up_audio_bad",
             "joins",
             "joins_fast",
         ]

@@ -10,7 +10,9 @@ each participant receives, each published track's resolution. Every ``flush_s`` 
 * adds downstream quality counts to 10 s and hour buckets (what "freeze rate" reads);
 * writes the events a sample reveals: a published video's resolution changing
   (``resolution_changed``), a subscription starting or ending (``subscribed`` /
-  ``unsubscribed``), with the time of the sample that showed it.
+  ``unsubscribed``), an experience turning bad (``abnormal``: video or audio freeze, with its
+  cause ``uplink_loss``, ``downlink_loss`` or ``no_frames``), with the time of the sample that
+  showed it.
 
 A downstream video sample counts as frozen when fewer than :data:`FREEZE_FPS` frames per second
 reached the subscriber or :data:`FREEZE_LOSS` or more of its packets were lost; audio when the
@@ -53,6 +55,10 @@ _COUNTS = (
     "audio_frozen",
     "rtt_samples",
     "rtt_high",
+    "up_video_samples",
+    "up_video_bad",
+    "up_audio_samples",
+    "up_audio_bad",
     "joins",
     "joins_fast",
 )
@@ -92,6 +98,9 @@ class _State:
     """(app, room, subscriber, track) -> (last sample time, publisher, kind)."""
     tasks: dict[str, datetime] = field(default_factory=dict)  # recording task id -> metered up to
     tracks: dict[tuple[str, str, str], str] = field(default_factory=dict)  # published track -> user
+    bad: set[tuple[str, str, str, str]] = field(default_factory=set)  # (app, room, user, track) now bad
+    muted: set[tuple[str, str, str]] = field(default_factory=set)  # (app, room, track)
+    blocked: set[tuple[str, str, str, str]] = field(default_factory=set)  # (app, room, user, media)
 
 
 class StatsRecorder:
@@ -127,6 +136,10 @@ class StatsRecorder:
                 ev.TrackStats,
                 ev.TrackPublished,
                 ev.TrackUnpublished,
+                ev.TrackMuted,
+                ev.TrackUnmuted,
+                ev.MediaBlocked,
+                ev.MediaUnblocked,
             ),
         )
         self._task = asyncio.create_task(self._run(self._sub), name="stats-recorder")
@@ -183,6 +196,15 @@ class StatsRecorder:
         elif isinstance(e, ev.TrackUnpublished):
             st.resolution.pop((e.app_key, e.room_id, e.track_id), None)
             st.tracks.pop((e.app_key, e.room_id, e.track_id), None)
+            st.muted.discard((e.app_key, e.room_id, e.track_id))
+        elif isinstance(e, ev.TrackMuted):
+            st.muted.add((e.app_key, e.room_id, e.track_id))
+        elif isinstance(e, ev.TrackUnmuted):
+            st.muted.discard((e.app_key, e.room_id, e.track_id))
+        elif isinstance(e, ev.MediaBlocked):
+            st.blocked.update((e.app_key, e.room_id, e.user_id, m.value) for m in e.media)
+        elif isinstance(e, ev.MediaUnblocked):
+            st.blocked.difference_update((e.app_key, e.room_id, e.user_id, m.value) for m in e.media)
         elif isinstance(e, ev.TrackStats):
             self._sample(e, at)
 
@@ -197,6 +219,14 @@ class StatsRecorder:
                 st.resolution[key] = size
                 if before is not None and before != size:
                     self._event(e, e.user_id, "resolution_changed", at, width=e.width, height=e.height)
+            if e.fraction_lost is not None and not self._silenced(e):
+                bad = e.fraction_lost >= FREEZE_LOSS
+                prefix = "up_video" if is_video else "up_audio"
+                for span, step in QUALITY_SPANS:
+                    c = self._quality[(e.app_key, e.room_id, span, _floor(at, step))]
+                    c[f"{prefix}_samples"] += 1
+                    c[f"{prefix}_bad"] += int(bad)
+                self._abnormal(e, e.user_id, "", bad, "uplink_loss", at)
             return
         if e.subscriber_id is None:
             return
@@ -219,10 +249,17 @@ class StatsRecorder:
             st.received.setdefault((e.app_key, e.room_id, e.subscriber_id), {})[e.track_id] = _Received(
                 size, e.at
             )
+        if self._silenced(e):
+            return  # a muted or blocked track sends nothing on purpose: no freeze
         counts = [
             self._quality[(e.app_key, e.room_id, span, _floor(at, step))] for span, step in QUALITY_SPANS
         ]
         loss = e.fraction_lost or 0.0
+        measured = e.fraction_lost is not None or (is_video and e.fps is not None)
+        if measured:
+            no_frames = is_video and e.fps is not None and e.fps < FREEZE_FPS
+            cause = "downlink_loss" if loss >= FREEZE_LOSS else "no_frames"
+            self._abnormal(e, e.subscriber_id, e.user_id, loss >= FREEZE_LOSS or no_frames, cause, at)
         for c in counts:
             if is_video:
                 if e.fps is not None or e.fraction_lost is not None:
@@ -250,6 +287,28 @@ class StatsRecorder:
                 at=at,
             )
         )
+
+    def _silenced(self, e: ev.TrackStats) -> bool:
+        st = self._state
+        return (e.app_key, e.room_id, e.track_id) in st.muted or (
+            e.app_key,
+            e.room_id,
+            e.user_id,
+            e.kind.media,
+        ) in st.blocked
+
+    def _abnormal(
+        self, e: ev.TrackStats, user_id: str, peer: str, bad: bool, cause: str, at: datetime
+    ) -> None:
+        """Write an ``abnormal`` event when a track's experience turns bad (once per episode)."""
+        key = (e.app_key, e.room_id, user_id, e.track_id)
+        was = key in self._state.bad
+        if bad and not was:
+            self._state.bad.add(key)
+            what = "video_freeze" if e.kind.media == "video" else "audio_freeze"
+            self._event(e, user_id, "abnormal", at, what=what, cause=cause, peer_id=peer, kind=e.kind.value)
+        elif not bad and was:
+            self._state.bad.discard(key)
 
     def tier(self, app_key: str, room_id: str, user_id: str, now: float) -> str:
         """The tier of what ``user_id`` receives now (video seen in the last few samples)."""

@@ -156,7 +156,10 @@ class RoomEventRow(Base):
     """Publish/unpublish/mute/block/remove events, each once (by its event id)."""
 
     __tablename__ = "room_events"
-    __table_args__ = (Index("ix_room_events_room", "app_key", "room_id", "at"),)
+    __table_args__ = (
+        Index("ix_room_events_room", "app_key", "room_id", "at"),
+        Index("ix_room_events_type", "app_key", "type", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -431,6 +434,10 @@ class QualityBucketRow(Base):
     audio_frozen: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rtt_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rtt_high: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_video_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_video_bad: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_audio_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_audio_bad: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins_fast: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 

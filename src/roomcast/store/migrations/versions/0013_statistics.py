@@ -22,6 +22,7 @@ def _id() -> sa.Column[int]:
 def upgrade() -> None:
     op.create_index("ix_room_sessions_app", "room_sessions", ["app_key", "opened_at"])
     op.create_index("ix_user_sessions_app", "user_sessions", ["app_key", "joined_at"])
+    op.create_index("ix_room_events_type", "room_events", ["app_key", "type", "at"])
     op.create_index("ix_track_samples_user", "track_samples", ["app_key", "room_id", "user_id", "at"])
     op.create_index(
         "ix_track_samples_subscriber", "track_samples", ["app_key", "room_id", "subscriber_id", "at"]
@@ -45,6 +46,10 @@ def upgrade() -> None:
         "audio_frozen",
         "rtt_samples",
         "rtt_high",
+        "up_video_samples",
+        "up_video_bad",
+        "up_audio_samples",
+        "up_audio_bad",
         "joins",
         "joins_fast",
     ]
@@ -101,5 +106,6 @@ def downgrade() -> None:
     op.drop_table("usage_buckets")
     op.drop_index("ix_track_samples_subscriber", table_name="track_samples")
     op.drop_index("ix_track_samples_user", table_name="track_samples")
+    op.drop_index("ix_room_events_type", table_name="room_events")
     op.drop_index("ix_user_sessions_app", table_name="user_sessions")
     op.drop_index("ix_room_sessions_app", table_name="room_sessions")
