@@ -1,10 +1,12 @@
-"""Statistics through the official TRTC SDK against real rooms: synthetic publishers join, publish,
-change resolution, get removed and leave; every monitoring and usage action then answers with
-the rooms, users, times, events, tiers and minutes of what happened."""
+"""Statistics through the official TRTC and SparkRTC SDKs against real rooms: synthetic publishers
+join, publish (one through a lossy path), change resolution, get removed and leave; every
+monitoring and usage API then answers with the rooms, users, times, events, tiers, minutes and
+quality problems of what happened."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huaweicloudsdkcloudrtc.v1 import (
+    CloudRTCClient,
+    ListRtcAbnormalEventDimensionRequest,
+    ListRtcAbnormalEventsRequest,
+    ListRtcClientQosDetailsRequest,
+    ListRtcHistoryUsageRequest,
+    ListRtcRealtimeNetworkRequest,
+    ListRtcRealtimeQualityRequest,
+    ListRtcRealtimeScaleDimensionRequest,
+    ListRtcRealtimeScaleRequest,
+    ListRtcRoomListRequest,
+    ListRtcUserListRequest,
+)
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -50,6 +67,29 @@ def trtc(server: LiveServer, t: Tenant) -> trtc_client.TrtcClient:
     )
 
 
+def spark(server: LiveServer, t: Tenant) -> CloudRTCClient:
+    creds = BasicCredentials(t.creds.secret_id, t.creds.secret_key, t.creds.project_id)
+    return CloudRTCClient.new_builder().with_credentials(creds).with_endpoints([server.url]).build()
+
+
+def lossy(client: RoomClient, share: float) -> None:
+    """Drop ``share`` of the RTP packets the client sends (its uplink becomes a lossy path)."""
+    assert client.pub_pc is not None
+    rng = random.Random(7)
+    for sender in client.pub_pc.getSenders():
+        transport = sender.transport
+        if getattr(transport, "_lossy", False):
+            continue
+        send = transport._send_rtp
+
+        async def drop(data: bytes, send: Any = send) -> None:
+            if rng.random() >= share:
+                await send(data)
+
+        transport._send_rtp = drop
+        transport._lossy = True
+
+
 def member(server: LiveServer, t: Tenant, user: str) -> RoomClient:
     return RoomClient(
         server.url, app_id=str(t.app.sdk_app_id), room_id=ROOM, user_id=user, token=issue_usersig(t.app, user)
@@ -74,13 +114,16 @@ def story(server: LiveServer) -> dict[str, Any]:
 
     async def run() -> dict[str, Any]:
         sdk = trtc(server, tenant)
-        alice, bob, carol = (member(server, tenant, u) for u in ("alice", "bob", "carol"))
+        alice, bob, carol, dave = (member(server, tenant, u) for u in ("alice", "bob", "carol", "dave"))
         cam = ColorVideoTrack(width=320, height=240, color=(90, 200))
         t0 = time.time()
         await alice.connect()
         await alice.publish({TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: cam})
         await bob.connect(auto_subscribe=True)
         await carol.connect()
+        await dave.connect()
+        await dave.publish({TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: ColorVideoTrack()})
+        lossy(dave, 0.5)
         await bob.wait_frames("alice/camera", 10)
         await asyncio.sleep(6)
         cam.width, cam.height = 960, 540  # alice changes resolution; bob now receives HD
@@ -91,6 +134,7 @@ def story(server: LiveServer) -> dict[str, Any]:
         await asyncio.wait_for(carol.closed.wait(), 10)
         await asyncio.sleep(1)
         await bob.leave()
+        await dave.leave()
         await alice.close()  # alice's connection just drops
         t1 = time.time()
         await asyncio.sleep(2.5)  # the room closes (grace 0.5 s) and the last numbers are written
@@ -129,15 +173,15 @@ async def test_rooms_users_and_events(server: LiveServer, story: dict[str, Any])
         "EndTime": int(time.time()),
     }
     users = await api(sdk, "DescribeUserInfo", {**window, "PageSize": 10, "PageNumber": 0})
-    assert users["Total"] == 3
+    assert users["Total"] == 4
     by = {u["UserId"]: u for u in users["UserList"]}
-    assert set(by) == {"alice", "bob", "carol"}
+    assert set(by) == {"alice", "bob", "carol", "dave"}
     assert all(u["Finished"] and u["ClientIp"] == "127.0.0.1" and u["RoomStr"] == ROOM for u in by.values())
     assert by["alice"]["JoinTs"] <= by["bob"]["JoinTs"] <= by["carol"]["JoinTs"] <= by["carol"]["LeaveTs"]
     assert by["carol"]["LeaveTs"] < by["bob"]["LeaveTs"]
     # pagination: one per page, in join order
     page = await api(sdk, "DescribeUserInfo", {**window, "PageSize": 1, "PageNumber": 1})
-    assert page["Total"] == 3 and [u["UserId"] for u in page["UserList"]] == ["bob"]
+    assert page["Total"] == 4 and [u["UserId"] for u in page["UserList"]] == ["bob"]
     only = await api(sdk, "DescribeUserInfo", {**window, "UserIds": ["carol"]})
     assert [u["UserId"] for u in only["UserList"]] == ["carol"]
 
@@ -223,9 +267,9 @@ async def test_usage(server: LiveServer, story: dict[str, Any]) -> None:
     assert got["UsageKey"] == ["Audio", "SD", "HD", "FullHD", "2K", "4K"]
     assert len(got["UsageList"]) == 288  # 5-minute buckets for one day
     totals = [sum(row["UsageValue"][i] for row in got["UsageList"]) for i in range(6)]
-    # three people were present for (at most) the story's length; bob watched SD then HD
+    # four people were present for (at most) the story's length; bob watched SD then HD
     minutes = sum(totals)
-    assert 0.05 * 3 * (t1 - t0) / 60 < minutes <= 3 * (t1 - t0) / 60 + 0.1, totals
+    assert 0.5 * 4 * (t1 - t0) / 60 < minutes <= 4 * (t1 - t0) / 60 + 0.1, totals
     assert totals[1] > 0 and totals[2] > 0 and totals[0] > 0  # SD, HD (bob), Audio (alice, carol)
     assert totals[3] == totals[4] == totals[5] == 0
     # SDK model; a two-day period answers per day
@@ -260,7 +304,7 @@ async def test_dashboards(server: LiveServer, story: dict[str, Any]) -> None:
     assert series.Columns == ["time", "userCount", "roomCount"]
     rows = [v.RowValue for v in series.Values]
     assert all(r[0] % 10 == 0 for r in rows)
-    assert max(r[1] for r in rows) == 3 and max(r[2] for r in rows) == 1
+    assert max(r[1] for r in rows) == 4 and max(r[2] for r in rows) == 1
     assert rows[0][1] == 0  # before anyone joined
     q = await api(
         sdk,
@@ -268,6 +312,8 @@ async def test_dashboards(server: LiveServer, story: dict[str, Any]) -> None:
         {"SdkAppId": str(app), "StartTime": int(t0), "EndTime": int(t1)},
     )
     assert q["Data"]["Series"][0]["Columns"] == ["time", "videoFreezeRate", "audioFreezeRate"]
+    freeze = [v["RowValue"] for v in q["Data"]["Series"][0]["Values"]]
+    assert max(r[1] for r in freeze) > 0  # bob watched dave's video through dave's lossy uplink
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     m = await api(
         sdk,
@@ -275,7 +321,7 @@ async def test_dashboards(server: LiveServer, story: dict[str, Any]) -> None:
         {"SdkAppId": str(app), "StartTime": day, "EndTime": day, "Period": "d"},
     )
     row = m["Data"]["Series"][0]["Values"][0]["RowValue"]
-    assert row[1:] == [3, 1, 3, 1]  # peak users, peak rooms, users, rooms
+    assert row[1:] == [4, 1, 4, 1]  # peak users, peak rooms, users, rooms
     mq = await api(
         sdk,
         "DescribeTRTCMarketQualityData",
@@ -369,3 +415,101 @@ async def test_documented_errors(server: LiveServer, story: dict[str, Any]) -> N
         )
         == "UnauthorizedOperation.SdkAppId"
     )
+
+
+async def test_sparkrtc_statistics(server: LiveServer, story: dict[str, Any]) -> None:
+    tenant: Tenant = story["tenant"]
+    t0, t1 = story["t0"], story["t1"]
+    client = spark(server, tenant)
+    app = tenant.app.app_id
+    iso = lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    window = {"start_time": iso(t0 - 60), "end_time": iso(time.time())}
+
+    def call(fn: Any, req: Any) -> Any:
+        return asyncio.to_thread(fn, req)
+
+    rooms = await call(client.list_rtc_room_list, ListRtcRoomListRequest(app=app, **window))
+    assert rooms.total == 1 and rooms.room_info_list[0].room_id == ROOM
+    assert rooms.room_info_list[0].state == "CLOSED" and rooms.room_info_list[0].end_time != "-"
+    running = await call(
+        client.list_rtc_room_list, ListRtcRoomListRequest(app=app, state="RUNNING", **window)
+    )
+    assert running.total == 0
+    users = await call(client.list_rtc_user_list, ListRtcUserListRequest(app=app, type="detail", **window))
+    assert sorted(u.uid for u in users.users) == ["alice", "bob", "carol", "dave"]
+    assert all(u.state == "OFFLINE" and u.leave_time != "-" for u in users.users)
+
+    scale = await call(
+        client.list_rtc_realtime_scale, ListRtcRealtimeScaleRequest(app=app, metric="OnlineUsers", **window)
+    )
+    assert scale.scale and max(p.value for p in scale.scale) <= 4
+
+    at = iso((t0 + t1) / 2)
+    dims = await call(
+        client.list_rtc_realtime_scale_dimension,
+        ListRtcRealtimeScaleDimensionRequest(app=app, metric="OnlineUsers", dimension="sdk", time=at),
+    )
+    assert sum(d.online_users for d in dims.dimensions) == 4
+
+    net = await call(
+        client.list_rtc_realtime_network,
+        ListRtcRealtimeNetworkRequest(
+            app=app, metric="VideoUpstreamExcellentTransRate", sdk_type="native", **window
+        ),
+    )
+    assert net.network and min(p.value for p in net.network) < 1.0  # dave's uplink lost packets
+    quality = await call(
+        client.list_rtc_realtime_quality,
+        ListRtcRealtimeQualityRequest(app=app, metric="VideoFreezeRate", sdk_type="webrtc", **window),
+    )
+    assert quality.quality and max(p.value for p in quality.quality) > 0
+
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    usage = await call(
+        client.list_rtc_history_usage,
+        ListRtcHistoryUsageRequest(app=app, metric="CommunicationDuration", start_date=today, end_date=today),
+    )
+    day = usage.usage[0]
+    assert day.total_duration == day.video_sd + day.video_hd + day.video_hdp + day.audio
+    assert 0.5 * 4 * (t1 - t0) - 4 < day.total_duration <= 4 * (t1 - t0) + 4
+    assert day.video_hd > 0 and day.video_sd > 0
+
+    qos = await call(
+        client.list_rtc_client_qos_details,
+        ListRtcClientQosDetailsRequest(app_id=app, room_id=ROOM, mid="vwidth,dwidth,vloss", **window),
+    )
+    series = {(d.uid, d.peerid, d.mid): d.data for d in qos.data}
+    assert {p.value for p in series[("alice", "0", "vwidth")]} == {320, 960}
+    assert 960 in {p.value for p in series[("bob", "alice", "dwidth")]}
+    assert max(p.value for p in series[("dave", "0", "vloss")]) >= 10
+
+    events = await call(
+        client.list_rtc_abnormal_events, ListRtcAbnormalEventsRequest(app=app, limit=100, **window)
+    )
+    assert events.total >= 1
+    kinds = {(e.uid, e.abnormal_factor, e.location, e.peer_uid) for e in events.events}
+    assert any(uid == "dave" and factor in (11, 12) and loc == "local" for uid, factor, loc, _ in kinds), (
+        kinds
+    )
+    assert all(e.stage == "communication" and e.abnormal_type in (2, 3) for e in events.events)
+    dim = await call(
+        client.list_rtc_abnormal_event_dimension,
+        ListRtcAbnormalEventDimensionRequest(app=app, dimension="abnormal_type", **window),
+    )
+    assert dim.dimensions and all(d.user_count >= 1 and d.abnormal_factor is None for d in dim.dimensions)
+
+    # documented errors: SparkRTC's own body, never a bare 404
+    with pytest.raises(ClientRequestException) as ei:
+        await call(
+            client.list_rtc_room_list,
+            ListRtcRoomListRequest(app=app, start_time=iso(t0 - 100 * 86400), end_time=iso(t0)),
+        )
+    assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001003")
+    with pytest.raises(ClientRequestException) as ei:
+        await call(client.list_rtc_abnormal_events, ListRtcAbnormalEventsRequest(app="nope"))
+    assert (ei.value.status_code, ei.value.error_code) == (404, "RTC.00001015")
+    with pytest.raises(ClientRequestException) as ei:
+        await call(
+            client.list_rtc_realtime_scale, ListRtcRealtimeScaleRequest(app=app, metric="Nope", **window)
+        )
+    assert ei.value.error_code == "RTC.00001003"
