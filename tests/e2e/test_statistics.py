@@ -90,9 +90,14 @@ def lossy(client: RoomClient, share: float) -> None:
         transport._lossy = True
 
 
-def member(server: LiveServer, t: Tenant, user: str) -> RoomClient:
+def member(server: LiveServer, t: Tenant, user: str, telemetry: float | None = None) -> RoomClient:
     return RoomClient(
-        server.url, app_id=str(t.app.sdk_app_id), room_id=ROOM, user_id=user, token=issue_usersig(t.app, user)
+        server.url,
+        app_id=str(t.app.sdk_app_id),
+        room_id=ROOM,
+        user_id=user,
+        token=issue_usersig(t.app, user),
+        telemetry_interval=telemetry,
     )
 
 
@@ -114,7 +119,9 @@ def story(server: LiveServer) -> dict[str, Any]:
 
     async def run() -> dict[str, Any]:
         sdk = trtc(server, tenant)
-        alice, bob, carol, dave = (member(server, tenant, u) for u in ("alice", "bob", "carol", "dave"))
+        # alice and bob report telemetry every second; carol and dave report nothing
+        alice, bob = member(server, tenant, "alice", 1.0), member(server, tenant, "bob", 1.0)
+        carol, dave = member(server, tenant, "carol"), member(server, tenant, "dave")
         cam = ColorVideoTrack(width=320, height=240, color=(90, 200))
         t0 = time.time()
         await alice.connect()
@@ -177,6 +184,8 @@ async def test_rooms_users_and_events(server: LiveServer, story: dict[str, Any])
     by = {u["UserId"]: u for u in users["UserList"]}
     assert set(by) == {"alice", "bob", "carol", "dave"}
     assert all(u["Finished"] and u["ClientIp"] == "127.0.0.1" and u["RoomStr"] == ROOM for u in by.values())
+    assert by["alice"]["SdkVersion"].startswith("roomcast-python/") and by["alice"]["DeviceType"] == "pc"
+    assert by["carol"]["SdkVersion"] == by["carol"]["DeviceType"] == ""  # carol's client said nothing
     assert by["alice"]["JoinTs"] <= by["bob"]["JoinTs"] <= by["carol"]["JoinTs"] <= by["carol"]["LeaveTs"]
     assert by["carol"]["LeaveTs"] < by["bob"]["LeaveTs"]
     # pagination: one per page, in join order
@@ -200,7 +209,7 @@ async def test_rooms_users_and_events(server: LiveServer, story: dict[str, Any])
 
     alice = await events("alice")
     ids = [m["EventId"] for m in alice["alice"]]
-    for expected in (32788, 7000, 32769, 32768, 4003, 32789, 7001):
+    for expected in (32788, 7000, 32769, 32768, 4003, 32789, 7001, 32793):  # 32793: alice's client
         assert expected in ids, (expected, ids)
     change = next(m for m in alice["alice"] if m["EventId"] == 4003)
     assert (change["ParamOne"], change["ParamTwo"], change["Type"]) == (960, 540, 2)
@@ -226,7 +235,7 @@ async def test_call_detail_series(server: LiveServer, story: dict[str, Any]) -> 
         "StartTime": int(t0) - 60,
         "EndTime": int(time.time()),
         "UserIds": ["alice", "bob"],
-        "DataType": ["bigvWidth", "bigvBit", "aBit", "bigvCapFps"],
+        "DataType": ["bigvWidth", "bigvBit", "aBit", "bigvCapFps", "bigvDecFps"],
     }
     got = await api(sdk, "DescribeCallDetailInfo", body)
     assert {u["UserId"] for u in got["UserList"]} == {"alice", "bob"}
@@ -237,8 +246,11 @@ async def test_call_detail_series(server: LiveServer, story: dict[str, Any]) -> 
     assert {320, 960} <= down
     assert max(p["Value"] for p in series[("alice", "", "aBit")]) > 8000  # opus audio flowed
     assert max(p["Value"] for p in series[("bob", "alice", "bigvBit")]) > 10000
-    # only a client can report capture fps: these clients reported nothing
-    assert not any(k[2] == "bigvCapFps" for k in series)
+    # only a client knows its capture and rendering rates: alice and bob reported theirs
+    caps = [p["Value"] for p in series[("alice", "", "bigvCapFps")]]
+    assert caps and 5 <= sorted(caps)[len(caps) // 2] <= 20  # ColorVideoTrack runs at 15 fps
+    decoded = [p["Value"] for p in series[("bob", "alice", "bigvDecFps")]]
+    assert decoded and max(decoded) > 5
     # SDK model
     req = models.DescribeCallDetailInfoRequest()
     req.SdkAppId, req.CommId, req.StartTime, req.EndTime = (

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .track import TrackKind
 
@@ -162,6 +163,18 @@ class TrackStats(RoomEvent):
     keyframe_requests: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClientReport(RoomEvent):
+    """Telemetry a client sent about its own call (validated by :mod:`roomcast.rtc.telemetry`):
+    ``device`` fields, getStats-style ``samples`` and device ``events``. Kept server-side."""
+
+    user_id: str
+    session_id: str
+    device: dict[str, str] = field(default_factory=dict)
+    samples: tuple[dict[str, Any], ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
+
+
 _TYPE_NAMES: dict[type[RoomEvent], str] = {
     RoomEvent: "event",
     RoomOpened: "room_opened",
@@ -177,6 +190,7 @@ _TYPE_NAMES: dict[type[RoomEvent], str] = {
     MediaBlocked: "media_blocked",
     MediaUnblocked: "media_unblocked",
     TrackStats: "track_stats",
+    ClientReport: "client_report",
 }
 
 

@@ -15,6 +15,7 @@ from .auth import Authenticator
 from .errors import AuthError, RtcError
 from .events import (
     EVENT_TYPES,
+    ClientReport,
     LeaveReason,
     ParticipantLeft,
     RoomDismissed,
@@ -24,6 +25,7 @@ from .events import (
 )
 from .participant import Participant
 from .room import RoomManager
+from .telemetry import TelemetryError, parse_report
 from .track import TrackKind
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ _CLOSE_FOR_REASON = {
 }
 
 # Events forwarded to clients; per-track stats stay server-side.
-_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats,)
+_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats, ClientReport)
 _CLIENT_EVENT_TYPES = tuple(t for t in EVENT_TYPES if not issubclass(t, _HIDDEN_EVENT_TYPES))
 
 
@@ -254,6 +256,23 @@ class _Session:
             return None
         if kind == "ping":
             return {"type": "pong"}
+        if kind == "telemetry":
+            try:
+                report = parse_report(msg)
+            except TelemetryError as exc:
+                raise ProtocolError(str(exc)) from None
+            self.manager.events.publish(
+                ClientReport(
+                    app_key=p.room.app_key,
+                    room_id=p.room.room_id,
+                    user_id=p.user_id,
+                    session_id=p.session_id,
+                    device=report["device"],
+                    samples=tuple(report["samples"]),
+                    events=tuple(report["events"]),
+                )
+            )
+            return {"type": "ok"} if msg.get("id") is not None else None  # fire and forget
         raise ProtocolError(f"unknown message type {kind!r}")
 
 

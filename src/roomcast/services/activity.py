@@ -199,7 +199,7 @@ class ActivityRecorder:
                     height=e.height,
                 )
             )
-        if not isinstance(e, ev.TrackStats | ev.RoomOpened | ev.RoomClosed):
+        if not isinstance(e, ev.TrackStats | ev.RoomOpened | ev.RoomClosed | ev.ClientReport):
             detail = {k: v for k, v in ev.event_to_dict(e).items() if k not in _COMMON}
             exists = await s.execute(select(RoomEventRow.id).where(RoomEventRow.event_id == e.event_id))
             if exists.first() is None:

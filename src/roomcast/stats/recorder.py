@@ -28,6 +28,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,10 +38,27 @@ from roomcast.log import event as log_event
 from roomcast.rtc import events as ev
 from roomcast.stats.ledger import UsageLedger
 from roomcast.stats.tiers import AUDIO, tier_of
-from roomcast.store.tables import QualityBucketRow, RoomEventRow, TaskRow, utcnow
+from roomcast.store.tables import (
+    ClientInfoRow,
+    ClientSampleRow,
+    QualityBucketRow,
+    RoomEventRow,
+    TaskRow,
+    utcnow,
+)
 
 log = logging.getLogger("roomcast.stats")
 
+CLIENT_FIELDS = (
+    "capture_fps",
+    "send_fps",
+    "decode_fps",
+    "audio_stall_ms",
+    "video_stall_ms",
+    "app_cpu",
+    "sys_cpu",
+    "rtt_ms",
+)
 FREEZE_FPS = 5.0
 FREEZE_LOSS = 0.10
 HIGH_RTT_MS = 400.0
@@ -123,6 +141,8 @@ class StatsRecorder:
         self._state = _State()
         self._quality: dict[_QKey, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
         self._events: list[RoomEventRow] = []
+        self._client_samples: list[ClientSampleRow] = []
+        self._infos: dict[str, dict[str, str]] = {}
         self._sub: ev.EventSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -140,6 +160,7 @@ class StatsRecorder:
                 ev.TrackUnmuted,
                 ev.MediaBlocked,
                 ev.MediaUnblocked,
+                ev.ClientReport,
             ),
         )
         self._task = asyncio.create_task(self._run(self._sub), name="stats-recorder")
@@ -207,6 +228,8 @@ class StatsRecorder:
             st.blocked.difference_update((e.app_key, e.room_id, e.user_id, m.value) for m in e.media)
         elif isinstance(e, ev.TrackStats):
             self._sample(e, at)
+        elif isinstance(e, ev.ClientReport):
+            self._client(e)
 
     def _sample(self, e: ev.TrackStats, at: datetime) -> None:
         st = self._state
@@ -275,7 +298,7 @@ class StatsRecorder:
                 if e.rtt_ms >= HIGH_RTT_MS:
                     c["rtt_high"] += 1
 
-    def _event(self, e: ev.RoomEvent, user_id: str, type_: str, at: datetime, **detail: object) -> None:
+    def _event(self, e: ev.RoomEvent, user_id: str, type_: str, at: datetime, **detail: Any) -> None:
         self._events.append(
             RoomEventRow(
                 event_id=uuid.uuid4().hex,
@@ -287,6 +310,26 @@ class StatsRecorder:
                 at=at,
             )
         )
+
+    def _client(self, e: ev.ClientReport) -> None:
+        """Keep what a client reported: device fields, samples, device events."""
+        if e.device:
+            self._infos.setdefault(e.session_id, {}).update(e.device)
+        for smp in e.samples:
+            self._client_samples.append(
+                ClientSampleRow(
+                    app_key=e.app_key,
+                    room_id=e.room_id,
+                    user_id=e.user_id,
+                    peer_id=str(smp.get("peer") or ""),
+                    at=_ts(float(smp["at"])),
+                    **{k: smp.get(k) for k in CLIENT_FIELDS},
+                )
+            )
+        for item in e.events:
+            self._event(
+                e, e.user_id, "client_event", _ts(float(item["at"])), name=item["name"], value=item["value"]
+            )
 
     def _silenced(self, e: ev.TrackStats) -> bool:
         st = self._state
@@ -351,9 +394,22 @@ class StatsRecorder:
             log.exception("stats.recordings_failed")
         quality, self._quality = self._quality, defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
         events, self._events = self._events, []
+        client, self._client_samples = self._client_samples, []
+        infos, self._infos = self._infos, {}
         try:
             async with self._sessions.begin() as s:
                 s.add_all(events)
+                s.add_all(client)
+                for session_id, fields in infos.items():
+                    info = (
+                        await s.execute(select(ClientInfoRow).where(ClientInfoRow.session_id == session_id))
+                    ).scalar_one_or_none()
+                    if info is None:
+                        s.add(ClientInfoRow(session_id=session_id, updated_at=now, **fields))
+                    else:
+                        for k, v in fields.items():
+                            setattr(info, k, v)
+                        info.updated_at = now
                 for (app, room, span, start), counts in quality.items():
                     row = (
                         await s.execute(
