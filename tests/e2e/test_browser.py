@@ -312,3 +312,49 @@ def test_refused_token_is_explained(
     assert state(page)["phase"] == "idle"
     assert page.locator("#join-panel").is_visible()
     assert page.get_by_role("alert").is_visible()
+
+
+def test_browser_reports_telemetry(
+    server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]
+) -> None:
+    """The page reports what only a browser knows; the statistics APIs then serve it."""
+    console: list[str] = []
+    app_id = str(tenant.app.sdk_app_id)
+    erin = open_page(chromium, pages, server, console)
+    join_with_dev_token(erin, app_id, "4321", "erin")
+    frank = open_page(chromium, pages, server, console)
+    join_with_dev_token(frank, app_id, "4321", "frank")
+    wait_for("frank decodes erin", partial(decoded, frank, "erin/camera", 10))
+    wait_for("two reports from frank", lambda: state(frank)["telemetrySent"] >= 2, limit=30)
+    sdk = trtc(server, tenant)
+    now = int(time.time())
+
+    def described() -> dict[str, Any] | None:
+        rooms = sdk.call_json(
+            "DescribeRoomInfo",
+            {"SdkAppId": tenant.app.sdk_app_id, "StartTime": now - 300, "EndTime": now + 60},
+        )["Response"]["RoomList"]
+        comm = next(r["CommId"] for r in rooms if r["RoomString"] == "4321")
+        body = {
+            "SdkAppId": tenant.app.sdk_app_id,
+            "CommId": comm,
+            "StartTime": now - 300,
+            "EndTime": int(time.time()),
+            "UserIds": ["erin", "frank"],
+            "DataType": ["bigvCapFps", "bigvDecFps"],
+        }
+        got: dict[str, Any] = sdk.call_json("DescribeCallDetailInfo", body)["Response"]
+        users = {u["UserId"]: u for u in got["UserList"]}
+        kinds = {(d["UserId"], d["PeerId"], d["DataType"]) for d in got["Data"]}
+        if users.get("frank", {}).get("SdkVersion") and ("frank", "erin", "bigvDecFps") in kinds:
+            return got
+        return None
+
+    got = wait_for("the browser's telemetry in the statistics", described, limit=30)
+    frank_info = next(u for u in got["UserList"] if u["UserId"] == "frank")
+    assert frank_info["SdkVersion"] == "roomcast-web/1" and frank_info["DeviceType"] == "pc"
+    rates = next(
+        d for d in got["Data"] if (d["UserId"], d["PeerId"], d["DataType"]) == ("frank", "erin", "bigvDecFps")
+    )
+    assert max(p["Value"] for p in rates["Content"]) > 0
+    assert not [line for line in console if line.startswith(("error", "pageerror"))], console
