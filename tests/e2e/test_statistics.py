@@ -35,7 +35,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
-from roomcast.rtc.client import RoomClient
+from roomcast.rtc.client import ClientError, RoomClient
 from roomcast.rtc.testing import ColorVideoTrack, ToneAudioTrack
 from roomcast.rtc.track import TrackKind
 from roomcast.services.join_tokens import issue_usersig
@@ -56,6 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         empty_room_grace_s=0.5,
         stats_interval_s=0.5,
         stats_flush_s=0.5,
+        max_participants_per_room=4,
     ) as srv:
         yield srv
 
@@ -131,6 +132,11 @@ def story(server: LiveServer) -> dict[str, Any]:
         await dave.connect()
         await dave.publish({TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: ColorVideoTrack()})
         lossy(dave, 0.5)
+        eve = member(server, tenant, "eve")
+        with pytest.raises(ClientError) as refused:  # the room is full: a refused join
+            await eve.connect()
+        assert refused.value.code == "room_full"
+        await eve.close()
         await bob.wait_frames("alice/camera", 10)
         await asyncio.sleep(6)
         cam.width, cam.height = 960, 540  # alice changes resolution; bob now receives HD
@@ -340,6 +346,10 @@ async def test_dashboards(server: LiveServer, story: dict[str, Any]) -> None:
         {"SdkAppId": str(app), "StartTime": day, "EndTime": day, "Period": "h"},
     )
     assert len(mq["Data"]["Series"][0]["Values"]) == 24
+    hours = [v["RowValue"] for v in mq["Data"]["Series"][0]["Values"] if v["RowValue"][4]]
+    # 5 attempts, 4 entries (each within 5 s of connecting): 80 % and 80 %
+    if len(hours) == 1:  # (unless the story straddled an hour)
+        assert hours[0][4:] == [80, 80], hours
     scale = await api(
         sdk, "DescribeScaleInfo", {"SdkAppId": app, "StartTime": int(t0) - 60, "EndTime": int(time.time())}
     )

@@ -78,6 +78,16 @@ class ParticipantJoined(RoomEvent):
     hidden: bool = False
     ip: str | None = None
     user_agent: str | None = None
+    join_ms: float | None = None
+    """From the client's signalling connection to its entry (None: not measured, e.g. WHIP)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinRefused(RoomEvent):
+    """An authenticated client could not enter the room (full, closed, too many rooms)."""
+
+    user_id: str
+    code: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +191,7 @@ _TYPE_NAMES: dict[type[RoomEvent], str] = {
     RoomClosed: "room_closed",
     RoomDismissed: "room_dismissed",
     ParticipantJoined: "participant_joined",
+    JoinRefused: "join_refused",
     ParticipantLeft: "participant_left",
     ParticipantRemoved: "participant_removed",
     TrackPublished: "track_published",

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -16,6 +17,7 @@ from .errors import AuthError, RtcError
 from .events import (
     EVENT_TYPES,
     ClientReport,
+    JoinRefused,
     LeaveReason,
     ParticipantLeft,
     RoomDismissed,
@@ -47,7 +49,7 @@ _CLOSE_FOR_REASON = {
 }
 
 # Events forwarded to clients; per-track stats stay server-side.
-_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats, ClientReport)
+_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats, ClientReport, JoinRefused)
 _CLIENT_EVENT_TYPES = tuple(t for t in EVENT_TYPES if not issubclass(t, _HIDDEN_EVENT_TYPES))
 
 
@@ -73,6 +75,7 @@ def create_signalling_router(
 class _Session:
     def __init__(self, ws: WebSocket, manager: RoomManager, authenticator: Authenticator) -> None:
         self.ws = ws
+        self._connected_at = time.time()
         self.manager = manager
         self.auth = authenticator
         self.participant: Participant | None = None
@@ -148,8 +151,21 @@ class _Session:
             identity,
             client_ip=client.host if client else None,
             user_agent=str(msg.get("sdk") or self.ws.headers.get("user-agent") or "")[:256] or None,
+            join_started=self._connected_at,
         )
-        p = await self.manager.join(identity)
+        try:
+            p = await self.manager.join(identity)
+        except RtcError as exc:
+            if not identity.hidden:
+                self.manager.events.publish(
+                    JoinRefused(
+                        app_key=identity.app_key,
+                        room_id=identity.room_id,
+                        user_id=identity.user_id,
+                        code=exc.code,
+                    )
+                )
+            raise
         p.signal = self.send
         p.auto_subscribe = bool(msg.get("auto_subscribe", False))
         self.participant = p

@@ -549,6 +549,8 @@ class StatsQueries:
             "up_audio_samples",
             "up_audio_bad",
             "joins",
+            "joins_ok",
+            "joins_timed",
             "joins_fast",
         ]
         table = QualityBucketRow.__table__.c

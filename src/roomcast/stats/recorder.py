@@ -17,6 +17,8 @@ each participant receives, each published track's resolution. Every ``flush_s`` 
 A downstream video sample counts as frozen when fewer than :data:`FREEZE_FPS` frames per second
 reached the subscriber or :data:`FREEZE_LOSS` or more of its packets were lost; audio when the
 loss is at or above :data:`FREEZE_LOSS`. A sample's RTT is high from :data:`HIGH_RTT_MS` ms.
+A join attempt is an entry or a refusal after authentication (room full or closed); an entry
+is fast when it took at most :data:`FAST_JOIN_MS` from the client's signalling connection.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ CLIENT_FIELDS = (
     "sys_cpu",
     "rtt_ms",
 )
+FAST_JOIN_MS = 5000.0
 FREEZE_FPS = 5.0
 FREEZE_LOSS = 0.10
 HIGH_RTT_MS = 400.0
@@ -78,6 +81,8 @@ _COUNTS = (
     "up_audio_samples",
     "up_audio_bad",
     "joins",
+    "joins_ok",
+    "joins_timed",
     "joins_fast",
 )
 
@@ -161,6 +166,7 @@ class StatsRecorder:
                 ev.MediaBlocked,
                 ev.MediaUnblocked,
                 ev.ClientReport,
+                ev.JoinRefused,
             ),
         )
         self._task = asyncio.create_task(self._run(self._sub), name="stats-recorder")
@@ -201,7 +207,17 @@ class StatsRecorder:
             st.presence[e.session_id] = _Presence(e.app_key, e.room_id, e.user_id, at)
             st.by_user[(e.app_key, e.room_id, e.user_id)] = e.session_id
             for span, step in QUALITY_SPANS:
-                self._quality[(e.app_key, e.room_id, span, _floor(at, step))]["joins"] += 1
+                c = self._quality[(e.app_key, e.room_id, span, _floor(at, step))]
+                c["joins"] += 1
+                c["joins_ok"] += 1
+                if e.join_ms is not None:
+                    c["joins_timed"] += 1
+                    c["joins_fast"] += int(e.join_ms <= FAST_JOIN_MS)
+        elif isinstance(e, ev.JoinRefused):
+            for span, step in QUALITY_SPANS:
+                c = self._quality[(e.app_key, e.room_id, span, _floor(at, step))]
+                c["joins"] += 1
+                c["joins_timed"] += 1
         elif isinstance(e, ev.ParticipantLeft):
             p = st.presence.pop(e.session_id, None)
             if p is not None:

@@ -418,7 +418,9 @@ class UsageBucketRow(Base):
 
 class QualityBucketRow(Base):
     """Counts of downstream quality samples per app and room in 10 s (span "t") or hour ("h")
-    buckets: how many were frozen, had a high RTT; and joins. Rates are ratios of these counts."""
+    buckets: how many were frozen, had a high RTT; and join attempts (``joins``), how many entered
+    (``joins_ok``), how many were timed from the signalling connection (``joins_timed``) and
+    entered within 5 s (``joins_fast``). Rates are ratios of these counts."""
 
     __tablename__ = "quality_buckets"
     __table_args__ = (Index("ix_quality_buckets_q", "app_key", "span", "start"),)
@@ -439,6 +441,8 @@ class QualityBucketRow(Base):
     up_audio_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     up_audio_bad: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins_ok: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins_timed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins_fast: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 

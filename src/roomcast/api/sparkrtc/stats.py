@@ -192,9 +192,10 @@ _QUALITY: dict[str, tuple[str, str, bool]] = {
 
 
 def _quality_value(metric: str, c: dict[str, int]) -> float | None:
-    if metric in ("JoinSuccessRate", "JoinSuccess5SecsRate"):
-        # every join the server sees succeeds; refused joins are not counted yet (see the docs)
-        return 1.0 if c.get("joins", 0) else None
+    if metric == "JoinSuccessRate":
+        return _rate(c.get("joins_ok", 0), c["joins"]) if c.get("joins") else None
+    if metric == "JoinSuccess5SecsRate":
+        return _rate(c.get("joins_fast", 0), c["joins_timed"]) if c.get("joins_timed") else None
     bad, total, good = _QUALITY[metric]
     if not c.get(total, 0):
         return None

@@ -290,7 +290,8 @@ def _int(v: object, default: int = -1) -> int:
 def event_messages(e: EventRecord, first_join: bool) -> tuple[str | None, list[dict[str, Any]]]:
     """(peer the events are about, None: the user itself; EventMessage items) of one stored event.
 
-    Server-observed: enter/exit (32788/32789, SDK 7000/7001 with the exit cause), signalling
+    Server-observed: enter/exit (32788/32789, SDK 7000/7001 with the exit cause), refused entry
+    (5003 with 0), signalling
     connected (32791), publish, unpublish, mute and unmute (32768-32775), subscriptions
     (32776-32779), a published video's resolution (4003). Client-reported: network type (1003),
     foreground (2001), microphone (3001), camera (4001/4002), capture resolution (4007), video
@@ -303,6 +304,8 @@ def event_messages(e: EventRecord, first_join: bool) -> tuple[str | None, list[d
     t = e.type
     if t == "participant_joined":
         return None, [_msg(e, 32791), _msg(e, 32788), _msg(e, 7000, 0 if first_join else 1)]
+    if t == "join_refused":
+        return None, [_msg(e, 5003, 0)]
     if t == "participant_left":
         return None, [_msg(e, 32789), _msg(e, 7001, _LEFT.get(str(d.get("reason")), 0))]
     if t == "track_published":
@@ -551,15 +554,14 @@ async def market_quality(ctx: ActionContext, p: MarketParams) -> dict[str, Any]:
             if lo <= at < hi:
                 for k, v in counts.items():
                     c[k] = c.get(k, 0) + v
-        joins = c.get("joins", 0)
         rows.append(
             [
                 int(lo.timestamp()),
                 _rate(c.get("video_frozen", 0), c.get("video_samples", 0)),
                 _rate(c.get("audio_frozen", 0), c.get("audio_samples", 0)),
                 _rate(c.get("rtt_high", 0), c.get("rtt_samples", 0)),
-                100 if joins else 0,
-                100 if joins else 0,
+                _rate(c.get("joins_ok", 0), c.get("joins", 0)),
+                _rate(c.get("joins_fast", 0), c.get("joins_timed", 0)),
             ]
         )
     return _result(

@@ -51,6 +51,8 @@ def upgrade() -> None:
         "up_audio_samples",
         "up_audio_bad",
         "joins",
+        "joins_ok",
+        "joins_timed",
         "joins_fast",
     ]
     op.create_table(
