@@ -62,6 +62,67 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
     "DismissRoomByStrRoomId": {"SdkAppId": 1400000001, "RoomId": "demo"},
     "SetUserBlocked": {"SdkAppId": 1400000001, "RoomId": 8888, "UserId": "bob", "IsMute": 1},
     "SetUserBlockedByStrRoomId": {"SdkAppId": 1400000001, "StrRoomId": "demo", "UserId": "bob", "IsMute": 1},
+    # statistics (issue 15)
+    "DescribeRoomInfo": {
+        "SdkAppId": 1400000001,
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+        "PageSize": 10,
+    },
+    "DescribeUserInfo": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+    },
+    "DescribeUserEvent": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "RoomId": "8888",
+        "UserId": "bob",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+    },
+    "DescribeCallDetailInfo": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+        "UserIds": ["bob"],
+        "DataType": ["bigvBit", "bigvWidth", "aLoss"],
+    },
+    "DescribeScaleInfo": {"SdkAppId": 1400000001, "StartTime": 1767225600, "EndTime": 1767830400},
+    "DescribeTRTCRealTimeScaleData": {
+        "SdkAppId": "1400000001",
+        "StartTime": 1767225600,
+        "EndTime": 1767227400,
+    },
+    "DescribeTRTCRealTimeQualityData": {
+        "SdkAppId": "1400000001",
+        "StartTime": 1767225600,
+        "EndTime": 1767227400,
+    },
+    "DescribeTRTCMarketScaleData": {
+        "SdkAppId": "1400000001",
+        "StartTime": "2026-01-01",
+        "EndTime": "2026-01-07",
+        "Period": "d",
+    },
+    "DescribeTRTCMarketQualityData": {
+        "SdkAppId": "1400000001",
+        "StartTime": "2026-01-01",
+        "EndTime": "2026-01-01",
+        "Period": "h",
+    },
+    "DescribeTrtcUsage": {"SdkAppId": 1400000001, "StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeRecordingUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-01", "MixType": "multi"},
+    "DescribeMixTranscodingUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeRelayUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeTrtcRoomUsage": {
+        "SdkAppid": 1400000001,
+        "StartTime": "2026-01-01 00:00",
+        "EndTime": "2026-01-01 10:00",
+    },
 }
 
 JOYY_EXAMPLES: dict[str, dict[str, Any]] = {
