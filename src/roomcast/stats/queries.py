@@ -10,10 +10,11 @@ decimal number below 2^32, else the CRC-32 of its UTF-8 bytes.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -500,37 +501,59 @@ class StatsQueries:
         if len(edges) < 2:
             return []
         users, rooms = await self._spans(app_key, edges[0], edges[-1], room_id)
-        out: list[ScalePoint] = []
-        for lo, hi in itertools.pairwise(edges):
-            us = [(room, user, a, b) for room, user, a, b in users if a < hi and b >= lo]
-            rs = [(a, b) for _, a, b in rooms if a < hi and b >= lo]
-            out.append(
-                ScalePoint(
-                    at=lo,
-                    users=len({(r if distinct_per_room else "", u) for r, u, _, _ in us}),
-                    rooms=len(rs),
-                    entries=sum(1 for _, _, a, _ in us if lo <= a < hi),
-                    peak_users=_peak([(a, b) for _, _, a, b in us], lo, hi),
-                    peak_rooms=_peak(rs, lo, hi),
-                )
+        n = len(edges) - 1
+
+        def buckets(a: datetime, b: datetime) -> range:
+            """Buckets ``i`` the span overlaps: ``a < edges[i+1]`` and ``b >= edges[i]``."""
+            first = max(0, bisect.bisect_right(edges, a) - 1)
+            last = min(n - 1, bisect.bisect_right(edges, b) - 1)
+            return range(first, last + 1)
+
+        who: list[set[tuple[str, str]]] = [set() for _ in range(n)]
+        entries = [0] * n
+        user_spans: list[list[tuple[datetime, datetime]]] = [[] for _ in range(n)]
+        room_spans: list[list[tuple[datetime, datetime]]] = [[] for _ in range(n)]
+        for room, user, a, b in users:
+            for i in buckets(a, b):
+                who[i].add((room if distinct_per_room else "", user))
+                user_spans[i].append((a, b))
+                if edges[i] <= a < edges[i + 1]:
+                    entries[i] += 1
+        for _, a, b in rooms:
+            for i in buckets(a, b):
+                room_spans[i].append((a, b))
+        return [
+            ScalePoint(
+                at=edges[i],
+                users=len(who[i]),
+                rooms=len(room_spans[i]),
+                entries=entries[i],
+                peak_users=_peak(user_spans[i], edges[i], edges[i + 1]),
+                peak_rooms=_peak(room_spans[i], edges[i], edges[i + 1]),
             )
-        return out
+            for i in range(n)
+        ]
 
     async def present(
         self, app_key: str, points: Sequence[datetime], *, room_id: str | None = None
     ) -> list[ScalePoint]:
-        """Users and calls present at each instant of ``points``."""
+        """Users and calls present at each instant of ``points`` (ascending)."""
         if not points:
             return []
         users, rooms = await self._spans(app_key, points[0], points[-1] + timedelta(microseconds=1), room_id)
-        return [
-            ScalePoint(
-                at=t,
-                users=sum(1 for _, _, a, b in users if a <= t < b),
-                rooms=sum(1 for _, a, b in rooms if a <= t < b),
-            )
-            for t in points
-        ]
+
+        def counts(spans: Iterable[tuple[datetime, datetime]]) -> list[int]:
+            diff = [0] * (len(points) + 1)
+            for a, b in spans:
+                lo, hi = bisect.bisect_left(points, a), bisect.bisect_left(points, b)
+                if lo < hi:
+                    diff[lo] += 1
+                    diff[hi] -= 1
+            return list(itertools.accumulate(diff[:-1]))
+
+        u = counts((a, b) for _, _, a, b in users)
+        r = counts((a, b) for _, a, b in rooms)
+        return [ScalePoint(at=t, users=u[i], rooms=r[i]) for i, t in enumerate(points)]
 
     # -- quality buckets ---------------------------------------------------------------------------------
     async def quality(
