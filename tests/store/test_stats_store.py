@@ -98,7 +98,11 @@ async def test_usage_quality_and_events_from_room_events(db: Database) -> None:
     now = datetime.now(UTC)
     lo = now - timedelta(hours=2)
     for span in (MINUTE, HOUR):
-        rows = await ledger.read([APP], "rtc", span, lo.replace(minute=0), now + timedelta(minutes=1))
+        window = (lo.replace(minute=0), now + timedelta(minutes=1))
+        rows = await ledger.read([APP], "rtc", span, *window, per_room=True)
+        app_rows = await ledger.read([APP], "rtc", span, *window)
+        assert {r.room_id for r in app_rows} == {""}
+        assert abs(sum(r.seconds for r in app_rows) - sum(r.seconds for r in rows)) < 1e-6
         by_tier: dict[str, float] = {}
         for r in rows:
             assert r.room_id == ROOM

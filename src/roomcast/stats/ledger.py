@@ -37,6 +37,9 @@ log = logging.getLogger("roomcast.stats.ledger")
 PRODUCTS = ("rtc", "record_single", "record_mixed", "transcode", "relay", "ingest")
 MINUTE = "m"
 HOUR = "h"
+APP_SPANS = {MINUTE: "M", HOUR: "H"}
+"""Spans of the app-wide rows (``room_id`` ""), kept beside the per-room ones so that app-wide
+queries read one row per bucket and tier whatever the number of rooms."""
 
 _Key = tuple[str, str, str, str, str, datetime]  # app, room, product, span, tier, start
 
@@ -86,6 +89,7 @@ class UsageLedger:
         for span in (MINUTE, HOUR):
             for bucket, seconds in split(start, end, span):
                 self._pending[(app_key, room_id, product, span, tier, bucket)] += seconds
+                self._pending[(app_key, "", product, APP_SPANS[span], tier, bucket)] += seconds
 
     @property
     def pending(self) -> int:
@@ -137,9 +141,19 @@ class UsageLedger:
                 event(log, "usage.dropped", level=logging.WARNING, buckets=len(batch))
 
     async def read(
-        self, app_keys: list[str], product: str, span: str, start: datetime, end: datetime
+        self,
+        app_keys: list[str],
+        product: str,
+        span: str,
+        start: datetime,
+        end: datetime,
+        *,
+        per_room: bool = False,
     ) -> list[UsageRow]:
-        """Bucket sums of ``product`` with ``start <= bucket < end``, per bucket, room and tier."""
+        """Bucket sums of ``product`` with ``start <= bucket < end``, per bucket and tier (and
+        room if ``per_room``; else ``room_id`` is "")."""
+        if not per_room:
+            span = APP_SPANS[span]
         q = (
             select(
                 UsageBucketRow.start,
@@ -162,3 +176,15 @@ class UsageLedger:
             UsageRow(b.astimezone(UTC) if b.tzinfo else b.replace(tzinfo=UTC), r, t, float(v))
             for b, r, t, v in rows
         ]
+
+    async def per_room(self, app_key: str, product: str, start: datetime, end: datetime) -> list[UsageRow]:
+        """Seconds per room and tier in ``[start, end)`` (minute precision): whole hours from the
+        hour rows, the ragged ends from the minute rows."""
+        lo = _floor(start, HOUR) + (timedelta(hours=1) if start != _floor(start, HOUR) else timedelta())
+        hi = _floor(end, HOUR)
+        if hi <= lo:
+            return await self.read([app_key], product, MINUTE, start, end, per_room=True)
+        parts = await self.read([app_key], product, HOUR, lo, hi, per_room=True)
+        parts += await self.read([app_key], product, MINUTE, start, lo, per_room=True)
+        parts += await self.read([app_key], product, MINUTE, hi, end, per_room=True)
+        return parts

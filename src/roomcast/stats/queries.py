@@ -34,6 +34,22 @@ from roomcast.store.tables import (
 )
 
 _ROOM_NUM_MAX = 2**32
+QUALITY_COUNTS: tuple[str, ...] = (
+    "video_samples",
+    "video_frozen",
+    "audio_samples",
+    "audio_frozen",
+    "rtt_samples",
+    "rtt_high",
+    "up_video_samples",
+    "up_video_bad",
+    "up_audio_samples",
+    "up_audio_bad",
+    "joins",
+    "joins_ok",
+    "joins_timed",
+    "joins_fast",
+)
 
 
 def room_number(room_id: str) -> int:
@@ -389,71 +405,36 @@ class StatsQueries:
         self, app_key: str, room_id: str, user_id: str, lo: datetime, hi: datetime
     ) -> list[Sample]:
         """The user's upstream samples (peer "") and downstream ones (peer: the publisher), from
-        the server and from the client, in ``[lo, hi]``, oldest first."""
+        the server and from the client, in ``[lo, hi]``, oldest first. Core rows, only the
+        columns served: an hour of a six-person room is tens of thousands of them."""
+        t = TrackSampleRow.__table__.c
+        values = (t.bitrate_bps, t.fraction_lost, t.fps, t.width, t.height, t.jitter_ms, t.rtt_ms)
+        names = ("bitrate_bps", "fraction_lost", "fps", "width", "height", "jitter_ms", "rtt_ms")
+        base = (t.app_key == app_key, t.room_id == room_id, t.at >= lo, t.at <= hi)
+        c = ClientSampleRow.__table__.c
+        client_names = CLIENT_VALUES
         out: list[Sample] = []
-        base = (
-            TrackSampleRow.app_key == app_key,
-            TrackSampleRow.room_id == room_id,
-            TrackSampleRow.at >= lo,
-            TrackSampleRow.at <= hi,
-        )
         async with self._sessions() as s:
-            up = await s.execute(
-                select(TrackSampleRow).where(
-                    *base, TrackSampleRow.user_id == user_id, TrackSampleRow.direction == "in"
+            conn = await s.connection()
+            up = await conn.execute(
+                select(t.at, t.kind, *values).where(*base, t.user_id == user_id, t.direction == "in")
+            )
+            for at, kind, *vals in up.all():
+                out.append(Sample(_aware(at), "", _media(kind), "server", _values(names, vals)))
+            down = await conn.execute(
+                select(t.at, t.kind, t.user_id, *values).where(
+                    *base, t.subscriber_id == user_id, t.direction == "out"
                 )
             )
-            down = await s.execute(
-                select(TrackSampleRow).where(
-                    *base, TrackSampleRow.subscriber_id == user_id, TrackSampleRow.direction == "out"
+            for at, kind, peer, *vals in down.all():
+                out.append(Sample(_aware(at), peer, _media(kind), "server", _values(names, vals)))
+            client = await conn.execute(
+                select(c.at, c.peer_id, *[c[n] for n in client_names]).where(
+                    c.app_key == app_key, c.room_id == room_id, c.user_id == user_id, c.at >= lo, c.at <= hi
                 )
             )
-            for r in [*up.scalars(), *down.scalars()]:
-                out.append(
-                    Sample(
-                        at=_aware(r.at),
-                        peer="" if r.direction == "in" else r.user_id,
-                        kind="audio" if r.kind == "audio" else "video",
-                        source="server",
-                        values={
-                            "bitrate_bps": r.bitrate_bps,
-                            "fraction_lost": r.fraction_lost,
-                            "fps": r.fps,
-                            "width": float(r.width) if r.width is not None else None,
-                            "height": float(r.height) if r.height is not None else None,
-                            "jitter_ms": r.jitter_ms,
-                            "rtt_ms": r.rtt_ms,
-                        },
-                    )
-                )
-            client = await s.execute(
-                select(ClientSampleRow).where(
-                    ClientSampleRow.app_key == app_key,
-                    ClientSampleRow.room_id == room_id,
-                    ClientSampleRow.user_id == user_id,
-                    ClientSampleRow.at >= lo,
-                    ClientSampleRow.at <= hi,
-                )
-            )
-            for c in client.scalars():
-                out.append(
-                    Sample(
-                        at=_aware(c.at),
-                        peer=c.peer_id,
-                        kind="client",
-                        source="client",
-                        values={
-                            "capture_fps": c.capture_fps,
-                            "send_fps": c.send_fps,
-                            "decode_fps": c.decode_fps,
-                            "audio_stall_ms": c.audio_stall_ms,
-                            "video_stall_ms": c.video_stall_ms,
-                            "app_cpu": c.app_cpu,
-                            "sys_cpu": c.sys_cpu,
-                            "rtt_ms": c.rtt_ms,
-                        },
-                    )
-                )
+            for at, peer, *vals in client.all():
+                out.append(Sample(_aware(at), peer, "client", "client", _values(client_names, vals)))
         out.sort(key=lambda x: x.at)
         return out
 
@@ -557,41 +538,68 @@ class StatsQueries:
 
     # -- quality buckets ---------------------------------------------------------------------------------
     async def quality(
-        self, app_key: str, span: str, start: datetime, end: datetime, *, room_id: str | None = None
+        self,
+        app_key: str,
+        span: str,
+        start: datetime,
+        end: datetime,
+        *,
+        room_id: str | None = None,
+        columns: Sequence[str] = QUALITY_COUNTS,
     ) -> dict[datetime, dict[str, int]]:
-        """Summed quality counts per bucket start in ``[start, end)`` (span "t": 10 s, "h": hour)."""
-        cols = [
-            "video_samples",
-            "video_frozen",
-            "audio_samples",
-            "audio_frozen",
-            "rtt_samples",
-            "rtt_high",
-            "up_video_samples",
-            "up_video_bad",
-            "up_audio_samples",
-            "up_audio_bad",
-            "joins",
-            "joins_ok",
-            "joins_timed",
-            "joins_fast",
-        ]
+        """Summed quality counts (``columns``) per bucket start in ``[start, end)`` (span "t":
+        10 s, "h": hour), of one room or (from the app-wide rows) of the whole app."""
+        if room_id is None:
+            span = span.upper()
         table = QualityBucketRow.__table__.c
         q = (
-            select(QualityBucketRow.start, *[func.sum(table[c]) for c in cols])
+            select(table.start, *[func.sum(table[c]) for c in columns])
             .where(
-                QualityBucketRow.app_key == app_key,
-                QualityBucketRow.span == span,
-                QualityBucketRow.start >= start,
-                QualityBucketRow.start < end,
+                table.app_key == app_key,
+                table.span == span,
+                table.start >= start,
+                table.start < end,
             )
-            .group_by(QualityBucketRow.start)
+            .group_by(table.start)
         )
         if room_id is not None:
-            q = q.where(QualityBucketRow.room_id == room_id)
+            q = q.where(table.room_id == room_id)
         async with self._sessions() as s:
-            rows = (await s.execute(q)).all()
-        return {_aware(r[0]): {c: int(v or 0) for c, v in zip(cols, r[1:], strict=True)} for r in rows}
+            conn = await s.connection()  # Core rows: no ORM loading for thousands of buckets
+            rows = (await conn.execute(q)).all()
+        return {_aware(r[0]): {c: int(v or 0) for c, v in zip(columns, r[1:], strict=True)} for r in rows}
+
+
+def regroup(buckets: dict[datetime, dict[str, int]], edges: Sequence[datetime]) -> list[dict[str, int]]:
+    """Counts summed into ``[edges[i], edges[i+1])`` (edges ascending), in one pass."""
+    out: list[dict[str, int]] = [{} for _ in range(max(0, len(edges) - 1))]
+    for at, counts in buckets.items():
+        i = bisect.bisect_right(edges, at) - 1
+        if 0 <= i < len(out):
+            target = out[i]
+            for k, v in counts.items():
+                target[k] = target.get(k, 0) + v
+    return out
+
+
+CLIENT_VALUES: tuple[str, ...] = (
+    "capture_fps",
+    "send_fps",
+    "decode_fps",
+    "audio_stall_ms",
+    "video_stall_ms",
+    "app_cpu",
+    "sys_cpu",
+    "rtt_ms",
+)
+
+
+def _media(kind: str) -> str:
+    return "audio" if kind == "audio" else "video"
+
+
+def _values(names: Sequence[str], values: Sequence[Any]) -> dict[str, float | None]:
+    return {n: float(v) if v is not None else None for n, v in zip(names, values, strict=True)}
 
 
 def _detail(text: str) -> dict[str, Any]:

@@ -409,6 +409,10 @@ class StatsRecorder:
         except Exception:
             log.exception("stats.recordings_failed")
         quality, self._quality = self._quality, defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
+        for (app, _room, span, start), counts in list(quality.items()):
+            total = quality[(app, "", span.upper(), start)]  # the app-wide row of the bucket
+            for name, n in counts.items():
+                total[name] += n
         events, self._events = self._events, []
         client, self._client_samples = self._client_samples, []
         infos, self._infos = self._infos, {}
@@ -423,8 +427,8 @@ class StatsRecorder:
                     if info is None:
                         s.add(ClientInfoRow(session_id=session_id, updated_at=now, **fields))
                     else:
-                        for k, v in fields.items():
-                            setattr(info, k, v)
+                        for field_name, value in fields.items():
+                            setattr(info, field_name, value)
                         info.updated_at = now
                 for (app, room, span, start), counts in quality.items():
                     row = (

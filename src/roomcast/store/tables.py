@@ -399,8 +399,9 @@ class UsageBucketRow(Base):
 
     Written as use happens (each node adds to its own rows; several rows for one key are summed),
     so usage queries read buckets, never sessions or samples. ``room_id`` is "" for use that
-    belongs to no room. Products: ``rtc`` (presence), ``record_single``, ``record_mixed``,
-    ``transcode``, ``relay``, ``ingest``; see :mod:`roomcast.stats.ledger`.
+    belongs to no room; spans "M" and "H" hold the app-wide sums (``room_id`` ""). Products:
+    ``rtc`` (presence), ``record_single``, ``record_mixed``, ``transcode``, ``relay``, ``ingest``;
+    see :mod:`roomcast.stats.ledger`.
     """
 
     __tablename__ = "usage_buckets"
@@ -420,7 +421,8 @@ class QualityBucketRow(Base):
     """Counts of downstream quality samples per app and room in 10 s (span "t") or hour ("h")
     buckets: how many were frozen, had a high RTT; and join attempts (``joins``), how many entered
     (``joins_ok``), how many were timed from the signalling connection (``joins_timed``) and
-    entered within 5 s (``joins_fast``). Rates are ratios of these counts."""
+    entered within 5 s (``joins_fast``). Rates are ratios of these counts. Spans "T" and "H"
+    hold the app-wide sums (``room_id`` "")."""
 
     __tablename__ = "quality_buckets"
     __table_args__ = (Index("ix_quality_buckets_q", "app_key", "span", "start"),)

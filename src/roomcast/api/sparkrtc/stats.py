@@ -23,7 +23,7 @@ from roomcast.api.sparkrtc.gateway import SparkCaller, SparkRoute, authenticate
 from roomcast.domain.tenancy import App
 from roomcast.runtime import Runtime
 from roomcast.stats.ledger import HOUR, UsageLedger
-from roomcast.stats.queries import Sample, StatsQueries
+from roomcast.stats.queries import Sample, StatsQueries, regroup
 
 DAY = timedelta(days=1)
 MAX_LIMIT = 100
@@ -201,15 +201,6 @@ def _quality_value(metric: str, c: dict[str, int]) -> float | None:
         return None
     rate = _rate(c.get(bad, 0), c[total])
     return round(1 - rate, 4) if good else rate
-
-
-def _sum_counts(buckets: dict[datetime, dict[str, int]], lo: datetime, hi: datetime) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for at, counts in buckets.items():
-        if lo <= at < hi:
-            for k, v in counts.items():
-                out[k] += v
-    return out
 
 
 # -- A35 metric ids -> (sample kind, value, scale, direction: "up" / "down" / "both")
@@ -422,16 +413,24 @@ def build_router() -> APIRouter:
         minutes = _minutes(start, end)
         if not minutes:
             return _ok({key: []})
+        if metric[0] == "JoinSuccessRate":
+            columns: tuple[str, ...] = ("joins", "joins_ok")
+        elif metric[0] == "JoinSuccess5SecsRate":
+            columns = ("joins_timed", "joins_fast")
+        else:
+            columns = _QUALITY[metric[0]][:2]
         buckets = await _queries(request).quality(
             str(app.sdk_app_id),
             "t",
             minutes[0],
             minutes[-1] + timedelta(minutes=1),
             room_id=_param(request, "room_id"),
+            columns=columns,
         )
         out = []
-        for m in minutes:
-            value = _quality_value(metric[0], _sum_counts(buckets, m, m + timedelta(minutes=1)))
+        sums = regroup(buckets, [*minutes, minutes[-1] + timedelta(minutes=1)])
+        for m, counts in zip(minutes, sums, strict=True):
+            value = _quality_value(metric[0], counts)
             if value is not None:
                 out.append({"time": _iso(m), "value": value})
         return _ok({key: out})
@@ -573,8 +572,8 @@ def build_router() -> APIRouter:
             str(app.sdk_app_id), "h", _utc(days[0]), _utc(days[-1]) + DAY
         )
         out = []
-        for d in days:
-            counts = _sum_counts(buckets, _utc(d), _utc(d) + DAY)
+        sums = regroup(buckets, [*(_utc(d) for d in days), _utc(days[-1]) + DAY])
+        for d, counts in zip(days, sums, strict=True):
             row: dict[str, Any] = {"date": d.isoformat()}
             for m in metrics:
                 if m in fields:

@@ -8,7 +8,6 @@ what clients reported). Choices where the documents leave room are in docs/stats
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +19,7 @@ from pydantic import Field
 from roomcast.api.trtc.errors import TrtcError
 from roomcast.api.trtc.gateway import Action, ActionContext, ActionRegistry
 from roomcast.api.trtc.params import Params
-from roomcast.stats.queries import Call, EventRecord, Sample, SessionRecord, StatsQueries
+from roomcast.stats.queries import Call, EventRecord, Sample, SessionRecord, StatsQueries, regroup
 
 HOUR = 3600
 DAY = 86400
@@ -485,7 +484,12 @@ async def realtime_quality(ctx: ActionContext, p: RealTimeParams) -> dict[str, A
     if not points:
         return _result(["time", "videoFreezeRate", "audioFreezeRate"], [])
     got = await _queries(ctx).quality(
-        str(app), "t", points[0], points[-1] + timedelta(seconds=REALTIME_STEP), room_id=p.RoomId or None
+        str(app),
+        "t",
+        points[0],
+        points[-1] + timedelta(seconds=REALTIME_STEP),
+        room_id=p.RoomId or None,
+        columns=("video_frozen", "video_samples", "audio_frozen", "audio_samples"),
     )
     rows = []
     for t in points:
@@ -548,12 +552,7 @@ async def market_quality(ctx: ActionContext, p: MarketParams) -> dict[str, Any]:
     edges = _market_edges(p, 30)
     hours = await _queries(ctx).quality(str(app), "h", edges[0], edges[-1])
     rows = []
-    for lo, hi in itertools.pairwise(edges):
-        c: dict[str, int] = {}
-        for at, counts in hours.items():
-            if lo <= at < hi:
-                for k, v in counts.items():
-                    c[k] = c.get(k, 0) + v
+    for lo, c in zip(edges, regroup(hours, edges), strict=False):
         rows.append(
             [
                 int(lo.timestamp()),

@@ -149,8 +149,8 @@ async def trtc_room_usage(ctx: ActionContext, p: RoomUsageParams) -> dict[str, A
         raise TrtcError("InvalidParameter", "`EndTime` is before `StartTime`.")
     if hi - lo > timedelta(hours=24):
         raise TrtcError("InvalidParameter", "The query period exceeds 24 hours.")
-    rows = await UsageLedger(ctx.runtime.db.sessions).read(
-        [str(p.SdkAppid)], "rtc", MINUTE, lo.astimezone(UTC), hi.astimezone(UTC)
+    rows = await UsageLedger(ctx.runtime.db.sessions).per_room(
+        str(p.SdkAppid), "rtc", lo.astimezone(UTC), hi.astimezone(UTC)
     )
     rooms: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in rows:
