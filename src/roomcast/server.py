@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
@@ -59,6 +59,8 @@ from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
 from roomcast.stats.ledger import UsageLedger
+from roomcast.stats.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from roomcast.stats.metrics import NodeMetrics
 from roomcast.stats.recorder import StatsRecorder
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
 from roomcast.storage.target import StorageTarget
@@ -246,6 +248,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         app.state.stats = stats
         await stats.start()
+        metrics = NodeMetrics(rt.db.sessions, sfu, stats)
+        app.state.metrics = metrics
+        metrics.start()
         retention = RetentionJob.from_settings(rt.db.sessions, settings)
         app.state.retention = retention
         retention.start()
@@ -266,6 +271,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await sfu.close()  # everyone leaves with reason server_shutdown
             await activity.stop()
             await stats.stop()
+            await metrics.stop()
             await nodes.stop()  # from here on, another node may take over what is unfinished
             await retention.stop()
             if runtime is None:
@@ -303,6 +309,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     docs.mount(app)  # /docs, offline
     web.mount(app)
     app.include_router(media_router())
+
+    @app.get("/metrics", tags=["native"], response_class=Response)
+    async def prometheus(request: Request) -> Response:
+        """The node's gauges in the Prometheus text format (no tenant data: counts only)."""
+        body = await request.app.state.metrics.render()
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from huaweicloudsdkcloudrtc.v1 import (
     CloudRTCClient,
@@ -29,6 +30,7 @@ from huaweicloudsdkcloudrtc.v1 import (
 )
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from prometheus_client.parser import text_string_to_metric_families
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -535,3 +537,47 @@ async def test_sparkrtc_statistics(server: LiveServer, story: dict[str, Any]) ->
             client.list_rtc_realtime_scale, ListRtcRealtimeScaleRequest(app=app, metric="Nope", **window)
         )
     assert ei.value.error_code == "RTC.00001003"
+
+
+async def test_prometheus_metrics(server: LiveServer, story: dict[str, Any]) -> None:
+    tenant: Tenant = story["tenant"]
+    alice = RoomClient(
+        server.url,
+        app_id=str(tenant.app.sdk_app_id),
+        room_id="metrics",
+        user_id="alice",
+        token=issue_usersig(tenant.app, "alice"),
+    )
+    bob = RoomClient(
+        server.url,
+        app_id=str(tenant.app.sdk_app_id),
+        room_id="metrics",
+        user_id="bob",
+        token=issue_usersig(tenant.app, "bob"),
+    )
+    try:
+        await alice.connect()
+        await alice.publish({TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: ColorVideoTrack()})
+        await bob.connect(auto_subscribe=True)
+        await bob.wait_frames("alice/camera", 10)
+        await asyncio.sleep(2.0)  # a few stats samples of the subscriptions
+
+        def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            resp = httpx.get(f"{server.url}/metrics", timeout=10)
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(resp.text)
+                for s in family.samples
+            }
+
+        got = await asyncio.to_thread(scrape)
+        assert got[("roomcast_rooms", ())] == 1
+        assert got[("roomcast_participants", (("hidden", "false"),))] == 2
+        assert got[("roomcast_tracks", (("kind", "camera"),))] == 1
+        assert got[("roomcast_tracks", (("kind", "audio"),))] == 1
+        assert got[("roomcast_forwarded_bitrate_bps", ())] > 10_000
+        assert 0 <= got[("roomcast_event_loop_lag_seconds", ())] < 5
+    finally:
+        await bob.close()
+        await alice.close()

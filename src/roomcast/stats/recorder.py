@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from roomcast.background import Background
 from roomcast.domain.recording import RecordingMode, spec_from_json
 from roomcast.log import event as log_event
 from roomcast.rtc import events as ev
@@ -120,6 +121,8 @@ class _State:
     subscriptions: dict[tuple[str, str, str, str], tuple[float, str, str]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (last sample time, publisher, kind)."""
     tasks: dict[str, datetime] = field(default_factory=dict)  # recording task id -> metered up to
+    bitrates: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
+    """(app, room, subscriber, track) -> (time, bps) of its latest sample."""
     tracks: dict[tuple[str, str, str], str] = field(default_factory=dict)  # published track -> user
     bad: set[tuple[str, str, str, str]] = field(default_factory=set)  # (app, room, user, track) now bad
     muted: set[tuple[str, str, str]] = field(default_factory=set)  # (app, room, track)
@@ -149,6 +152,7 @@ class StatsRecorder:
         self._client_samples: list[ClientSampleRow] = []
         self._infos: dict[str, dict[str, str]] = {}
         self._sub: ev.EventSubscription | None = None
+        self._bg = Background("stats")
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -169,8 +173,8 @@ class StatsRecorder:
                 ev.JoinRefused,
             ),
         )
-        self._task = asyncio.create_task(self._run(self._sub), name="stats-recorder")
-        self._flusher = asyncio.create_task(self._flush_loop(), name="stats-flush")
+        self._task = self._bg.spawn("recorder", self._run(self._sub))
+        self._flusher = self._bg.spawn("flush", self._flush_loop())
 
     async def stop(self) -> None:
         if self._flusher is not None:
@@ -183,6 +187,7 @@ class StatsRecorder:
                 await asyncio.wait_for(self._task, timeout=10)
             except TimeoutError:
                 log_event(log, "stats.stop_timeout", level=logging.WARNING)
+        await self._bg.close()
         await self.flush()
 
     async def _run(self, sub: ev.EventSubscription) -> None:
@@ -281,6 +286,8 @@ class StatsRecorder:
                 kind=e.kind.value,
             )
         st.subscriptions[sub_key] = (e.at, e.user_id, e.kind.value)
+        if e.bitrate_bps is not None:
+            st.bitrates[sub_key] = (e.at, e.bitrate_bps)
         if is_video:
             size = (e.width or 0, e.height or 0)
             if size == (0, 0):
@@ -380,8 +387,15 @@ class StatsRecorder:
             self.ledger.add(p.app_key, p.room_id, "rtc", tier, p.since, upto)
             p.since = upto
 
+    def forwarded_bps(self, now: float) -> float:
+        """The bitrate forwarded to every subscriber, by the latest samples (stale ones left out)."""
+        return sum(bps for at, bps in self._state.bitrates.values() if now - at <= self._stale_s)
+
     def _expire_subscriptions(self, now: float) -> None:
         st = self._state
+        for key, (at, _) in list(st.bitrates.items()):
+            if now - at > self._stale_s:
+                del st.bitrates[key]
         for key, (seen, peer, kind) in list(st.subscriptions.items()):
             if now - seen > self._stale_s:
                 del st.subscriptions[key]
