@@ -423,6 +423,21 @@ async def test_documented_errors(server: LiveServer, story: dict[str, Any]) -> N
         )
         == "InvalidParameter"
     )
+    # times that do not fit a date are refused like any bad value, never an internal error
+    assert await api_error(
+        sdk, "DescribeRoomInfo", {"SdkAppId": app, "StartTime": now - 60, "EndTime": 2**45}
+    ) == ("InvalidParameter.EndTs")
+    assert await api_error(
+        sdk, "DescribeTrtcUsage", {"StartTime": "9999-12-31", "EndTime": "9999-12-31"}
+    ) == ("InvalidParameter")
+    assert (
+        await api_error(
+            sdk,
+            "DescribeTRTCMarketScaleData",
+            {"SdkAppId": str(app), "StartTime": "0001-01-01", "EndTime": "0001-01-01", "Period": "d"},
+        )
+        == "InvalidParameter"
+    )
     other = await asyncio.to_thread(make_tenant, server, "rival")
     # (as another account: room usage answers one call per 15 s per account)
     assert (
@@ -527,6 +542,12 @@ async def test_sparkrtc_statistics(server: LiveServer, story: dict[str, Any]) ->
         await call(
             client.list_rtc_room_list,
             ListRtcRoomListRequest(app=app, start_time=iso(t0 - 100 * 86400), end_time=iso(t0)),
+        )
+    assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001003")
+    with pytest.raises(ClientRequestException) as ei:
+        await call(
+            client.list_rtc_realtime_scale,
+            ListRtcRealtimeScaleRequest(app=app, metric="OnlineUsers", start_time="0001-01-01T00:00:00Z"),
         )
     assert (ei.value.status_code, ei.value.error_code) == (400, "RTC.00001003")
     with pytest.raises(ClientRequestException) as ei:

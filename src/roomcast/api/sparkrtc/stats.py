@@ -92,9 +92,12 @@ def _time(value: str, name: str) -> datetime:
         if not text.endswith("Z") or "T" not in text:
             raise ValueError
         at = datetime.fromisoformat(text[:-1])
-    except ValueError:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        if not 1970 <= at.year <= 9998:
+            raise ValueError
+    except (ValueError, OverflowError):
         raise invalid(f"{name} must be a UTC time, YYYY-MM-DDThh:mm:ssZ") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at
 
 
 def _window(
@@ -121,7 +124,10 @@ def _day(value: str | None, name: str, default: date) -> date:
     try:
         if len(value) != 10:
             raise ValueError
-        return date.fromisoformat(value)
+        got = date.fromisoformat(value)
+        if not 1970 <= got.year <= 9998:
+            raise ValueError
+        return got
     except ValueError:
         raise invalid(f"{name} must be a date, YYYY-MM-DD") from None
 

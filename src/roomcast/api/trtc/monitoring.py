@@ -22,6 +22,7 @@ from roomcast.api.trtc.params import Params
 from roomcast.stats.queries import Call, EventRecord, Sample, SessionRecord, StatsQueries, regroup
 
 HOUR = 3600
+MAX_TS = 253_402_214_400  # 9999-12-31: later times do not fit a date
 DAY = 86400
 MAX_DETAIL_USERS = 6
 MAX_PAGE = 100
@@ -51,7 +52,7 @@ def _window(
     now = time.time()
     if start <= 0 or start > now + DAY:
         raise TrtcError("InvalidParameter.StartTs", "`StartTime` is not a valid Unix time in seconds.")
-    if end <= 0 or end < start or end > 2**40:
+    if end <= 0 or end < start or end > MAX_TS:
         raise TrtcError("InvalidParameter.EndTs", "`EndTime` must be a Unix time not before `StartTime`.")
     if start < now - _history_days(ctx) * DAY:
         raise TrtcError(
@@ -457,7 +458,7 @@ REALTIME_STEP = 10
 
 def _realtime_points(ctx: ActionContext, p: RealTimeParams, max_s: int) -> list[datetime]:
     now = time.time()
-    if p.StartTime <= 0 or p.EndTime < p.StartTime:
+    if p.StartTime <= 0 or p.EndTime < p.StartTime or p.EndTime > MAX_TS:
         raise TrtcError("InvalidParameter", "`EndTime` must be a Unix time not before `StartTime`.")
     if p.EndTime - p.StartTime > max_s:
         raise TrtcError("InvalidParameter", f"The query period exceeds {max_s // HOUR} hours.")
@@ -513,9 +514,12 @@ class MarketParams(Params):
 
 def _date(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value) if len(value) == 10 else date.fromisoformat("x")
+        got = date.fromisoformat(value) if len(value) == 10 else date.fromisoformat("x")
+        if not 1970 <= got.year <= 9998:
+            raise ValueError
     except ValueError:
         raise TrtcError("InvalidParameter", f"`{name}` must be a date, YYYY-MM-DD.") from None
+    return got
 
 
 def _market_edges(p: MarketParams, max_days: int) -> list[datetime]:

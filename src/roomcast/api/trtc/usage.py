@@ -29,7 +29,10 @@ def _date(value: str, name: str) -> date:
     try:
         if len(value) != 10:
             raise ValueError
-        return date.fromisoformat(value)
+        got = date.fromisoformat(value)
+        if not 1970 <= got.year <= 9998:
+            raise ValueError
+        return got
     except ValueError:
         raise TrtcError("InvalidParameter", f"`{name}` must be a date, YYYY-MM-DD.") from None
 
@@ -129,7 +132,10 @@ def _minute(value: str, name: str, tz: ZoneInfo) -> datetime:
     try:
         if len(value) != 16:
             raise ValueError
-        return datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+        got = datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+        if not 1970 <= got.year <= 9998:
+            raise ValueError
+        return got
     except ValueError:
         raise TrtcError("InvalidParameter", f"`{name}` must be YYYY-MM-DD HH:MM.") from None
 
