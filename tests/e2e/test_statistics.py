@@ -133,7 +133,7 @@ def story(server: LiveServer) -> dict[str, Any]:
         await carol.connect()
         await dave.connect()
         await dave.publish({TrackKind.AUDIO: ToneAudioTrack(), TrackKind.CAMERA: ColorVideoTrack()})
-        lossy(dave, 0.5)
+        lossy(dave, 0.6)
         eve = member(server, tenant, "eve")
         with pytest.raises(ClientError) as refused:  # the room is full: a refused join
             await eve.connect()
@@ -329,7 +329,7 @@ async def test_dashboards(server: LiveServer, story: dict[str, Any]) -> None:
     q = await api(
         sdk,
         "DescribeTRTCRealTimeQualityData",
-        {"SdkAppId": str(app), "StartTime": int(t0), "EndTime": int(t1)},
+        {"SdkAppId": str(app), "StartTime": int(t0) - 20, "EndTime": int(t1) + 20},
     )
     assert q["Data"]["Series"][0]["Columns"] == ["time", "videoFreezeRate", "audioFreezeRate"]
     freeze = [v["RowValue"] for v in q["Data"]["Series"][0]["Values"]]

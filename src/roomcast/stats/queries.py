@@ -52,6 +52,26 @@ QUALITY_COUNTS: tuple[str, ...] = (
 )
 
 
+def _user_overlap(start: datetime, end: datetime) -> Any:
+    """Sessions alive in ``[start, end]``, as three index-friendly terms: joined inside the window
+    (``(app_key, joined_at)``), or before it and left inside or after it / not yet (``left_at``)."""
+    u = UserSessionRow
+    return or_(
+        and_(u.joined_at >= start, u.joined_at <= end),
+        and_(u.left_at >= start, u.joined_at < start),
+        and_(u.left_at.is_(None), u.joined_at < start),
+    )
+
+
+def _room_overlap(start: datetime, end: datetime) -> Any:
+    r = RoomSessionRow
+    return or_(
+        and_(r.opened_at >= start, r.opened_at <= end),
+        and_(r.closed_at >= start, r.opened_at < start),
+        and_(r.closed_at.is_(None), r.opened_at < start),
+    )
+
+
 def room_number(room_id: str) -> int:
     if room_id.isascii() and room_id.isdigit() and int(room_id) < _ROOM_NUM_MAX:
         return int(room_id)
@@ -166,11 +186,7 @@ class StatsQueries:
     ) -> tuple[int, list[Call]]:
         """Calls alive at some moment of ``[start, end]`` (only open / closed ones if ``open_`` is
         True / False), oldest first, one page of them."""
-        cond = and_(
-            RoomSessionRow.app_key == app_key,
-            RoomSessionRow.opened_at <= end,
-            or_(RoomSessionRow.closed_at.is_(None), RoomSessionRow.closed_at >= start),
-        )
+        cond = and_(RoomSessionRow.app_key == app_key, _room_overlap(start, end))
         if open_ is not None:
             cond = and_(
                 cond, RoomSessionRow.closed_at.is_(None) if open_ else RoomSessionRow.closed_at.is_not(None)
@@ -279,10 +295,7 @@ class StatsQueries:
         """Visible user sessions of an app overlapping ``[start, end]`` (``online``: only those
         not ended / ended), in join order, one page of them."""
         cond = and_(
-            UserSessionRow.app_key == app_key,
-            UserSessionRow.hidden.is_(False),
-            UserSessionRow.joined_at <= end,
-            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at >= start),
+            UserSessionRow.app_key == app_key, UserSessionRow.hidden.is_(False), _user_overlap(start, end)
         )
         if room_id is not None:
             cond = and_(cond, UserSessionRow.room_id == room_id)
@@ -311,34 +324,55 @@ class StatsQueries:
     async def _session_page(
         self, cond: Any, offset: int, limit: int | None
     ) -> tuple[int, list[SessionRecord]]:
+        u, c = UserSessionRow.__table__.c, ClientInfoRow.__table__.c
         async with self._sessions() as s:
-            total = int((await s.execute(select(func.count()).where(cond))).scalar_one())
+            conn = await s.connection()
+            total = int(
+                (
+                    await conn.execute(select(func.count()).select_from(UserSessionRow).where(cond))
+                ).scalar_one()
+            )
             q = (
-                select(UserSessionRow, ClientInfoRow)
-                .outerjoin(ClientInfoRow, ClientInfoRow.session_id == UserSessionRow.session_id)
+                select(
+                    u.room_id,
+                    u.user_id,
+                    u.session_id,
+                    u.joined_at,
+                    u.left_at,
+                    u.leave_reason,
+                    u.ip,
+                    u.user_agent,
+                    c.device_type,
+                    c.os,
+                    c.sdk_version,
+                    c.network_type,
+                )
+                .select_from(
+                    UserSessionRow.__table__.outerjoin(ClientInfoRow.__table__, c.session_id == u.session_id)
+                )
                 .where(cond)
-                .order_by(UserSessionRow.joined_at, UserSessionRow.id)
+                .order_by(u.joined_at, u.id)
                 .offset(offset)
             )
             if limit is not None:
                 q = q.limit(limit)
-            rows = (await s.execute(q)).all()
+            rows = (await conn.execute(q)).all()
         return total, [
             SessionRecord(
-                room_id=u.room_id,
-                user_id=u.user_id,
-                session_id=u.session_id,
-                joined_at=_aware(u.joined_at),
-                left_at=u.left_at and _aware(u.left_at),
-                leave_reason=u.leave_reason,
-                ip=u.ip,
-                user_agent=u.user_agent,
-                device_type=c.device_type if c else None,
-                os=c.os if c else None,
-                sdk_version=c.sdk_version if c else None,
-                network_type=c.network_type if c else None,
+                room_id=r[0],
+                user_id=r[1],
+                session_id=r[2],
+                joined_at=_aware(r[3]),
+                left_at=_aware(r[4]) if r[4] is not None else None,
+                leave_reason=r[5],
+                ip=r[6],
+                user_agent=r[7],
+                device_type=r[8],
+                os=r[9],
+                sdk_version=r[10],
+                network_type=r[11],
             )
-            for u, c in rows
+            for r in rows
         ]
 
     async def abnormal(
@@ -449,23 +483,25 @@ class StatsQueries:
             UserSessionRow.room_id, UserSessionRow.user_id, UserSessionRow.joined_at, UserSessionRow.left_at
         ).where(
             UserSessionRow.app_key == app_key,
+            _user_overlap(start, end),
             UserSessionRow.joined_at < end,
-            or_(UserSessionRow.left_at.is_(None), UserSessionRow.left_at >= start),
             UserSessionRow.hidden.is_(False),
         )
         r = select(RoomSessionRow.room_id, RoomSessionRow.opened_at, RoomSessionRow.closed_at).where(
             RoomSessionRow.app_key == app_key,
+            _room_overlap(start, end),
             RoomSessionRow.opened_at < end,
-            or_(RoomSessionRow.closed_at.is_(None), RoomSessionRow.closed_at >= start),
         )
         if room_id is not None:
             u = u.where(UserSessionRow.room_id == room_id)
             r = r.where(RoomSessionRow.room_id == room_id)
         async with self._sessions() as s:
+            conn = await s.connection()  # Core rows: weeks of sessions are many
             users = [
-                (a, b, _aware(j), _aware(lft) if lft else now) for a, b, j, lft in (await s.execute(u)).all()
+                (a, b, _aware(j), _aware(lft) if lft else now)
+                for a, b, j, lft in (await conn.execute(u)).all()
             ]
-            rooms = [(a, _aware(o), _aware(c) if c else now) for a, o, c in (await s.execute(r)).all()]
+            rooms = [(a, _aware(o), _aware(c) if c else now) for a, o, c in (await conn.execute(r)).all()]
         return users, rooms
 
     async def scale(
