@@ -412,7 +412,7 @@ async def describe_scale_info(ctx: ActionContext, p: DescribeScaleInfoParams) ->
         return {"Total": 0, "ScaleList": []}
     last = edges[-1]
     edges.append(datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1))
-    points = await _queries(ctx).scale(str(p.SdkAppId), [e.astimezone(UTC) for e in edges])
+    points = await _queries(ctx).counts(str(p.SdkAppId), [e.astimezone(UTC) for e in edges])
     rows = [
         {
             "Time": int(pt.at.timestamp()),
