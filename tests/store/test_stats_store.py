@@ -146,5 +146,6 @@ async def test_usage_quality_and_events_from_room_events(db: Database) -> None:
     assert (point.users, point.rooms, point.entries, point.peak_users, point.peak_rooms) == (2, 1, 2, 2, 1)
     (counted,) = await q.counts(APP, edges)  # the same figures, counted by the database
     assert (counted.users, counted.rooms, counted.entries) == (2, 1, 2)
+    assert (counted.peak_users, counted.peak_rooms) == (2, 1)  # the recorder's hourly peaks
     later = [now + timedelta(hours=1), now + timedelta(hours=2)]
     assert [(p.users, p.rooms, p.entries) for p in await q.counts(APP, later)] == [(2, 1, 0)]  # still open

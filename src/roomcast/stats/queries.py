@@ -551,10 +551,15 @@ class StatsQueries:
             for i in range(n)
         ]
 
-    async def counts(self, app_key: str, edges: Sequence[datetime]) -> list[ScalePoint]:
-        """Like :meth:`scale` without the peaks, counted by the database bucket by bucket (three
-        indexed aggregates each), so long windows never load their sessions."""
+    async def counts(
+        self, app_key: str, edges: Sequence[datetime], *, distinct_per_room: bool = False
+    ) -> list[ScalePoint]:
+        """Like :meth:`scale`, counted by the database bucket by bucket (three indexed
+        aggregates each) so long windows never load their sessions; the peaks come from the
+        hourly peaks the statistics recorder keeps (the most of any hour in the bucket)."""
         u, r = UserSessionRow, RoomSessionRow
+        q = QualityBucketRow.__table__.c
+        who = u.room_id.concat("\x1f").concat(u.user_id) if distinct_per_room else u.user_id
         out: list[ScalePoint] = []
         async with self._sessions() as s:
             conn = await s.connection()
@@ -566,7 +571,7 @@ class StatsQueries:
                 )
                 seen = and_(u.app_key == app_key, u.hidden.is_(False))
                 users = (
-                    await conn.execute(select(func.count(func.distinct(u.user_id))).where(seen, alive))
+                    await conn.execute(select(func.count(func.distinct(who))).where(seen, alive))
                 ).scalar()
                 entries = (
                     await conn.execute(select(func.count()).where(seen, u.joined_at >= lo, u.joined_at < hi))
@@ -579,6 +584,27 @@ class StatsQueries:
                 rooms = (await conn.execute(select(func.count()).where(r.app_key == app_key, open_))).scalar()
                 out.append(
                     ScalePoint(at=lo, users=int(users or 0), rooms=int(rooms or 0), entries=int(entries or 0))
+                )
+            if not out:
+                return out
+            peaks = (
+                await conn.execute(
+                    select(q.start, func.max(q.peak_users), func.max(q.peak_rooms))
+                    .where(q.app_key == app_key, q.span == "H", q.start >= edges[0], q.start < edges[-1])
+                    .group_by(q.start)
+                )
+            ).all()
+        for at, users_peak, rooms_peak in peaks:
+            i = bisect.bisect_right(edges, _aware(at)) - 1
+            if 0 <= i < len(out):
+                p = out[i]
+                out[i] = ScalePoint(
+                    p.at,
+                    p.users,
+                    p.rooms,
+                    p.entries,
+                    max(p.peak_users, int(users_peak or 0)),
+                    max(p.peak_rooms, int(rooms_peak or 0)),
                 )
         return out
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.background import Background
@@ -121,6 +121,7 @@ class _State:
     subscriptions: dict[tuple[str, str, str, str], tuple[float, str, str]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (last sample time, publisher, kind)."""
     tasks: dict[str, datetime] = field(default_factory=dict)  # recording task id -> metered up to
+    calls: dict[str, set[str]] = field(default_factory=dict)  # app -> rooms open
     bitrates: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (time, bps) of its latest sample."""
     tracks: dict[tuple[str, str, str], str] = field(default_factory=dict)  # published track -> user
@@ -151,6 +152,7 @@ class StatsRecorder:
         self._events: list[RoomEventRow] = []
         self._client_samples: list[ClientSampleRow] = []
         self._infos: dict[str, dict[str, str]] = {}
+        self._peaks: dict[tuple[str, datetime], list[int]] = {}  # (app, hour) -> [users, rooms]
         self._sub: ev.EventSubscription | None = None
         self._bg = Background("stats")
         self._task: asyncio.Task[None] | None = None
@@ -171,6 +173,8 @@ class StatsRecorder:
                 ev.MediaUnblocked,
                 ev.ClientReport,
                 ev.JoinRefused,
+                ev.RoomOpened,
+                ev.RoomClosed,
             ),
         )
         self._task = self._bg.spawn("recorder", self._run(self._sub))
@@ -206,11 +210,17 @@ class StatsRecorder:
     def apply(self, e: ev.RoomEvent) -> None:
         st = self._state
         at = _ts(e.at)
-        if isinstance(e, ev.ParticipantJoined):
+        if isinstance(e, ev.RoomOpened):
+            st.calls.setdefault(e.app_key, set()).add(e.room_id)
+            self._peak(e.app_key, at)
+        elif isinstance(e, ev.RoomClosed):
+            st.calls.get(e.app_key, set()).discard(e.room_id)
+        elif isinstance(e, ev.ParticipantJoined):
             if e.hidden:
                 return
             st.presence[e.session_id] = _Presence(e.app_key, e.room_id, e.user_id, at)
             st.by_user[(e.app_key, e.room_id, e.user_id)] = e.session_id
+            self._peak(e.app_key, at)
             for span, step in QUALITY_SPANS:
                 c = self._quality[(e.app_key, e.room_id, span, _floor(at, step))]
                 c["joins"] += 1
@@ -334,6 +344,15 @@ class StatsRecorder:
             )
         )
 
+    def _peak(self, app_key: str, at: datetime) -> None:
+        """Raise the hour's peaks to what is present now (users of the app, its open calls)."""
+        st = self._state
+        users = sum(1 for p in st.presence.values() if p.app_key == app_key)
+        rooms = len(st.calls.get(app_key, ()))
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        peak = self._peaks.setdefault((app_key, hour), [0, 0])
+        peak[0], peak[1] = max(peak[0], users), max(peak[1], rooms)
+
     def _client(self, e: ev.ClientReport) -> None:
         """Keep what a client reported: device fields, samples, device events."""
         if e.device:
@@ -422,8 +441,15 @@ class StatsRecorder:
             await self._meter_recordings(now)
         except Exception:
             log.exception("stats.recordings_failed")
+        for app_key in {p.app_key for p in self._state.presence.values()} | set(self._state.calls):
+            self._peak(app_key, now)  # an hour with no join still has its peak: who is there
+        peaks, self._peaks = self._peaks, {}
         quality, self._quality = self._quality, defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
+        for app, hour in peaks:
+            quality[(app, "", "H", hour)]  # the peaks go to the app-wide hour row (created if new)
         for (app, _room, span, start), counts in list(quality.items()):
+            if span.isupper():
+                continue
             total = quality[(app, "", span.upper(), start)]  # the app-wide row of the bucket
             for name, n in counts.items():
                 total[name] += n
@@ -457,15 +483,35 @@ class StatsRecorder:
                             .limit(1)
                         )
                     ).scalar()
+                    peak = peaks.pop((app, start), None) if span == "H" else None
+                    users, rooms = peak if peak is not None else (0, 0)
                     if row is None:
-                        s.add(QualityBucketRow(app_key=app, room_id=room, span=span, start=start, **counts))
+                        s.add(
+                            QualityBucketRow(
+                                app_key=app,
+                                room_id=room,
+                                span=span,
+                                start=start,
+                                peak_users=users,
+                                peak_rooms=rooms,
+                                **counts,
+                            )
+                        )
                     else:
                         cols = QualityBucketRow.__table__.c
-                        await s.execute(
-                            update(QualityBucketRow)
-                            .where(QualityBucketRow.id == row)
-                            .values({c: cols[c] + n for c, n in counts.items() if n})
-                        )
+                        values: dict[str, Any] = {c: cols[c] + n for c, n in counts.items() if n}
+                        if users:
+                            values["peak_users"] = case(
+                                (cols.peak_users < users, users), else_=cols.peak_users
+                            )
+                        if rooms:
+                            values["peak_rooms"] = case(
+                                (cols.peak_rooms < rooms, rooms), else_=cols.peak_rooms
+                            )
+                        if values:
+                            await s.execute(
+                                update(QualityBucketRow).where(QualityBucketRow.id == row).values(values)
+                            )
         except Exception:
             log.exception("stats.flush_failed")
             log_event(log, "stats.dropped", level=logging.WARNING, events=len(events), buckets=len(quality))

@@ -422,7 +422,8 @@ class QualityBucketRow(Base):
     buckets: how many were frozen, had a high RTT; and join attempts (``joins``), how many entered
     (``joins_ok``), how many were timed from the signalling connection (``joins_timed``) and
     entered within 5 s (``joins_fast``). Rates are ratios of these counts. Spans "T" and "H"
-    hold the app-wide sums (``room_id`` "")."""
+    hold the app-wide sums (``room_id`` ""); the "H" rows also the most users and calls present
+    at once on the node that wrote them (``peak_users``, ``peak_rooms``)."""
 
     __tablename__ = "quality_buckets"
     __table_args__ = (Index("ix_quality_buckets_q", "app_key", "span", "start"),)
@@ -446,6 +447,8 @@ class QualityBucketRow(Base):
     joins_ok: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins_timed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     joins_fast: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    peak_users: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    peak_rooms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class ClientSampleRow(Base):

@@ -521,7 +521,7 @@ def build_router() -> APIRouter:
         if not days:
             return _ok({"scale": []})
         edges = [_utc(d) for d in days] + [_utc(days[-1]) + DAY]
-        points = await _queries(request).scale(str(app.sdk_app_id), edges, distinct_per_room=True)
+        points = await _queries(request).counts(str(app.sdk_app_id), edges, distinct_per_room=True)
         rt: Runtime = request.app.state.runtime
         rows = await UsageLedger(rt.db.sessions).read([str(app.sdk_app_id)], "rtc", HOUR, edges[0], edges[-1])
         audio: dict[date, float] = defaultdict(float)

@@ -543,7 +543,7 @@ async def market_scale(ctx: ActionContext, p: MarketParams) -> dict[str, Any]:
     app = _dash_app(p.SdkAppId)
     await ctx.app(app)
     edges = _market_edges(p, 60)
-    got = await _queries(ctx).scale(str(app), edges)
+    got = await _queries(ctx).counts(str(app), edges)
     return _result(
         ["time", "peakCurrentUsers", "peakCurrentChannels", "userCount", "roomCount"],
         [[int(x.at.timestamp()), x.peak_users, x.peak_rooms, x.users, x.rooms] for x in got],

@@ -54,6 +54,8 @@ def upgrade() -> None:
         "joins_ok",
         "joins_timed",
         "joins_fast",
+        "peak_users",
+        "peak_rooms",
     ]
     op.create_table(
         "quality_buckets",
