@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
     """How long an empty room stays open (a quick rejoin keeps its session)."""
     stats_interval_s: float = Field(default=5.0, ge=0)
     """How often per-track quality samples are taken (0 turns sampling off)."""
+    stats_flush_s: float = Field(default=5.0, gt=0)
+    """How often usage minutes, quality counts and derived events are written."""
+    stats_timezone: str = "UTC"
+    """IANA time zone whose midnights start the days of daily statistics (scale per day, usage
+    per day); whole-hour offsets only (usage is kept in hour buckets). Tencent uses Asia/Shanghai."""
     max_recordings: int = Field(default=100, ge=0)
     """Concurrent recording tasks per node (beyond: the vendor's "restricted concurrency" error)."""
     recording_capacity: float | None = Field(default=None, gt=0)
@@ -91,8 +98,11 @@ class Settings(BaseSettings):
     """Time limit for fetching a tenant-supplied image."""
     url_fetch_max_bytes: int = Field(default=10_000_000, ge=1024)
     """Size limit for a tenant-supplied image."""
-    retention_samples_days: float = Field(default=7.0, ge=0)
-    """Per-track quality samples older than this are deleted (0: keep forever)."""
+    retention_samples_days: float = Field(default=14.0, ge=0)
+    """Per-track quality samples and client telemetry older than this are deleted (0: keep
+    forever). The call-quality APIs answer for this many days back."""
+    retention_aggregates_days: float = Field(default=400.0, ge=0)
+    """Usage and quality buckets older than this are deleted (0: keep forever)."""
     retention_events_days: float = Field(default=30.0, ge=0)
     """Room events and closed room/user sessions older than this are deleted (0: keep forever)."""
     retention_callbacks_days: float = Field(default=7.0, ge=0)
@@ -128,6 +138,17 @@ class Settings(BaseSettings):
         if self.redis_url and not (self.database_url or "").startswith("postgresql"):
             raise ValueError("redis_url (several nodes) needs a PostgreSQL database_url shared by the nodes")
         return self
+    @field_validator("stats_timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            zone = ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"stats_timezone: unknown time zone {v!r}") from None
+        probes = [datetime(2026, m, 1, tzinfo=UTC) for m in (1, 7)]
+        if any((p.astimezone(zone).utcoffset() or timedelta()) % timedelta(hours=1) for p in probes):
+            raise ValueError("stats_timezone: only zones with whole-hour offsets are supported")
+        return v
 
     @classmethod
     def settings_customise_sources(

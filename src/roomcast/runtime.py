@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from roomcast.services.recordings import RecordingService
     from roomcast.services.relays import RelayService
     from roomcast.services.whiteboard import WhiteboardService
+    from roomcast.stats.ledger import UsageLedger
 
 log = logging.getLogger("roomcast.runtime")
 
@@ -59,6 +60,8 @@ class Runtime:
     """Set by the server: AI transcription and conversation robots."""
     relays: RelayService | None = None
     """Set by the server: relay-to-CDN tasks."""
+    usage: UsageLedger | None = None
+    """Set by the server: where metered work (relay, ingest, transcoding) adds its minutes."""
 
     @property
     def url_policy(self) -> UrlPolicy:

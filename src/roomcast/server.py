@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomcast import __version__
@@ -28,6 +28,7 @@ from roomcast.api.native import docs, v1, web
 from roomcast.api.native.media import build_router as media_router
 from roomcast.api.sparkrtc import auto_record as sparkrtc_auto
 from roomcast.api.sparkrtc import jobs as sparkrtc_jobs
+from roomcast.api.sparkrtc import stats as sparkrtc_stats
 from roomcast.api.sparkrtc.apps import build_fallback_router as sparkrtc_fallback_router
 from roomcast.api.sparkrtc.apps import build_router as sparkrtc_apps_router
 from roomcast.api.sparkrtc.record_rules import build_router as sparkrtc_rules_router
@@ -64,6 +65,10 @@ from roomcast.services.retention import RetentionJob
 from roomcast.services.rooms import RoomService
 from roomcast.services.tasks import TaskService
 from roomcast.services.whiteboard import SignallingBoards
+from roomcast.stats.ledger import UsageLedger
+from roomcast.stats.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from roomcast.stats.metrics import NodeMetrics
+from roomcast.stats.recorder import StatsRecorder
 from roomcast.storage.queue import UploadQueue, UploadQueueConfig, queue_from_runtime
 from roomcast.storage.target import StorageTarget
 
@@ -332,6 +337,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.activity = activity
         await activity.start()
         nodes.on_take_over("sessions", activity.take_over)
+        rt.usage = UsageLedger(rt.db.sessions)
+        stats = StatsRecorder(
+            rt.db.sessions,
+            sfu.events,
+            rt.usage,
+            node_id=nodes.node_id,
+            stats_interval_s=settings.stats_interval_s,
+            flush_s=settings.stats_flush_s,
+        )
+        app.state.stats = stats
+        await stats.start()
+        metrics = NodeMetrics(rt.db.sessions, sfu, stats)
+        app.state.metrics = metrics
+        metrics.start()
         retention = RetentionJob.from_settings(rt.db.sessions, settings)
         app.state.retention = retention
         retention.start()
@@ -368,6 +387,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 await cluster.stop()  # after the rooms closed: nobody joins them here any more
                 rt.cluster = None
             await activity.stop()
+            await stats.stop()
+            await metrics.stop()
             await nodes.stop()  # from here on, another node may take over what is unfinished
             await retention.stop()
             if runtime is None:
@@ -398,6 +419,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(sparkrtc_rules_router())
     app.include_router(sparkrtc_jobs.build_router())
     app.include_router(sparkrtc_auto.build_router())
+    app.include_router(sparkrtc_stats.build_router())
     app.include_router(sparkrtc_fallback_router())  # last: served SparkRTC routes win
 
     # Media plane: WebSocket signalling, WHIP and WHEP, all behind join tokens.
@@ -410,6 +432,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     docs.mount(app)  # /docs, offline
     web.mount(app)
     app.include_router(media_router())
+
+    @app.get("/metrics", tags=["native"], response_class=Response)
+    async def prometheus(request: Request) -> Response:
+        """The node's gauges in the Prometheus text format (no tenant data: counts only)."""
+        body = await request.app.state.metrics.render()
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/healthz", tags=["native"])
     async def healthz(request: Request) -> JSONResponse:

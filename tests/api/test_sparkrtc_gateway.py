@@ -230,10 +230,12 @@ def test_v1_project_routes_check_the_project(
         server, tenant.creds.secret_id, tenant.creds.secret_key, {"project": {"id": tenant.creds.project_id}}
     )
     headers = {"X-Auth-Token": r.headers["x-subject-token"]}
-    own = httpx.get(f"{server.url}/v1/{tenant.creds.project_id}/rtc/rooms", headers=headers)
+    own = httpx.get(f"{server.url}/v1/{tenant.creds.project_id}/rtc/client/abnormalevent", headers=headers)
     assert (
         own.status_code == 404 and own.json()["error_code"] == "APIGW.0101"
-    )  # authenticated, not served yet
+    )  # authenticated, not served (not in the API reference)
+    rooms = httpx.get(f"{server.url}/v1/{tenant.creds.project_id}/rtc/rooms", headers=headers)
+    assert rooms.status_code == 400 and rooms.json()["error_code"] == "RTC.00001005"  # served: needs `app`
     foreign = httpx.get(f"{server.url}/v1/{other_tenant.creds.project_id}/rtc/rooms", headers=headers)
     assert foreign.status_code == 400 and foreign.json()["error_code"] == "RTC.00001001"
     sub = httpx.get(f"{server.url}/v2/apps/{other_tenant.app.app_id}/record-rules", headers=headers)

@@ -482,6 +482,10 @@ def test_custom_messages_show_as_subtitles(
     from roomcast.rtc.client import RoomClient
     from roomcast.services.join_tokens import issue_usersig
 
+def test_browser_reports_telemetry(
+    server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]
+) -> None:
+    """The page reports what only a browser knows; the statistics APIs then serve it."""
     console: list[str] = []
     app_id = str(tenant.app.sdk_app_id)
     erin = open_page(chromium, pages, server, console)
@@ -515,3 +519,39 @@ def test_custom_messages_show_as_subtitles(
     wait_for("the plain message", lambda: "bot [3]: plain text" in state(erin)["log"])
     assert not any(line.split(": ", 1)[-1] == "half a sen" for line in state(erin)["log"])
     assert not [c for c in console if c.startswith("pageerror")]
+    frank = open_page(chromium, pages, server, console)
+    join_with_dev_token(frank, app_id, "4321", "frank")
+    wait_for("frank decodes erin", partial(decoded, frank, "erin/camera", 10))
+    wait_for("two reports from frank", lambda: state(frank)["telemetrySent"] >= 2, limit=30)
+    sdk = trtc(server, tenant)
+    now = int(time.time())
+
+    def described() -> dict[str, Any] | None:
+        rooms = sdk.call_json(
+            "DescribeRoomInfo",
+            {"SdkAppId": tenant.app.sdk_app_id, "StartTime": now - 300, "EndTime": now + 60},
+        )["Response"]["RoomList"]
+        comm = next(r["CommId"] for r in rooms if r["RoomString"] == "4321")
+        body = {
+            "SdkAppId": tenant.app.sdk_app_id,
+            "CommId": comm,
+            "StartTime": now - 300,
+            "EndTime": int(time.time()),
+            "UserIds": ["erin", "frank"],
+            "DataType": ["bigvCapFps", "bigvDecFps"],
+        }
+        got: dict[str, Any] = sdk.call_json("DescribeCallDetailInfo", body)["Response"]
+        users = {u["UserId"]: u for u in got["UserList"]}
+        kinds = {(d["UserId"], d["PeerId"], d["DataType"]) for d in got["Data"]}
+        if users.get("frank", {}).get("SdkVersion") and ("frank", "erin", "bigvDecFps") in kinds:
+            return got
+        return None
+
+    got = wait_for("the browser's telemetry in the statistics", described, limit=30)
+    frank_info = next(u for u in got["UserList"] if u["UserId"] == "frank")
+    assert frank_info["SdkVersion"] == "roomcast-web/1" and frank_info["DeviceType"] == "pc"
+    rates = next(
+        d for d in got["Data"] if (d["UserId"], d["PeerId"], d["DataType"]) == ("frank", "erin", "bigvDecFps")
+    )
+    assert max(p["Value"] for p in rates["Content"]) > 0
+    assert not [line for line in console if line.startswith(("error", "pageerror"))], console

@@ -15,10 +15,12 @@ from roomcast.runtime import Runtime
 from roomcast.services.retention import RetentionJob, RetentionPolicy
 from roomcast.store.tables import (
     CallbackRow,
+    ClientSampleRow,
     RoomEventRow,
     RoomSessionRow,
     TrackSampleRow,
     UploadRow,
+    UsageBucketRow,
     UserSessionRow,
     utcnow,
 )
@@ -114,6 +116,18 @@ async def fill(s: AsyncSession) -> None:
             upload(6, ago(1), "done", ago(1)),
         ]
     )
+    s.add_all(
+        [
+            ClientSampleRow(app_key="a", room_id="r", user_id="u", peer_id="", at=ago(8)),
+            ClientSampleRow(app_key="a", room_id="r", user_id="u", peer_id="", at=ago(1)),
+            UsageBucketRow(
+                app_key="a", room_id="r", product="rtc", span="h", start=ago(401), tier="HD", seconds=60
+            ),
+            UsageBucketRow(
+                app_key="a", room_id="r", product="rtc", span="h", start=ago(20), tier="HD", seconds=60
+            ),
+        ]
+    )
 
 
 async def count(s: AsyncSession, table: type) -> int:
@@ -143,6 +157,9 @@ async def test_prunes_what_is_old_and_finished_only(runtime: Runtime) -> None:
         "user_sessions": 1,
         "callbacks": 2,
         "uploads": 2,
+        "client_samples": 1,
+        "usage_buckets": 1,  # aggregates live longer (400 days)
+        "quality_buckets": 0,
     }
     async with runtime.db.sessions() as s:
         kept = (await s.execute(select(TrackSampleRow.track_id, TrackSampleRow.at))).all()
@@ -163,7 +180,7 @@ async def test_zero_keeps_forever(runtime: Runtime) -> None:
     async with runtime.db.sessions.begin() as s:
         await fill(s)
     job = RetentionJob(runtime.db.sessions, RetentionPolicy(samples_days=0, events_days=0, uploads_days=0))
-    assert await job.run_once(NOW) == {"callbacks": 2}
+    assert await job.run_once(NOW) == {"callbacks": 2, "usage_buckets": 1, "quality_buckets": 0}
     async with runtime.db.sessions() as s:
         assert await count(s, TrackSampleRow) == 34 and await count(s, RoomEventRow) == 5
         assert await count(s, UploadRow) == 6

@@ -140,6 +140,114 @@ def vp8_resolution(data: bytes) -> tuple[int, int] | None:
     return width, height
 
 
+class _Bits:
+    """An RBSP bit reader with Exp-Golomb codes (H.264 7.2 / 9.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def bit(self) -> int:
+        byte = self.data[self.pos >> 3]  # IndexError past the end: the caller gives up
+        self.pos += 1
+        return (byte >> (7 - ((self.pos - 1) & 7))) & 1
+
+    def bits(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | self.bit()
+        return v
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad exp-golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        v = self.ue()
+        return (v + 1) // 2 if v & 1 else -(v // 2)
+
+
+def _sps_size(nal: bytes) -> tuple[int, int] | None:
+    rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+    r = _Bits(rbsp)
+    profile = r.bits(8)
+    r.bits(16)  # constraint flags, level
+    r.ue()  # seq_parameter_set_id
+    chroma = 1
+    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        chroma = r.ue()
+        if chroma == 3:
+            r.bit()
+        r.ue()
+        r.ue()
+        r.bit()
+        if r.bit():  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma != 3 else 12):
+                if r.bit():
+                    last = nxt = 8
+                    for _ in range(16 if i < 6 else 64):
+                        if nxt:
+                            nxt = (last + r.se() + 256) % 256
+                        last = nxt or last
+    r.ue()  # log2_max_frame_num_minus4
+    poc = r.ue()
+    if poc == 0:
+        r.ue()
+    elif poc == 1:
+        r.bit()
+        r.se()
+        r.se()
+        for _ in range(r.ue()):
+            r.se()
+    r.ue()  # max_num_ref_frames
+    r.bit()
+    width_mbs = r.ue() + 1
+    height_units = r.ue() + 1
+    frame_mbs_only = r.bit()
+    if not frame_mbs_only:
+        r.bit()
+    r.bit()  # direct_8x8_inference_flag
+    crop = (0, 0, 0, 0)
+    if r.bit():
+        crop = (r.ue(), r.ue(), r.ue(), r.ue())
+    sub_w, sub_h = (2, 2) if chroma == 1 else ((2, 1) if chroma == 2 else (1, 1))
+    crop_x = sub_w if chroma else 1
+    crop_y = (sub_h if chroma else 1) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - crop_x * (crop[0] + crop[1])
+    height = (2 - frame_mbs_only) * height_units * 16 - crop_y * (crop[2] + crop[3])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def h264_resolution(data: bytes) -> tuple[int, int] | None:
+    """Width/height from the first SPS in Annex-B ``data``, if it holds one."""
+    i = 0
+    while True:
+        i = data.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= len(data):
+            return None
+        if data[i + 3] & 0x1F == 7:
+            end = data.find(b"\x00\x00\x01", i + 3)
+            nal = data[i + 3 : end if end >= 0 else len(data)]
+            try:
+                return _sps_size(nal)
+            except (IndexError, ValueError):
+                return None
+        i += 3
+
+
+def video_resolution(mime_type: str, data: bytes) -> tuple[int, int] | None:
+    """Width/height from a key frame of ``mime_type`` (VP8 or H.264), if ``data`` carries them."""
+    mime = mime_type.lower()
+    if mime == "video/vp8":
+        return vp8_resolution(data)
+    if mime == "video/h264":
+        return h264_resolution(data)
+    return None
+
+
 # ---------------------------------------------------------- receive passthrough
 
 

@@ -35,6 +35,7 @@ class Identity:
     hidden: bool = False  # e.g. a recorder bot: not announced, not counted toward room limits
     client_ip: str | None = None  # filled in by signalling, for the session record
     user_agent: str | None = None
+    join_started: float | None = None  # Unix time the client started joining (signalling connect)
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

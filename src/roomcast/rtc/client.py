@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import logging
+import platform
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -74,6 +75,35 @@ class ReceivedTrack:
     bytes: int = 0
     first_at: float | None = None
     last_at: float | None = None
+
+
+class CountingTrack(MediaStreamTrack):
+    """Passes another track's frames through, counting them (what "capture fps" reads)."""
+
+    def __init__(self, inner: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = inner.kind
+        self.inner = inner
+        self.frames = 0
+
+    async def recv(self) -> Any:
+        frame = await self.inner.recv()
+        self.frames += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.inner.stop()
+
+
+STALL_S = 0.6
+"""A received video with no frame for this long is stalled (the 600 ms freeze threshold)."""
+
+
+def _sdk_version() -> str:
+    from roomcast import __version__
+
+    return f"roomcast-python/{__version__}"
 
 
 @dataclass
@@ -184,6 +214,7 @@ class RoomClient:
         token: str,
         ws_path: str = "/rtc/ws",
         decode: bool = False,
+        telemetry_interval: float | None = 5.0,
     ) -> None:
         self.ws_path = ws_path
         self.url = _ws_url(base_url, ws_path)
@@ -219,6 +250,10 @@ class RoomClient:
         self._wb_synced = False
         self.drafts: dict[str, dict[str, Any]] = {}
         """Shapes others are drawing now, by user (until their operation arrives)."""
+        self.telemetry_interval = telemetry_interval
+        self.telemetry_sent = 0
+        self._telemetry: asyncio.Task[None] | None = None
+        self._client_events: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------- plumbing
 
@@ -283,12 +318,76 @@ class RoomClient:
         if self.sub_pc is None:
             self.sub_pc = RTCPeerConnection(compat.rtc_configuration())
             self.received.attach(self.sub_pc)
+            self._watch_transport(self.sub_pc)
         self.mapping = dict(msg.get("mapping") or {})
         await self.sub_pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
         await self.sub_pc.setLocalDescription(await self.sub_pc.createAnswer())
         # Not awaited through request(): the reader must keep running.
         rid = next(self._ids)
         await self._send({"type": "answer", "id": rid, "sdp": self.sub_pc.localDescription.sdp})
+
+    # ---------------------------------------------------------- telemetry
+
+    def _watch_transport(self, pc: RTCPeerConnection) -> None:
+        @pc.on("connectionstatechange")
+        def _changed() -> None:
+            state = pc.connectionState
+            if state in ("connected", "failed", "disconnected"):
+                up = "up" if state == "connected" else "down"
+                self._client_events.append({"at": time.time(), "name": "transport", "value": up})
+
+    async def _telemetry_loop(self, interval: float) -> None:
+        """Every ``interval`` s: what this client measured since the last report (docs/signalling.md)."""
+        device = {
+            "device_type": "pc",
+            "os": f"{platform.system()} {platform.release()}"[:64],
+            "sdk_version": _sdk_version(),
+        }
+        last_at, last_cpu = time.monotonic(), time.process_time()
+        sent: dict[TrackKind, int] = {}
+        received: dict[str, int] = {}
+        with contextlib.suppress(asyncio.CancelledError):
+            while not self.closed.is_set():
+                await asyncio.sleep(interval)
+                now, cpu = time.monotonic(), time.process_time()
+                span = max(now - last_at, 1e-3)
+                wall = time.time()
+                up: dict[str, Any] = {"at": wall, "app_cpu": round(100 * (cpu - last_cpu) / span, 1)}
+                for kind, track in self._published.items():
+                    if isinstance(track, CountingTrack) and kind is not TrackKind.AUDIO:
+                        fps = (track.frames - sent.get(kind, track.frames)) / span if kind in sent else None
+                        sent[kind] = track.frames
+                        if kind is TrackKind.CAMERA and fps is not None:
+                            up["capture_fps"] = up["send_fps"] = round(fps, 2)
+                samples = [up]
+                for key, rt in list(self.received.tracks.items()):
+                    if rt.kind != "video" or "/" not in key:
+                        continue
+                    peer, kind_name = key.split("/", 1)
+                    if kind_name != "camera":
+                        continue
+                    before = received.get(key)
+                    received[key] = rt.frames
+                    if before is None:
+                        continue
+                    stalled = rt.last_at is None or now - rt.last_at > STALL_S
+                    stall_ms = min(span, now - (rt.last_at or now - span)) * 1000 if stalled else 0.0
+                    samples.append(
+                        {
+                            "at": wall,
+                            "peer": peer,
+                            "decode_fps": round((rt.frames - before) / span, 2),
+                            "video_stall_ms": round(stall_ms),
+                        }
+                    )
+                events, self._client_events = self._client_events, []
+                msg = {"type": "telemetry", "device": device, "samples": samples, "events": events}
+                try:
+                    await self._send(msg)
+                except Exception:
+                    return  # the connection is gone; so is the call
+                self.telemetry_sent += 1
+                last_at, last_cpu = now, cpu
 
     # ------------------------------------------------------------- public
 
@@ -323,6 +422,9 @@ class RoomClient:
             self.node_id = str(reply.get("node_id") or "")
         self.session_id = reply.get("session_id")
         self.room = dict(reply.get("room") or {})
+        self._client_events.append({"at": time.time(), "name": "signalling", "value": "up"})
+        if self.telemetry_interval and (self._telemetry is None or self._telemetry.done()):
+            self._telemetry = asyncio.create_task(self._telemetry_loop(self.telemetry_interval))
         return reply
 
     async def rejoin(
@@ -388,10 +490,12 @@ class RoomClient:
         video_codecs: Sequence[str] = compat.DEFAULT_VIDEO_CODECS,
     ) -> list[str]:
         """Publish tracks (first call creates the connection; later calls renegotiate)."""
+        tracks = {k: t if isinstance(t, CountingTrack) else CountingTrack(t) for k, t in tracks.items()}
         if self.pub_pc is None:
             self._published = dict(tracks)
             pc, kinds_by_mid, by_kind = await _publishing_pc(self._published, video_codecs)
             self.pub_pc = pc
+            self._watch_transport(pc)
             msg_type = "publish"
         else:
             pc = self.pub_pc
@@ -533,6 +637,10 @@ class RoomClient:
         await self.close()
 
     async def close(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._telemetry
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .track import TrackKind
 
@@ -77,6 +78,16 @@ class ParticipantJoined(RoomEvent):
     hidden: bool = False
     ip: str | None = None
     user_agent: str | None = None
+    join_ms: float | None = None
+    """From the client's signalling connection to its entry (None: not measured, e.g. WHIP)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinRefused(RoomEvent):
+    """An authenticated client could not enter the room (full, closed, too many rooms)."""
+
+    user_id: str
+    code: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,12 +189,25 @@ class WhiteboardDraft(RoomEvent):
     op: dict[str, object]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClientReport(RoomEvent):
+    """Telemetry a client sent about its own call (validated by :mod:`roomcast.rtc.telemetry`):
+    ``device`` fields, getStats-style ``samples`` and device ``events``. Kept server-side."""
+
+    user_id: str
+    session_id: str
+    device: dict[str, str] = field(default_factory=dict)
+    samples: tuple[dict[str, Any], ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
+
+
 _TYPE_NAMES: dict[type[RoomEvent], str] = {
     RoomEvent: "event",
     RoomOpened: "room_opened",
     RoomClosed: "room_closed",
     RoomDismissed: "room_dismissed",
     ParticipantJoined: "participant_joined",
+    JoinRefused: "join_refused",
     ParticipantLeft: "participant_left",
     ParticipantRemoved: "participant_removed",
     TrackPublished: "track_published",
@@ -195,6 +219,7 @@ _TYPE_NAMES: dict[type[RoomEvent], str] = {
     TrackStats: "track_stats",
     WhiteboardOp: "wb_op",
     WhiteboardDraft: "wb_draft",
+    ClientReport: "client_report",
 }
 
 

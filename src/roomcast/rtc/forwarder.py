@@ -21,7 +21,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .aiortc_compat import PacketInfo, vp8_resolution
+from .aiortc_compat import PacketInfo, video_resolution
 from .errors import RtcError
 from .track import MediaPacket, TrackInfo
 
@@ -56,6 +56,7 @@ class PacketSubscription:
         self.need_keyframe = self.is_video
         self.closed = False
         self.delivered = 0
+        self.delivered_bytes = 0
         self.dropped = 0
 
     @property
@@ -108,7 +109,9 @@ class PacketSubscription:
             self._wakeup.clear()
             await self._wakeup.wait()
         self.delivered += 1
-        return self._queue.popleft()
+        pkt = self._queue.popleft()
+        self.delivered_bytes += pkt.packet.size
+        return pkt
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
@@ -221,10 +224,9 @@ class TrackForwarder:
         self.last_arrival = arrival
         if keyframe and self.info.media == "video":
             self.keyframes += 1
-            if self.info.codec.lower() == "video/vp8":
-                res = vp8_resolution(bytes(packet))
-                if res is not None:
-                    self.width, self.height = res
+            res = video_resolution(self.info.codec, bytes(packet))
+            if res is not None:
+                self.width, self.height = res
         if self._muted or self._blocked:
             return
         pkt = MediaPacket(

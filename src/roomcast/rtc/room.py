@@ -173,6 +173,7 @@ class Room:
             hidden=p.hidden,
             ip=identity.client_ip,
             user_agent=identity.user_agent,
+            join_ms=(time.time() - identity.join_started) * 1000 if identity.join_started else None,
         )
         return p
 

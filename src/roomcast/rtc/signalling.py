@@ -16,6 +16,8 @@ from .auth import Authenticator, Permission
 from .errors import AuthError, RtcError
 from .events import (
     EVENT_TYPES,
+    ClientReport,
+    JoinRefused,
     LeaveReason,
     ParticipantLeft,
     RoomDismissed,
@@ -28,6 +30,7 @@ from .events import (
 from .participant import Participant
 from .room import RoomManager, check_custom
 from .routing import RoomElsewhere, redirect_message
+from .telemetry import TelemetryError, parse_report
 from .track import TrackKind
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ _CLOSE_FOR_REASON = {
 }
 
 # Events forwarded to clients; per-track stats stay server-side.
-_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats,)
+_HIDDEN_EVENT_TYPES: tuple[type[RoomEvent], ...] = (TrackStats, ClientReport, JoinRefused)
 _CLIENT_EVENT_TYPES = tuple(t for t in EVENT_TYPES if not issubclass(t, _HIDDEN_EVENT_TYPES))
 
 
@@ -119,6 +122,7 @@ class _Session:
         whiteboard: WhiteboardStore | None = None,
     ) -> None:
         self.ws = ws
+        self._connected_at = time.time()
         self.manager = manager
         self.auth = authenticator
         self.whiteboard = whiteboard
@@ -203,8 +207,21 @@ class _Session:
             identity,
             client_ip=client.host if client else None,
             user_agent=str(msg.get("sdk") or self.ws.headers.get("user-agent") or "")[:256] or None,
+            join_started=self._connected_at,
         )
-        p = await self.manager.join(identity)
+        try:
+            p = await self.manager.join(identity)
+        except RtcError as exc:
+            if not identity.hidden:
+                self.manager.events.publish(
+                    JoinRefused(
+                        app_key=identity.app_key,
+                        room_id=identity.room_id,
+                        user_id=identity.user_id,
+                        code=exc.code,
+                    )
+                )
+            raise
         p.signal = self.send
         p.auto_subscribe = bool(msg.get("auto_subscribe", False))
         self.participant = p
@@ -325,6 +342,23 @@ class _Session:
         if kind == "wb_draft":
             self._draft(p, msg)
             return None
+        if kind == "telemetry":
+            try:
+                report = parse_report(msg)
+            except TelemetryError as exc:
+                raise ProtocolError(str(exc)) from None
+            self.manager.events.publish(
+                ClientReport(
+                    app_key=p.room.app_key,
+                    room_id=p.room.room_id,
+                    user_id=p.user_id,
+                    session_id=p.session_id,
+                    device=report["device"],
+                    samples=tuple(report["samples"]),
+                    events=tuple(report["events"]),
+                )
+            )
+            return {"type": "ok"} if msg.get("id") is not None else None  # fire and forget
         raise ProtocolError(f"unknown message type {kind!r}")
 
     async def _whiteboard(self, p: Participant, kind: str, msg: dict[str, Any]) -> dict[str, Any]:

@@ -65,13 +65,19 @@ class StatsSampler:
                 key = id(fwd)
                 seen.add(key)
                 prev = self._prev.get(key)
-                self._prev[key] = _Prev(now, fwd.packets, fwd.bytes)
+                inbound = _first(await _safe_stats(pt.receiver), "inbound-rtp")
+                lost, received = _int(inbound, "packetsLost"), _int(inbound, "packetsReceived")
+                self._prev[key] = _Prev(now, fwd.packets, fwd.bytes, lost, received)
                 interval = now - prev.at if prev else 0.0
-                bitrate = fps = None
+                bitrate = fps = fraction = None
                 if prev and interval > 0:
                     bitrate = (fwd.bytes - prev.bytes) * 8 / interval
                     fps = (fwd.packets - prev.packets) / interval if pt.info.media == "video" else None
-                inbound = _first(await _safe_stats(pt.receiver), "inbound-rtp")
+                if prev and None not in (lost, received, prev.lost, prev.received):
+                    # the share of the packets expected since the last sample that never came
+                    d_lost = max(0, (lost or 0) - (prev.lost or 0))
+                    d_recv = max(0, (received or 0) - (prev.received or 0))
+                    fraction = d_lost / (d_lost + d_recv) if d_lost + d_recv else 0.0
                 clock = 90000 if pt.info.media == "video" else 48000
                 event = TrackStats(
                     app_key=room.app_key,
@@ -82,8 +88,9 @@ class StatsSampler:
                     direction="in",
                     interval=interval,
                     bitrate_bps=bitrate,
-                    packets_received=_int(inbound, "packetsReceived"),
-                    packets_lost=_int(inbound, "packetsLost"),
+                    packets_received=received,
+                    packets_lost=lost,
+                    fraction_lost=fraction,
                     jitter_ms=_jitter_ms(inbound, clock),
                     fps=fps,
                     width=fwd.width,
@@ -105,6 +112,18 @@ class StatsSampler:
                         rtt = remote.get("roundTripTime") if remote else None
                         frac = remote.get("fractionLost") if remote else None
                         sub = slot.track.subscription
+                        bitrate = fps = None
+                        if sub is not None:
+                            skey = id(sub)
+                            seen.add(skey)
+                            sprev = self._prev.get(skey)
+                            self._prev[skey] = _Prev(now, sub.delivered, sub.delivered_bytes)
+                            if sprev is not None and now > sprev.at:
+                                span = now - sprev.at
+                                bitrate = (sub.delivered_bytes - sprev.bytes) * 8 / span
+                                if info.media == "video":
+                                    fps = (sub.delivered - sprev.packets) / span
+                        video = info.media == "video"
                         out.append(
                             TrackStats(
                                 app_key=room.app_key,
@@ -119,6 +138,10 @@ class StatsSampler:
                                 fraction_lost=frac / 256.0 if isinstance(frac, (int, float)) else None,
                                 jitter_ms=_jitter_ms(remote, clock),
                                 rtt_ms=rtt * 1000.0 if isinstance(rtt, float) else None,
+                                bitrate_bps=bitrate,
+                                fps=fps,
+                                width=slot.forwarder.width if video else None,
+                                height=slot.forwarder.height if video else None,
                                 frames_dropped=sub.dropped if sub else None,
                             )
                         )

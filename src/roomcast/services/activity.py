@@ -200,7 +200,13 @@ class ActivityRecorder:
                 )
             )
         if not isinstance(
-            e, ev.TrackStats | ev.RoomOpened | ev.RoomClosed | ev.WhiteboardOp | ev.WhiteboardDraft
+            e,
+            ev.TrackStats
+            | ev.RoomOpened
+            | ev.RoomClosed
+            | ev.WhiteboardOp
+            | ev.WhiteboardDraft
+            | ev.ClientReport,
         ):
             detail = {k: v for k, v in ev.event_to_dict(e).items() if k not in _COMMON}
             exists = await s.execute(select(RoomEventRow.id).where(RoomEventRow.event_id == e.event_id))

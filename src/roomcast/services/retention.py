@@ -10,11 +10,12 @@ rows are appended, so a row's time column grows with its id. For each table it
    transaction of its own (a range scan on the primary key, then a delete of that range with the
    same conditions, so a row out of time order is never deleted early).
 
-What may go: samples and room events older than ``retention_samples_days`` /
-``retention_events_days``; room and user sessions closed before the events cutoff (open ones
-stay); callbacks delivered or failed, created before the cutoff (pending ones stay); uploads done
-or failed *and* finalized before the cutoff (anything unfinished stays). An age of 0 keeps rows
-forever. Every node may run the job: deletes are idempotent.
+What may go: samples (server and client) and room events older than ``retention_samples_days``
+/ ``retention_events_days``; usage and quality buckets older than ``retention_aggregates_days``;
+room and user sessions closed before the events cutoff (open ones stay); callbacks delivered or
+failed, created before the cutoff (pending ones stay); uploads done or failed *and* finalized
+before the cutoff (anything unfinished stays). An age of 0 keeps rows forever. Every node may
+run the job: deletes are idempotent.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 from roomcast.log import event
 from roomcast.store.tables import (
     CallbackRow,
+    ClientSampleRow,
+    QualityBucketRow,
     RoomEventRow,
     RoomSessionRow,
     TrackSampleRow,
     UploadRow,
+    UsageBucketRow,
     UserSessionRow,
     utcnow,
 )
@@ -60,6 +64,7 @@ class RetentionPolicy:
     events_days: float = 30.0
     callbacks_days: float = 7.0
     uploads_days: float = 7.0
+    aggregates_days: float = 400.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> RetentionPolicy:
@@ -68,6 +73,7 @@ class RetentionPolicy:
             events_days=float(settings.retention_events_days),
             callbacks_days=float(settings.retention_callbacks_days),
             uploads_days=float(settings.retention_uploads_days),
+            aggregates_days=float(getattr(settings, "retention_aggregates_days", 400.0)),
         )
 
 
@@ -88,6 +94,9 @@ def _always(cutoff: datetime) -> ColumnElement[bool]:
 def _rules(p: RetentionPolicy) -> list[_Rule]:
     return [
         _Rule(TrackSampleRow, TrackSampleRow.at, p.samples_days, _always),
+        _Rule(ClientSampleRow, ClientSampleRow.at, p.samples_days, _always),
+        _Rule(UsageBucketRow, UsageBucketRow.start, p.aggregates_days, _always),
+        _Rule(QualityBucketRow, QualityBucketRow.start, p.aggregates_days, _always),
         _Rule(RoomEventRow, RoomEventRow.at, p.events_days, _always),
         _Rule(
             RoomSessionRow,

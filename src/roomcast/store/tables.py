@@ -116,6 +116,7 @@ class RoomSessionRow(Base):
     __table_args__ = (
         Index("ix_room_sessions_room", "app_key", "room_id", "opened_at"),
         Index("ix_room_sessions_open", "closed_at", "node_id"),
+        Index("ix_room_sessions_app", "app_key", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -134,6 +135,7 @@ class UserSessionRow(Base):
     __table_args__ = (
         Index("ix_user_sessions_room", "app_key", "room_id", "joined_at"),
         Index("ix_user_sessions_open", "left_at", "node_id"),
+        Index("ix_user_sessions_app", "app_key", "joined_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -154,7 +156,10 @@ class RoomEventRow(Base):
     """Publish/unpublish/mute/block/remove events, each once (by its event id)."""
 
     __tablename__ = "room_events"
-    __table_args__ = (Index("ix_room_events_room", "app_key", "room_id", "at"),)
+    __table_args__ = (
+        Index("ix_room_events_room", "app_key", "room_id", "at"),
+        Index("ix_room_events_type", "app_key", "type", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -170,7 +175,11 @@ class TrackSampleRow(Base):
     """A periodic quality sample of a published track (direction in) or a subscription (out)."""
 
     __tablename__ = "track_samples"
-    __table_args__ = (Index("ix_track_samples_room", "app_key", "room_id", "at"),)
+    __table_args__ = (
+        Index("ix_track_samples_room", "app_key", "room_id", "at"),
+        Index("ix_track_samples_user", "app_key", "room_id", "user_id", "at"),
+        Index("ix_track_samples_subscriber", "app_key", "room_id", "subscriber_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app_key: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -456,3 +465,98 @@ class TranscriptLineRow(Base):
     start_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     end_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+# --- issue 15: statistics, call quality, usage ---
+
+
+class UsageBucketRow(Base):
+    """Seconds of use per app, room, product and tier in one minute (span "m") or hour ("h").
+
+    Written as use happens (each node adds to its own rows; several rows for one key are summed),
+    so usage queries read buckets, never sessions or samples. ``room_id`` is "" for use that
+    belongs to no room; spans "M" and "H" hold the app-wide sums (``room_id`` ""). Products:
+    ``rtc`` (presence), ``record_single``, ``record_mixed``, ``transcode``, ``relay``, ``ingest``;
+    see :mod:`roomcast.stats.ledger`.
+    """
+
+    __tablename__ = "usage_buckets"
+    __table_args__ = (Index("ix_usage_buckets_q", "app_key", "product", "span", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    product: Mapped[str] = mapped_column(String(24), nullable=False)
+    span: Mapped[str] = mapped_column(String(1), nullable=False)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    tier: Mapped[str] = mapped_column(String(24), nullable=False)
+    seconds: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+
+
+class QualityBucketRow(Base):
+    """Counts of downstream quality samples per app and room in 10 s (span "t") or hour ("h")
+    buckets: how many were frozen, had a high RTT; and join attempts (``joins``), how many entered
+    (``joins_ok``), how many were timed from the signalling connection (``joins_timed``) and
+    entered within 5 s (``joins_fast``). Rates are ratios of these counts. Spans "T" and "H"
+    hold the app-wide sums (``room_id`` ""); the "H" rows also the most users and calls present
+    at once on the node that wrote them (``peak_users``, ``peak_rooms``)."""
+
+    __tablename__ = "quality_buckets"
+    __table_args__ = (Index("ix_quality_buckets_q", "app_key", "span", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    span: Mapped[str] = mapped_column(String(1), nullable=False)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    video_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    video_frozen: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    audio_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    audio_frozen: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rtt_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rtt_high: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_video_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_video_bad: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_audio_samples: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    up_audio_bad: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins_ok: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins_timed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    joins_fast: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    peak_users: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    peak_rooms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class ClientSampleRow(Base):
+    """A getStats-style sample a client reported about itself (``peer_id`` "") or about what it
+    receives from one peer. Only what a client can know; None when it did not say."""
+
+    __tablename__ = "client_samples"
+    __table_args__ = (Index("ix_client_samples_user", "app_key", "room_id", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    peer_id: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    capture_fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    send_fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decode_fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    audio_stall_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    video_stall_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    app_cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sys_cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rtt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ClientInfoRow(Base):
+    """What a client said about itself during one user session (device, OS, SDK, network)."""
+
+    __tablename__ = "client_infos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    device_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    os: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sdk_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    network_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -22,6 +22,7 @@
   const MAX_REDIRECTS = 3;
   const ICE_GATHER_LIMIT_MS = 5000;
   const RECORDING_POLL_MS = 3000;
+  const TELEMETRY_MS = 5000; // client telemetry (docs/signalling.md), what only the browser knows
   const LOG_LIMIT = 100;
 
   let config = { dev_mode: false, signalling: '/rtc/ws' };
@@ -306,6 +307,76 @@
       this.dismissedReason = '';
       this.ended = false;
       this.recordingTimer = null;
+      this.telemetryTimer = null;
+      this.telemetryPrev = new Map(); // stats id -> previous counters
+      this.clientEvents = [];
+      this.telemetrySent = 0;
+    }
+
+    clientEvent(name, value) {
+      this.clientEvents.push({ at: Date.now() / 1000, name, value });
+    }
+
+    async telemetry() {
+      // getStats of both connections: capture and send rates, RTT, and per peer the rendering
+      // rate and the time video froze or audio was concealed since the previous report.
+      const now = Date.now() / 1000;
+      const up = { at: now };
+      const peers = new Map();
+      const prev = this.telemetryPrev;
+      const delta = (id, key, value) => {
+        const before = prev.get(`${id}:${key}`);
+        prev.set(`${id}:${key}`, value);
+        return before === undefined ? null : Math.max(0, value - before);
+      };
+      if (this.pubPc) {
+        (await this.pubPc.getStats()).forEach((r) => {
+          if (r.type === 'media-source' && r.kind === 'video' && r.framesPerSecond != null) up.capture_fps = r.framesPerSecond;
+          if (r.type === 'outbound-rtp' && r.kind === 'video' && r.framesPerSecond != null) up.send_fps = r.framesPerSecond;
+          if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime != null) up.rtt_ms = r.currentRoundTripTime * 1000;
+        });
+      }
+      if (this.subPc) {
+        (await this.subPc.getStats()).forEach((r) => {
+          if (r.type !== 'inbound-rtp' || r.mid == null) return;
+          const trackId = this.mapping[r.mid];
+          if (!trackId) return;
+          const { user, kind } = trackParts(trackId);
+          const p = peers.get(user) || { at: now, peer: user };
+          if (r.kind === 'video' && kind === 'camera') {
+            if (r.framesPerSecond != null) p.decode_fps = r.framesPerSecond;
+            const frozen = delta(r.id, 'freeze', r.totalFreezesDuration || 0);
+            if (frozen != null) p.video_stall_ms = Math.round(frozen * 1000);
+          } else if (r.kind === 'audio') {
+            const concealed = delta(r.id, 'concealed', (r.concealedSamples || 0) - (r.silentConcealedSamples || 0));
+            if (concealed != null) p.audio_stall_ms = Math.round((concealed / 48000) * 1000);
+          }
+          peers.set(user, p);
+        });
+      }
+      const ua = navigator.userAgent || '';
+      const net = navigator.connection && navigator.connection.type;
+      const device = {
+        device_type: /Mobi|Android|iPhone|iPad/.test(ua) ? 'mobile' : 'pc',
+        os: ((navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || 'unknown').slice(0, 64),
+        sdk_version: 'roomcast-web/1',
+      };
+      const NETWORKS = { wifi: 'wifi', ethernet: 'wired', none: 'none', cellular: 'unknown', unknown: 'unknown' };
+      if (net && NETWORKS[net]) device.network_type = NETWORKS[net];
+      const samples = [up, ...peers.values()].filter((x) => Object.keys(x).length > (x.peer ? 2 : 1));
+      const events = this.clientEvents.splice(0);
+      this.send({ type: 'telemetry', device, samples, events });
+      this.telemetrySent += 1;
+    }
+
+    startTelemetry() {
+      const tick = async () => {
+        if (this.ended) return;
+        try { await this.telemetry(); } catch { /* a report is skipped, not the call */ }
+        if (!this.ended) this.telemetryTimer = setTimeout(tick, TELEMETRY_MS);
+      };
+      this.clientEvent('signalling', 'up');
+      this.telemetryTimer = setTimeout(tick, TELEMETRY_MS);
     }
 
     async pollRecording() {
@@ -355,6 +426,7 @@
       }
       this.sessionId = joined.session_id;
       for (const p of (joined.room && joined.room.participants) || []) this.addParticipant(p.user_id, p.session_id, p.tracks);
+      this.startTelemetry();
     }
 
     onMessage(text) {
@@ -480,6 +552,9 @@
     }
 
     onPcState(label, pc) {
+      if (['connected', 'failed', 'disconnected'].includes(pc.connectionState)) {
+        this.clientEvent('transport', pc.connectionState === 'connected' ? 'up' : 'down');
+      }
       if (pc.connectionState === 'failed' && !this.ended) {
         showNotice(`The ${label} media connection failed. Check that UDP can reach the server.`);
       }
@@ -605,6 +680,7 @@
       if (this.ended) return;
       this.ended = true;
       clearTimeout(this.recordingTimer);
+      clearTimeout(this.telemetryTimer);
       for (const { reject } of this.pending.values()) reject(new Error(`connection closed (${code})`));
       this.pending.clear();
       for (const pc of [this.pubPc, this.subPc]) if (pc) pc.close();
@@ -822,6 +898,7 @@
         sessionId: s ? s.sessionId : null,
         participants: s ? [...s.participants.keys()].filter((u) => u !== s.userId) : [],
         mapping: s ? { ...s.mapping } : {},
+        telemetrySent: s ? s.telemetrySent : 0,
         published: s ? [...s.published] : [],
         muted: s ? { ...s.muted } : { audio: false, camera: false },
         sharing: Boolean(s && s.screenTrack),

@@ -127,6 +127,67 @@ TRTC_EXAMPLES: dict[str, dict[str, Any]] = {
         "VideoParams": {"LayoutParams": {"MixLayoutMode": 1}},
     },
     "StopPublishCdnStream": {"SdkAppId": 1400000001, "TaskId": "TASK_ID"},
+    # statistics (issue 15)
+    "DescribeRoomInfo": {
+        "SdkAppId": 1400000001,
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+        "PageSize": 10,
+    },
+    "DescribeUserInfo": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+    },
+    "DescribeUserEvent": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "RoomId": "8888",
+        "UserId": "bob",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+    },
+    "DescribeCallDetailInfo": {
+        "SdkAppId": 1400000001,
+        "CommId": "1400000001_8888_1767225600",
+        "StartTime": 1767225600,
+        "EndTime": 1767229200,
+        "UserIds": ["bob"],
+        "DataType": ["bigvBit", "bigvWidth", "aLoss"],
+    },
+    "DescribeScaleInfo": {"SdkAppId": 1400000001, "StartTime": 1767225600, "EndTime": 1767830400},
+    "DescribeTRTCRealTimeScaleData": {
+        "SdkAppId": "1400000001",
+        "StartTime": 1767225600,
+        "EndTime": 1767227400,
+    },
+    "DescribeTRTCRealTimeQualityData": {
+        "SdkAppId": "1400000001",
+        "StartTime": 1767225600,
+        "EndTime": 1767227400,
+    },
+    "DescribeTRTCMarketScaleData": {
+        "SdkAppId": "1400000001",
+        "StartTime": "2026-01-01",
+        "EndTime": "2026-01-07",
+        "Period": "d",
+    },
+    "DescribeTRTCMarketQualityData": {
+        "SdkAppId": "1400000001",
+        "StartTime": "2026-01-01",
+        "EndTime": "2026-01-01",
+        "Period": "h",
+    },
+    "DescribeTrtcUsage": {"SdkAppId": 1400000001, "StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeRecordingUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-01", "MixType": "multi"},
+    "DescribeMixTranscodingUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeRelayUsage": {"StartTime": "2026-01-01", "EndTime": "2026-01-07"},
+    "DescribeTrtcRoomUsage": {
+        "SdkAppid": 1400000001,
+        "StartTime": "2026-01-01 00:00",
+        "EndTime": "2026-01-01 10:00",
+    },
     # TIW (X-TC-Version 2019-09-19)
     "StartOnlineRecord": {
         "SdkAppId": 1400000001,

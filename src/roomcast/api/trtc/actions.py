@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from roomcast.api.tiw import online_record
-from roomcast.api.trtc import ai, ingest, recording, relay, rooms
+from roomcast.api.trtc import ai, ingest, monitoring, recording, relay, rooms, usage
 from roomcast.api.trtc.gateway import ActionRegistry
 
 
@@ -15,3 +15,5 @@ def register(registry: ActionRegistry) -> None:
     relay.register(registry)
     online_record.register(registry)
     ai.register(registry)
+    monitoring.register(registry)
+    usage.register(registry)
