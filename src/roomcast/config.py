@@ -138,6 +138,7 @@ class Settings(BaseSettings):
         if self.redis_url and not (self.database_url or "").startswith("postgresql"):
             raise ValueError("redis_url (several nodes) needs a PostgreSQL database_url shared by the nodes")
         return self
+
     @field_validator("stats_timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:

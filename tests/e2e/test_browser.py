@@ -8,6 +8,7 @@ join through the page's own form, and the assertions read WebRTC ``getStats`` th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import threading
@@ -476,11 +477,7 @@ def test_custom_messages_show_as_subtitles(
 ) -> None:
     """Subtitles (cmd_id 1, type 10000) from robots appear in the page's log when final; other
     custom messages are shown as sent."""
-    import asyncio
-    import json
 
-    from roomcast.rtc.client import RoomClient
-    from roomcast.services.join_tokens import issue_usersig
 
 def test_browser_reports_telemetry(
     server: LiveServer, tenant: Tenant, chromium: BrowserContext, pages: list[Page]

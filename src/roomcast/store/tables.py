@@ -465,6 +465,8 @@ class TranscriptLineRow(Base):
     start_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     end_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 # --- issue 15: statistics, call quality, usage ---
 
 
