@@ -50,8 +50,19 @@ class Joy:
         }
         self.appid = t.app.sdk_app_id
         self.n = 0
+        self._sent: list[float] = []
+
+    async def _pace(self) -> None:
+        """Stay under the documented 10 calls per second per app, as a well-behaved client does
+        (a fast machine otherwise meets the limit, 2105, in the error-case loops)."""
+        loop = asyncio.get_running_loop()
+        self._sent = [at for at in self._sent if loop.time() - at < 1.0]
+        if len(self._sent) >= 8:
+            await asyncio.sleep(1.0 - (loop.time() - self._sent[0]))
+        self._sent.append(loop.time())
 
     async def post(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        await self._pace()
         self.n += 1
         async with httpx.AsyncClient(timeout=30) as http:
             r = await http.post(
@@ -63,6 +74,7 @@ class Joy:
         return data
 
     async def get(self, path: str) -> dict[str, Any]:
+        await self._pace()
         async with httpx.AsyncClient(timeout=30) as http:
             r = await http.get(f"{self.base}/{path}", headers=self.headers)
         data: dict[str, Any] = r.json()
