@@ -186,3 +186,22 @@ async def test_a_taken_over_task_goes_to_the_room_s_node(
     assert not in_room(sfus["node-y"], app, "r3")
     assert net.calls.count(("node-w", "ingests.adopt")) >= 1 and ("node-x", "ingests.adopt") in net.calls
     await x.stop(app, task.task_id)
+
+
+async def test_a_task_follows_its_room_to_another_node(
+    runtime: Runtime, app: App, media: str, nodes: tuple[Net, dict[str, RoomManager]]
+) -> None:
+    net, sfus = nodes
+    x, y = net.services["node-x"], net.services["node-y"]
+    key = (str(app.sdk_app_id), "r4")
+    task = await x.start(request(app, f"{media}/clip.mp4", "r4"))
+    assert task.node_id == "node-x" and in_room(sfus["node-x"], app, "r4")
+    # node-x was paused past its lease: the room was placed on node-y and node-x closes it.
+    net.rooms[key] = "node-y"
+    await sfus["node-x"].evict_room(*key, "moved")
+    await until(lambda: in_room(sfus["node-y"], app, "r4"), 15)
+    moved = await y.get(app, task.task_id)
+    assert moved.node_id == "node-y" and moved.state is TaskState.RUNNING, moved
+    assert y.running() == [task.task_id] and x.running() == []
+    await x.stop(app, task.task_id)  # through the node that lost it
+    assert not in_room(sfus["node-y"], app, "r4")

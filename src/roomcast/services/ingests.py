@@ -76,6 +76,7 @@ _REASONS = {
     "removed": "removed",
     "replaced": "replaced",
     "dismissed": "room_dismissed",
+    "moved": "removed",  # one node: the room closed under the user
 }
 
 
@@ -533,6 +534,9 @@ class IngestService:
                 with contextlib.suppress(Exception):
                     await self._save_progress(run)  # where the next process resumes
             self._runs.pop(task.task_id, None)
+            if end is not None and not run.abandoned and run.stop_reason is None and not self._shutting_down:
+                with contextlib.suppress(Exception):
+                    await self._after_job(task.task_id, run, end)
             if (
                 end is not None
                 and not run.abandoned
@@ -548,6 +552,20 @@ class IngestService:
                         size=(stats.width, stats.height) if stats else (None, None),
                     )
             run.ended.set()
+
+    async def _after_job(self, task_id: str, run: _Run, end: JobEnd) -> None:
+        """Whether a job that ended by itself leaves its task to another node (``run.abandoned``):
+        the task was taken over meanwhile, or its room was placed on another node (this node was
+        paused or cut off), which the task then follows."""
+        current = await self.tasks.by_id(task_id)
+        if current is None or current.node_id in (None, self.node_id):
+            if end.reason != "moved" or self.nodes is None or current is None:
+                return
+            if current.state is TaskState.EXITED or task_id in self._resuming:
+                return
+            self._resuming.add(task_id)
+            self._background.spawn(f"follow room {task_id[:12]}", self._resume(current, self.node_id))
+        run.abandoned = True
 
     async def _finish(
         self, task: Task, end: JobEnd, *, video_mode: str | None, size: tuple[int | None, int | None]
