@@ -648,11 +648,13 @@ class IngestService:
             source: Probe | None = None
             with contextlib.suppress(InvalidArgument, Unavailable):
                 source = await self.probe(spec.url)  # which tracks to publish (the job retries the source)
-            play = await self._resume_point(task.task_id, spec)
             current = await self.tasks.by_id(task.task_id)
             if current is None or current.state is TaskState.EXITED or current.node_id != self.node_id:
                 return  # stopped or moved while the source was probed
-            self._launch(task, spec, elapsed_s=elapsed, media=_media(source), play=play)
+            with contextlib.suppress(ValueError, TypeError):
+                spec = spec_from_json(current.spec)  # updated meanwhile
+            play = await self._resume_point(task.task_id, spec)
+            self._launch(current, spec, elapsed_s=elapsed, media=_media(source), play=play)
         finally:
             self._resuming.discard(task.task_id)
 
