@@ -205,3 +205,13 @@ async def test_a_task_follows_its_room_to_another_node(
     assert y.running() == [task.task_id] and x.running() == []
     await x.stop(app, task.task_id)  # through the node that lost it
     assert not in_room(sfus["node-y"], app, "r4")
+
+
+def test_a_room_node_that_does_not_answer_is_resource_unavailable() -> None:
+    from roomcast.api.trtc.ingest import _source_error
+
+    assert _source_error(Unavailable("node n-1 did not answer in 5 s", subject="node")).code == (
+        "ResourceUnavailable"
+    )
+    # The source itself unreachable stays the vendor's StreamUrl error.
+    assert _source_error(Unavailable("refused", subject="stream_url")).code == "InvalidParameter.StreamUrl"
