@@ -3,6 +3,7 @@ task rows: products and tiers, no double counting across flushes, restarts and o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -194,3 +195,28 @@ async def test_running_relays_ingests_and_recordings_are_metered_by_kind(runtime
     await restarted.flush()
     grown = (await _totals(ledger, app, "record_mixed", lo, utcnow() + timedelta(minutes=2)))["SD"] - counted
     assert 0 < grown <= (utcnow() - t2).total_seconds() + (t2 - t1).total_seconds() + 1.0
+
+    # A task shorter than a flush interval (started and ended between two flushes) still counts.
+    hd = (await _totals(ledger, app, "relay", lo, utcnow() + timedelta(minutes=2)))["HD"]
+    started = utcnow()
+    async with runtime.db.sessions.begin() as s:
+        s.add(
+            TaskRow(
+                task_id="short",
+                app_pk=app_pk,
+                sdk_app_id=sdk,
+                kind="relay",
+                dialect="trtc",
+                room_id=ROOM,
+                spec=json.dumps(relay_to_json(RelaySpec(mix=_mix(1280, 720), outputs=(URL,)))),
+                node_id=NODE,
+                state="exited",
+                started_at=started,
+                ended_at=started + timedelta(seconds=0.25),
+            )
+        )
+    await asyncio.sleep(0.3)  # it ended before the flush
+    await restarted.flush()
+    await restarted.flush()
+    short = (await _totals(ledger, app, "relay", lo, utcnow() + timedelta(minutes=2)))["HD"] - hd
+    assert short == pytest.approx(0.25)

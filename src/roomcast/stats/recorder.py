@@ -530,7 +530,7 @@ class StatsRecorder:
 
         A task first seen counts from the later of its start and this recorder's previous flush
         (a task taken over, or still running across a restart, is not counted twice); a task
-        that ended since counts up to its end.
+        that ended since (even one shorter than a flush) counts up to its end.
         """
         tracked = list(self._state.tasks)
         running = TaskRow.state.in_(("running", "stopping"))
@@ -547,7 +547,7 @@ class StatsRecorder:
             TaskRow.state,
         ).where(
             TaskRow.kind.in_(METERED_KINDS),
-            or_(and_(running, here), TaskRow.task_id.in_(tracked)) if tracked else and_(running, here),
+            or_(and_(here, or_(running, TaskRow.ended_at > self._metered_at)), TaskRow.task_id.in_(tracked)),
         )
         async with self._sessions() as s:
             rows = (await s.execute(q)).all()
