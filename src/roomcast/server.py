@@ -364,7 +364,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             node_id=nodes.node_id,
             max_tasks=settings.max_ingests,
             retries=settings.ingest_retries,
+            nodes=cluster,
+            apps=rt.tenancy.get_app,
         )
+        if cluster is not None:
+            for method, handler in ingests.calls().items():
+                cluster.handle(method, handler)
         rt.ingests = ingests
         nodes.on_take_over("ingests", ingests.take_over)
         nodes.on_lease_lost("ingests", ingests.let_go)

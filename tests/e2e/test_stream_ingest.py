@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tencentcloud.trtc.v20190722 import models, trtc_client
 from roomcast.rtc.client import RoomClient
 from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import issue_usersig
+from roomcast.stats.ledger import MINUTE, UsageLedger
 from roomcast.store.tables import IngestUsageRow
 from tests.api.conftest import Tenant, make_tenant
 from tests.support.ingest_media import (
@@ -63,7 +65,13 @@ def media(media_dir: Path) -> Iterator[str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = Path(tmp_path_factory.mktemp("ingest")) / "var"
     with live_server(
-        data, ice_host_addresses=["127.0.0.1"], empty_room_grace_s=1.0, max_ingests=3, ingest_retries=1
+        data,
+        ice_host_addresses=["127.0.0.1"],
+        empty_room_grace_s=1.0,
+        max_ingests=3,
+        ingest_retries=1,
+        stats_interval_s=1.0,
+        stats_flush_s=0.5,
     ) as srv:
         yield srv
 
@@ -158,6 +166,18 @@ def _usage(server: LiveServer, task_id: str) -> IngestUsageRow | None:
     return server.run(body)
 
 
+def _metered(server: LiveServer, app: str) -> dict[str, float]:
+    async def body(rt: Runtime) -> dict[str, float]:
+        end = datetime.now(UTC)
+        rows = await UsageLedger(rt.db.sessions).read([app], "ingest", MINUTE, end - timedelta(hours=1), end)
+        out: dict[str, float] = {}
+        for r in rows:
+            out[r.tier] = out.get(r.tier, 0.0) + r.seconds
+        return out
+
+    return server.run(body)  # type: ignore[no-any-return]
+
+
 async def usage(server: LiveServer, task_id: str) -> IngestUsageRow | None:
     return await asyncio.to_thread(_usage, server, task_id)  # type: ignore[no-any-return]
 
@@ -193,6 +213,11 @@ async def test_mp4_plays_in_real_time_with_beeps_in_sync(
     assert row is not None and row.reason == "completed" and row.video_mode == "copy"
     assert 3 <= row.seconds <= 9 and row.user_id == "ingest-bot" and row.room_id == "7001"
     assert took > 0
+    # Its minutes are in the usage ledger: 320x240 (SD) once its video was sampled.
+    await asyncio.sleep(1.0)
+    metered = await asyncio.to_thread(_metered, server, str(tenant.app.sdk_app_id))
+    assert 2.5 <= sum(metered.values()) <= 10 and set(metered) <= {"SD", "Audio"}, metered
+    assert metered.get("SD", 0.0) >= 1.5, metered
 
 
 async def test_hls_playlist(server: LiveServer, tenant: Tenant, media: str) -> None:

@@ -17,12 +17,11 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.trtc.v20190722 import models, trtc_client
 
+from roomcast.api.trtc.usage import TRANSCODE_KEYS
 from roomcast.media.sei import parse_sei
 from roomcast.rtc.client import RoomClient
-from roomcast.runtime import Runtime
 from roomcast.services.join_tokens import issue_usersig
-from roomcast.services.relays import relay_usage
-from roomcast.services.tasks import TaskService
+from roomcast.stats.tiers import TIERS
 from tests.api.conftest import Tenant, make_tenant
 from tests.e2e.test_trtc_cloud_recording import call, publishers, req, sdk
 from tests.support import avcheck
@@ -357,7 +356,7 @@ async def test_feedback_into_another_room(server: LiveServer, tenant: Tenant) ->
 async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> None:
     data = tmp_path / "var"
     url = rtmp.url("restart")
-    with live_server(data, ice_host_addresses=["127.0.0.1"]) as first:
+    with live_server(data, ice_host_addresses=["127.0.0.1"], stats_flush_s=0.5) as first:
         t = await asyncio.to_thread(make_tenant, first, "restart")
         body = start_body(t, [url])
         body["AgentParams"]["MaxIdleTime"] = 120  # nobody publishes: the canvas is relayed
@@ -365,7 +364,7 @@ async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> N
         await asyncio.sleep(1.5)
         await asyncio.to_thread(capture, url, tmp_path / "before.mkv", seconds=1.0)
     # The node stopped without stopping the relay; the next one on the same database pushes again.
-    with live_server(data, ice_host_addresses=["127.0.0.1"]) as second:
+    with live_server(data, ice_host_addresses=["127.0.0.1"], stats_flush_s=0.5) as second:
         client = sdk(second, t)
         await asyncio.sleep(2.0)
         packets = await asyncio.to_thread(capture, url, tmp_path / "after.mkv", seconds=1.5)
@@ -375,14 +374,24 @@ async def test_a_relay_survives_a_restart(rtmp: RtmpServer, tmp_path: Path) -> N
         assert out.TaskId == task_id
         await asyncio.sleep(1.0)
 
-        async def usage(rt: Runtime) -> dict[str, float]:
-            end = datetime.now(UTC)
-            return await relay_usage(
-                TaskService(rt.db.sessions, rt.box), t.app.sdk_app_id, end - timedelta(hours=1), end
-            )
-
-        minutes = await asyncio.to_thread(second.run, usage)
-        assert set(minutes) == {"sd"} and 5 / 60 < minutes["sd"] < 2  # 640x360, a few seconds
+        # Usage through the SDK: relay and transcoding minutes at the mix's tier (640x360: SD),
+        # both nodes' shares, each counted once (the second node does not count the first's again).
+        today = datetime.now(UTC).date()
+        period = {
+            "SdkAppId": t.app.sdk_app_id,
+            "StartTime": (today - timedelta(days=1)).isoformat(),
+            "EndTime": (today + timedelta(days=1)).isoformat(),
+        }
+        relay = await call(client.DescribeRelayUsage, req(models.DescribeRelayUsageRequest, period))
+        mix = await call(
+            client.DescribeMixTranscodingUsage, req(models.DescribeMixTranscodingUsageRequest, period)
+        )
+    for answer, tier, keys in ((relay, "SD", TIERS), (mix, "SDH264", TRANSCODE_KEYS)):
+        assert list(answer.UsageKey) == list(keys) and len(answer.UsageList) == 3
+        sums = [sum(item.UsageValue[i] for item in answer.UsageList) for i in range(len(keys))]
+        minutes = dict(zip(keys, sums, strict=True))
+        assert 4 / 60 < minutes.pop(tier) < 1.0  # a few seconds on each node
+        assert not any(minutes.values())
 
 
 async def test_custom_layout_users_without_a_slot_are_not_heard(

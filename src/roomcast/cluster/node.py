@@ -121,7 +121,7 @@ class Cluster:
             out.append(answer)
         return out
 
-    # -- recordings.TaskNodes -----------------------------------------------------------------------
+    # -- tasks.TaskNodes (recordings, ingests) ------------------------------------------------------
     async def room_node(self, app_key: str, room_id: str) -> str | None:
         assert self.placement is not None
         try:

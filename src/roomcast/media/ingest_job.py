@@ -43,12 +43,16 @@ UrlCheck = Callable[[str], Coroutine[Any, Any, None]]
 """Raises (any exception, its message is reported) if the URL may not be fetched now."""
 
 
-_LEFT = {LeaveReason.DISMISSED: "dismissed", LeaveReason.REPLACED: "replaced"}
+_LEFT = {
+    LeaveReason.DISMISSED: "dismissed",
+    LeaveReason.REPLACED: "replaced",
+    LeaveReason.SERVER_SHUTDOWN: "moved",  # the room closed here (several nodes: placed elsewhere)
+}
 
 
 @dataclass(frozen=True)
 class JobEnd:
-    reason: str  # completed | max_duration | stopped | failed | removed | dismissed | replaced
+    reason: str  # completed | max_duration | stopped | failed | removed | dismissed | replaced | moved
     error: str | None = None
 
 

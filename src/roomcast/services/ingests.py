@@ -15,6 +15,13 @@ position every :data:`FOLLOW_S` seconds), a live stream from its live edge; the 
 keeps counting from the task's first start. Any node answers Update and
 Stop: a running job reads its task row every :data:`FOLLOW_S` seconds and follows a new spec, an
 end, or a move to another node.
+
+Several nodes (:class:`TaskNodes`, as for recordings): the ingest user is an in-process participant,
+so a job runs on the node serving its room. Start through another node probes the source there
+and asks the room's node to start the task (``ingests.start``; the room is placed on the node
+asked first if nobody serves it); Update and Stop go to the task's node (falling back to the task
+row, which the job follows, if that node does not answer); a task taken over from a dead node is
+handed to the node serving its room (``ingests.adopt``), or placed on the taking node.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +45,7 @@ from roomcast.domain.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
+    RoomcastError,
     Unavailable,
 )
 from roomcast.domain.ingest import FOREVER, IngestSpec, spec_from_json, spec_to_json, updated, validate
@@ -47,7 +56,7 @@ from roomcast.media.ingest import Probe, SourceError, probe
 from roomcast.media.ingest_job import IngestJob, JobEnd
 from roomcast.net.urls import MEDIA_SCHEMES, UnresolvedHost, UrlPolicy, UrlRefused
 from roomcast.rtc.room import RoomManager
-from roomcast.services.tasks import TaskService
+from roomcast.services.tasks import TaskNodes, TaskService
 from roomcast.store.tables import IngestProgressRow, IngestUsageRow, utcnow
 
 log = logging.getLogger("roomcast.ingests")
@@ -56,6 +65,7 @@ KIND = "ingest"
 PROBE_TIMEOUT_S = 8.0
 FOLLOW_S = 2.0  # how often a running job reads its task row (updates and stops from other nodes)
 STOP_WAIT_S = 10.0
+HANDOVER_TRIES = 30  # a taken-over task waits this many seconds at most for its room's node to be known
 
 # Job end -> the task's end reason.
 _REASONS = {
@@ -66,6 +76,7 @@ _REASONS = {
     "removed": "removed",
     "replaced": "replaced",
     "dismissed": "room_dismissed",
+    "moved": "removed",  # one node: the room closed under the user
 }
 
 
@@ -101,6 +112,8 @@ class IngestService:
         node_id: str | None,
         max_tasks: int = 20,
         retries: int = 3,
+        nodes: TaskNodes | None = None,
+        apps: Callable[[int], Awaitable[App]] | None = None,
     ) -> None:
         self.tasks = tasks
         self.sfu = sfu
@@ -108,7 +121,10 @@ class IngestService:
         self.node_id = node_id
         self.max_tasks = max_tasks
         self.retries = retries
+        self.nodes = nodes
+        self.apps = apps
         self._runs: dict[str, _Run] = {}
+        self._resuming: set[str] = set()  # adopted tasks whose job is being started
         self._background = Background("ingest")
         self._shutting_down = False
 
@@ -138,16 +154,47 @@ class IngestService:
 
     async def start(self, req: IngestRequest) -> Task:
         validate(req.spec)
-        sdk_app_id, room_id, user_id = req.app.sdk_app_id, req.room_id, req.user_id
+        sdk_app_id, room_id = req.app.sdk_app_id, req.room_id
+        if self.nodes is None:
+            return await self._start_here(req, None)
+        await self._check_unique(sdk_app_id, room_id, req.user_id)
+        # Probed before the room is placed: the user joins right after placement.
+        source = await self.probe(req.spec.url)
+        owner = await self.nodes.room_node(str(sdk_app_id), room_id)
+        if owner is None:
+            return await self._start_here(req, _media(source))
+        task_id = await self.nodes.call(
+            owner,
+            "ingests.start",
+            {
+                "sdk_app_id": sdk_app_id,
+                "room_id": room_id,
+                "user_id": req.user_id,
+                "spec": spec_to_json(req.spec),
+                "dialect": req.dialect,
+                "dialect_request": req.dialect_request,
+                "media": list(_media(source)),
+            },
+        )
+        event(log, "ingest.started_on", task_id=task_id, node_id=owner)
+        return await self.tasks.get(sdk_app_id, str(task_id))
+
+    async def _check_unique(self, sdk_app_id: int, room_id: str, user_id: str) -> None:
         for t in await self.tasks.active_in_room(sdk_app_id, room_id):
             if t.kind == KIND and t.robot_user_id == user_id:
                 raise AlreadyExists("an ingest task with this user runs in the room", subject="task")
+
+    async def _start_here(self, req: IngestRequest, media: tuple[str, ...] | None) -> Task:
+        """Start the task on this node (``media``: the probed source's, or probe it here)."""
+        sdk_app_id, room_id, user_id = req.app.sdk_app_id, req.room_id, req.user_id
+        await self._check_unique(sdk_app_id, room_id, user_id)
         room = self.sfu.get_room(str(sdk_app_id), room_id)
         if room is not None and user_id in room.participants:
             raise FailedPrecondition(f"user {user_id} is already in the room", subject="user")
         if len(self._runs) >= self.max_tasks:
             raise LimitExceeded(f"at most {self.max_tasks} ingest tasks per node", subject="ingest")
-        source = await self.probe(req.spec.url)
+        if media is None:
+            media = _media(await self.probe(req.spec.url))
         task = await self.tasks.create(
             sdk_app_id=sdk_app_id,
             kind=KIND,
@@ -159,7 +206,7 @@ class IngestService:
             node_id=self.node_id,
             robot_user_id=user_id,
         )
-        run = self._launch(task, req.spec, elapsed_s=0.0, source=source)
+        run = self._launch(task, req.spec, elapsed_s=0.0, media=media)
         await self._wait_joined(run)
         if not run.job.joined.is_set():
             ended = await self.tasks.get(sdk_app_id, task.task_id)
@@ -190,12 +237,17 @@ class IngestService:
         volume: int | None = None,
         paused: bool | None = None,
         dialect_request: dict[str, Any] | None = None,
+        probed: bool = False,
     ) -> Task:
         task = await self.get(app, task_id)
         if task.state is TaskState.EXITED:
             raise NotFound("the task has ended", subject="task")
-        if url is not None:
+        if url is not None and not probed:
             await self.probe(url)
+        if (owner := self._elsewhere(task)) is not None:
+            params = {"url": url, "volume": volume, "paused": paused, "dialect_request": dialect_request}
+            if await self._call_owner(owner, "ingests.update", task, params):
+                return await self.get(app, task_id)
         spec = updated(spec_from_json(task.spec), url=url, volume=volume, paused=paused)
         run = self._runs.get(task_id)
         if run is None:
@@ -215,6 +267,10 @@ class IngestService:
         task = await self.get(app, task_id)
         if task.state is TaskState.EXITED:
             raise FailedPrecondition("the task has ended", subject="task_finished")
+        if (owner := self._elsewhere(task)) is not None and await self._call_owner(
+            owner, "ingests.stop", task, {}
+        ):
+            return await self.get(app, task_id)
         run = self._runs.get(task_id)
         if run is not None:
             run.stop_reason = "stopped"
@@ -226,6 +282,131 @@ class IngestService:
             await self._finish(task, JobEnd("stopped"), video_mode=None, size=(None, None))
         return await self.get(app, task_id)
 
+    # -------------------------------------------------------- other nodes
+
+    def _elsewhere(self, task: Task) -> str | None:
+        """The other node running ``task`` (several nodes), or None."""
+        if self.nodes is None or task.node_id in (None, self.node_id) or task.task_id in self._runs:
+            return None
+        return task.node_id
+
+    async def _call_owner(self, owner: str, method: str, task: Task, params: dict[str, Any]) -> bool:
+        """Ask the task's node to act on it; False if it does not answer (gone, slow, Redis down):
+        the caller then acts on the task row, which that node's job follows (or a taking node
+        reads)."""
+        assert self.nodes is not None
+        try:
+            await self.nodes.call(
+                owner, method, {"sdk_app_id": task.sdk_app_id, "task_id": task.task_id, **params}
+            )
+        except Unavailable as exc:
+            event(
+                log, "ingest.owner_unavailable", level=logging.WARNING, task_id=task.task_id, error=str(exc)
+            )
+            return False
+        return True
+
+    def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        """What other nodes may ask of this one (cluster RPC methods)."""
+
+        async def start(p: dict[str, Any]) -> str:
+            req = IngestRequest(
+                app=await self._app(int(p["sdk_app_id"])),
+                room_id=str(p["room_id"]),
+                user_id=str(p["user_id"]),
+                spec=spec_from_json(dict(p["spec"])),
+                dialect=str(p["dialect"]),
+                dialect_request=dict(p.get("dialect_request") or {}),
+            )
+            media = tuple(str(m) for m in p.get("media") or ()) or ("audio", "video")
+            return (await self._start_here(req, media)).task_id
+
+        async def adopt(p: dict[str, Any]) -> None:
+            await self.adopt(str(p["task_id"]))
+
+        async def update(p: dict[str, Any]) -> None:
+            await self.update(
+                await self._app(int(p["sdk_app_id"])),
+                str(p["task_id"]),
+                url=p.get("url"),
+                volume=p.get("volume"),
+                paused=p.get("paused"),
+                dialect_request=p.get("dialect_request"),
+                probed=True,  # by the node that was asked
+            )
+
+        async def stop(p: dict[str, Any]) -> None:
+            await self.stop(await self._app(int(p["sdk_app_id"])), str(p["task_id"]))
+
+        return {
+            "ingests.start": start,
+            "ingests.adopt": adopt,
+            "ingests.update": update,
+            "ingests.stop": stop,
+        }
+
+    async def _app(self, sdk_app_id: int) -> App:
+        assert self.apps is not None, "several nodes need the app lookup"
+        return await self.apps(sdk_app_id)
+
+    async def adopt(self, task_id: str) -> None:
+        """Run a task another node gave this one (the room is served here); its job starts in the
+        background (the source is probed first), so the call answers at once."""
+        task = await self.tasks.by_id(task_id)
+        if (
+            task is None
+            or task.kind != KIND
+            or task.node_id != self.node_id
+            or task.state is TaskState.EXITED
+            or task_id in self._runs
+            or task_id in self._resuming
+            or self._shutting_down
+        ):
+            raise FailedPrecondition("the task cannot be run on this node", subject="task")
+        self._resuming.add(task_id)
+        self._background.spawn(f"adopt {task_id[:12]}", self._resume(task, None))
+
+    async def _hand_over(self, task: Task) -> bool:
+        """A task this node took over: give it to the node serving its room, if another one does
+        (True once it is that node's). A node that is gone still holds the room for a moment
+        (its directory entry expires after its lease): asked again every second."""
+        assert self.nodes is not None and self.node_id is not None
+        for _ in range(HANDOVER_TRIES):
+            try:
+                owner = await self.nodes.room_node(str(task.sdk_app_id), task.room_id)
+            except RoomcastError as exc:
+                event(
+                    log,
+                    "ingest.placement_failed",
+                    level=logging.WARNING,
+                    task_id=task.task_id,
+                    error=str(exc),
+                )
+                return False
+            if owner is None:
+                return False  # placed here: the job joins it
+            if not await self.tasks.move(task.task_id, self.node_id, owner):
+                return True  # stopped or moved meanwhile
+            try:
+                await self.nodes.call(owner, "ingests.adopt", {"task_id": task.task_id})
+            except RoomcastError as exc:
+                if not await self.tasks.move(task.task_id, owner, self.node_id):
+                    return True
+                if not isinstance(exc, Unavailable):  # gone or slow: ask again
+                    event(
+                        log,
+                        "ingest.hand_over_failed",
+                        level=logging.WARNING,
+                        task_id=task.task_id,
+                        error=str(exc),
+                    )
+                    return False
+                await asyncio.sleep(1.0)
+                continue
+            event(log, "ingest.handed_over", task_id=task.task_id, node_id=owner)
+            return True
+        return False
+
     # ------------------------------------------------------------ the jobs
 
     def _launch(
@@ -234,16 +415,11 @@ class IngestService:
         spec: IngestSpec,
         *,
         elapsed_s: float,
-        source: Probe | None = None,
+        media: tuple[str, ...],
         play: IngestSpec | None = None,
     ) -> _Run:
         """Start the task's job; ``play`` (default ``spec``) is where it starts playing."""
         assert task.robot_user_id is not None
-        media: tuple[str, ...] = ("audio", "video")
-        if source is not None:
-            media = tuple(
-                m for m, codec in (("audio", source.audio_codec), ("video", source.video_codec)) if codec
-            )
         job = IngestJob(
             self.sfu,
             str(task.sdk_app_id),
@@ -358,6 +534,9 @@ class IngestService:
                 with contextlib.suppress(Exception):
                     await self._save_progress(run)  # where the next process resumes
             self._runs.pop(task.task_id, None)
+            if end is not None and not run.abandoned and run.stop_reason is None and not self._shutting_down:
+                with contextlib.suppress(Exception):
+                    await self._after_job(task.task_id, run, end)
             if (
                 end is not None
                 and not run.abandoned
@@ -373,6 +552,20 @@ class IngestService:
                         size=(stats.width, stats.height) if stats else (None, None),
                     )
             run.ended.set()
+
+    async def _after_job(self, task_id: str, run: _Run, end: JobEnd) -> None:
+        """Whether a job that ended by itself leaves its task to another node (``run.abandoned``):
+        the task was taken over meanwhile, or its room was placed on another node (this node was
+        paused or cut off), which the task then follows."""
+        current = await self.tasks.by_id(task_id)
+        if current is None or current.node_id in (None, self.node_id):
+            if end.reason != "moved" or self.nodes is None or current is None:
+                return
+            if current.state is TaskState.EXITED or task_id in self._resuming:
+                return
+            self._resuming.add(task_id)
+            self._background.spawn(f"follow room {task_id[:12]}", self._resume(current, self.node_id))
+        run.abandoned = True
 
     async def _finish(
         self, task: Task, end: JobEnd, *, video_mode: str | None, size: tuple[int | None, int | None]
@@ -418,19 +611,31 @@ class IngestService:
     # ------------------------------------------------------- node lifecycle
 
     async def take_over(self) -> None:
-        """Resume the ingest tasks of nodes that are gone (a restart of this one included)."""
+        """Resume the ingest tasks of nodes that are gone (a restart of this one included); with
+        several nodes, a task whose room another node serves is handed to that node."""
         if self._shutting_down:
             return
         for task, previous in await self.tasks.claim_orphaned(KIND, self.node_id or ""):
-            if task.task_id in self._runs:
+            if task.task_id in self._runs or task.task_id in self._resuming:
                 continue
+            self._resuming.add(task.task_id)
+            if self.nodes is None:
+                await self._resume(task, previous)
+            else:
+                self._background.spawn(f"take over {task.task_id[:12]}", self._resume(task, previous))
+
+    async def _resume(self, task: Task, previous: str | None) -> None:
+        """Start the job of a task this node took over or adopted, from where it was."""
+        try:
+            if self.nodes is not None and previous is not None and await self._hand_over(task):
+                return
             try:
                 spec = spec_from_json(task.spec)
             except (ValueError, TypeError) as exc:
                 await self._finish(
                     task, JobEnd("failed", f"unreadable spec: {exc}"), video_mode=None, size=(None, None)
                 )
-                continue
+                return
             started = task.started_at or task.created_at
             elapsed = max(0.0, (datetime.now(UTC) - started).total_seconds())
             event(
@@ -443,8 +648,15 @@ class IngestService:
             source: Probe | None = None
             with contextlib.suppress(InvalidArgument, Unavailable):
                 source = await self.probe(spec.url)  # which tracks to publish (the job retries the source)
+            current = await self.tasks.by_id(task.task_id)
+            if current is None or current.state is TaskState.EXITED or current.node_id != self.node_id:
+                return  # stopped or moved while the source was probed
+            with contextlib.suppress(ValueError, TypeError):
+                spec = spec_from_json(current.spec)  # updated meanwhile
             play = await self._resume_point(task.task_id, spec)
-            self._launch(task, spec, elapsed_s=elapsed, source=source, play=play)
+            self._launch(current, spec, elapsed_s=elapsed, media=_media(source), play=play)
+        finally:
+            self._resuming.discard(task.task_id)
 
     async def let_go(self) -> None:
         """This node lost its lease: end the jobs of tasks another node owns now (not the tasks)."""
@@ -468,3 +680,10 @@ class IngestService:
 
     def running(self) -> list[str]:
         return list(self._runs)
+
+
+def _media(source: Probe | None) -> tuple[str, ...]:
+    """The kinds of track to publish for a probed source (both if it could not be probed)."""
+    if source is None:
+        return ("audio", "video")
+    return tuple(m for m, codec in (("audio", source.audio_codec), ("video", source.video_codec)) if codec)

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,7 +69,7 @@ from roomcast.events.outbox import Callback, CallbackOutbox
 from roomcast.log import event
 from roomcast.media import sink as msink
 from roomcast.media.outputs import FileInfo, FileStarted, finalize_mp4
-from roomcast.services.tasks import TaskService
+from roomcast.services.tasks import TaskNodes, TaskService
 from roomcast.storage.base import StorageError
 from roomcast.storage.check import check_target
 from roomcast.storage.objects import TargetObjects
@@ -219,19 +219,6 @@ class TaskSink:
         )
         keep = self._svc.keeps_sources(self._run.task)
         await self._svc.queue_file(self._run.task.task_id, self._run.target, source, done, keep_local=keep)
-
-
-class TaskNodes(Protocol):
-    """How recordings reach the other nodes of a cluster (``cluster.node.Cluster``)."""
-
-    async def room_node(self, app_key: str, room_id: str) -> str | None:
-        """The other node that serves the room; None if it is served here (placed here if it was
-        not placed yet)."""
-        ...
-
-    async def call(self, node_id: str, method: str, params: dict[str, Any]) -> Any:
-        """Run one of the methods of :meth:`RecordingService.calls` on ``node_id``."""
-        ...
 
 
 class RecordingService:

@@ -11,26 +11,22 @@ Destination trouble is reported where the user looks: every change of a destinat
 logged (``relay.push_state``, URL without its query), the live states are returned by
 :meth:`RelayService.outputs`, and the first failure's message is kept in the task's ``error``.
 
-Usage: a relay's minutes are its task's ``started_at``..``ended_at``; :func:`usage_tier` gives
-the resolution tier of a transcoded one (:func:`relay_usage` sums them per app and tier).
+Usage: the statistics recorder meters the running relay tasks of its node into the usage ledger
+(``relay``, and ``transcode`` for a mix; :mod:`roomcast.stats.recorder`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import select
 
 from roomcast.background import Background
 from roomcast.domain.errors import FailedPrecondition, InvalidArgument, LimitExceeded, NotFound, Unavailable
-from roomcast.domain.relay import RelaySource, RelaySpec, relay_from_json, relay_to_json, validate_relay
+from roomcast.domain.relay import RelaySpec, relay_from_json, relay_to_json, validate_relay
 from roomcast.domain.task import EndReason, Task, TaskState
 from roomcast.domain.tenancy import App
 from roomcast.log import event
@@ -41,7 +37,6 @@ from roomcast.media.rtmp import PushState, redact
 from roomcast.net.stream_urls import connect_refusal
 from roomcast.net.urls import UrlPolicy
 from roomcast.services.tasks import TaskService
-from roomcast.store.tables import TaskRow, utcnow
 
 log = logging.getLogger("roomcast.relays")
 
@@ -69,17 +64,6 @@ class _Run:
     task: Task
     job: RelayJob
     watcher: asyncio.Task[None] | None = None
-
-
-def usage_tier(spec: RelaySpec) -> str:
-    """``copy`` for a relay without transcoding, ``audio`` for an audio-only mix, else the
-    output resolution tier (``sd`` up to 640x480, ``hd`` up to 1280x720, ``fhd`` above)."""
-    if spec.source is RelaySource.SINGLE:
-        return "copy"
-    if not spec.mix.records_video:
-        return "audio"
-    pixels = spec.mix.video.width * spec.mix.video.height
-    return "sd" if pixels <= 640 * 480 else "hd" if pixels <= 1280 * 720 else "fhd"
 
 
 class RelayService:
@@ -348,28 +332,3 @@ class RelayService:
                 async with asyncio.timeout(max(0.1, grace_s)):
                     await asyncio.gather(*stops, return_exceptions=True)
         await self._background.close()
-
-
-async def relay_usage(
-    tasks: TaskService, sdk_app_id: int, start: datetime, end: datetime
-) -> dict[str, float]:
-    """Relay minutes of an app within [start, end), per :func:`usage_tier`."""
-    out: dict[str, float] = {}
-    async with tasks.sessions() as s:
-        rows = await s.execute(
-            select(TaskRow.spec, TaskRow.started_at, TaskRow.ended_at).where(
-                TaskRow.sdk_app_id == sdk_app_id, TaskRow.kind == KIND, TaskRow.started_at.is_not(None)
-            )
-        )
-        for spec_json, started, ended in rows.all():
-            if started is None:
-                continue
-            lo, hi = max(started, start), min(ended or utcnow(), end)
-            if hi <= lo:
-                continue
-            try:
-                tier = usage_tier(relay_from_json(json.loads(spec_json)))
-            except (InvalidArgument, ValueError):
-                continue
-            out[tier] = out.get(tier, 0.0) + (hi - lo).total_seconds() / 60
-    return out

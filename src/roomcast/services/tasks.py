@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,6 +80,19 @@ def task_file(r: TaskFileRow) -> TaskFile:
         backup=bool(r.backup),
         error=r.error,
     )
+
+
+class TaskNodes(Protocol):
+    """How task services reach the other nodes of a cluster (``cluster.node.Cluster``)."""
+
+    async def room_node(self, app_key: str, room_id: str) -> str | None:
+        """The other node that serves the room; None if it is served here (placed here if it was
+        not placed yet)."""
+        ...
+
+    async def call(self, node_id: str, method: str, params: dict[str, Any]) -> Any:
+        """Run one of the RPC methods a task service registered (its ``calls()``) on ``node_id``."""
+        ...
 
 
 class TaskService:
@@ -241,6 +254,20 @@ class TaskService:
                 if row is not None:
                     out.append((self.task(row), old))
         return out
+
+    async def move(self, task_id: str, from_node: str, to_node: str) -> bool:
+        """Give an unfinished task of ``from_node`` to ``to_node`` (compare-and-set)."""
+        async with self.sessions.begin() as s:
+            res = await s.execute(
+                update(TaskRow)
+                .where(
+                    TaskRow.task_id == task_id,
+                    TaskRow.node_id == from_node,
+                    TaskRow.state != TaskState.EXITED.value,
+                )
+                .values(node_id=to_node, updated_at=utcnow())
+            )
+            return int(getattr(res, "rowcount", 0) or 0) == 1
 
     async def next_run(self, task_id: str) -> int:
         """Count a new start of the task's job; returns its run number."""

@@ -15,7 +15,8 @@ may hold rows for one bucket; readers sum them. Products:
 ``relay``          relay to CDN (tier ``Audio`` or a video tier of the relayed stream)
 ``ingest``         stream ingest (tier of the ingested picture)
 
-Relay, ingest and transcoding jobs call :meth:`UsageLedger.add` with these names.
+The statistics recorder adds presence and the media tasks of its node (recordings, relays,
+ingests) with these names; see :meth:`roomcast.stats.recorder.StatsRecorder._meter_tasks`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ and keeps, in memory, what it needs to classify the moment: who is present, whic
 each participant receives, each published track's resolution. Every ``flush_s`` it
 
 * meters presence into the usage ledger (product ``rtc``; tier by the video received, see
-  :mod:`roomcast.stats.tiers`) and the recording tasks this node runs (``record_single`` /
-  ``record_mixed``);
+  :mod:`roomcast.stats.tiers`) and the media tasks this node runs: recordings (``record_single``
+  / ``record_mixed``), relays (``relay``, and ``transcode`` for a mix) and ingests (``ingest``);
 * adds downstream quality counts to 10 s and hour buckets (what "freeze rate" reads);
 * writes the events a sample reveals: a published video's resolution changing
   (``resolution_changed``), a subscription starting or ending (``subscribed`` /
@@ -32,13 +32,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomcast.background import Background
+from roomcast.domain.ingest import spec_from_json as ingest_from_json
 from roomcast.domain.recording import RecordingMode, spec_from_json
+from roomcast.domain.relay import RelaySource, relay_from_json
 from roomcast.log import event as log_event
 from roomcast.rtc import events as ev
+from roomcast.rtc.track import TrackKind
 from roomcast.stats.ledger import UsageLedger
 from roomcast.stats.tiers import AUDIO, tier_of
 from roomcast.store.tables import (
@@ -67,6 +70,7 @@ FREEZE_FPS = 5.0
 FREEZE_LOSS = 0.10
 HIGH_RTT_MS = 400.0
 FLUSH_S = 5.0
+METERED_KINDS = ("recording", "relay", "ingest")
 QUALITY_SPANS: tuple[tuple[str, timedelta], ...] = (("t", timedelta(seconds=10)), ("h", timedelta(hours=1)))
 
 _QKey = tuple[str, str, str, datetime]  # app, room, span, start
@@ -120,11 +124,12 @@ class _State:
     resolution: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     subscriptions: dict[tuple[str, str, str, str], tuple[float, str, str]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (last sample time, publisher, kind)."""
-    tasks: dict[str, datetime] = field(default_factory=dict)  # recording task id -> metered up to
+    tasks: dict[str, datetime] = field(default_factory=dict)  # media task id -> metered up to
     calls: dict[str, set[str]] = field(default_factory=dict)  # app -> rooms open
     bitrates: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (time, bps) of its latest sample."""
     tracks: dict[tuple[str, str, str], str] = field(default_factory=dict)  # published track -> user
+    kinds: dict[tuple[str, str, str], TrackKind] = field(default_factory=dict)  # published track -> kind
     bad: set[tuple[str, str, str, str]] = field(default_factory=set)  # (app, room, user, track) now bad
     muted: set[tuple[str, str, str]] = field(default_factory=set)  # (app, room, track)
     blocked: set[tuple[str, str, str, str]] = field(default_factory=set)  # (app, room, user, media)
@@ -148,6 +153,7 @@ class StatsRecorder:
         self._stale_s = max(3.0 * stats_interval_s, 2.0)
         self._flush_s = flush_s
         self._state = _State()
+        self._metered_at = utcnow()
         self._quality: dict[_QKey, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
         self._events: list[RoomEventRow] = []
         self._client_samples: list[ClientSampleRow] = []
@@ -245,9 +251,11 @@ class StatsRecorder:
                     del st.subscriptions[sk]
         elif isinstance(e, ev.TrackPublished):
             st.tracks[(e.app_key, e.room_id, e.track_id)] = e.user_id
+            st.kinds[(e.app_key, e.room_id, e.track_id)] = e.kind
         elif isinstance(e, ev.TrackUnpublished):
             st.resolution.pop((e.app_key, e.room_id, e.track_id), None)
             st.tracks.pop((e.app_key, e.room_id, e.track_id), None)
+            st.kinds.pop((e.app_key, e.room_id, e.track_id), None)
             st.muted.discard((e.app_key, e.room_id, e.track_id))
         elif isinstance(e, ev.TrackMuted):
             st.muted.add((e.app_key, e.room_id, e.track_id))
@@ -438,9 +446,9 @@ class StatsRecorder:
             self._meter(p, now)
         self._expire_subscriptions(now.timestamp())
         try:
-            await self._meter_recordings(now)
+            await self._meter_tasks(now)
         except Exception:
-            log.exception("stats.recordings_failed")
+            log.exception("stats.tasks_failed")
         for app_key in {p.app_key for p in self._state.presence.values()} | set(self._state.calls):
             self._peak(app_key, now)  # an hour with no join still has its peak: who is there
         peaks, self._peaks = self._peaks, {}
@@ -517,36 +525,99 @@ class StatsRecorder:
             log_event(log, "stats.dropped", level=logging.WARNING, events=len(events), buckets=len(quality))
         await self.ledger.flush()
 
-    async def _meter_recordings(self, now: datetime) -> None:
-        """Recording minutes of the tasks this node runs, since the last flush."""
+    async def _meter_tasks(self, now: datetime) -> None:
+        """Minutes of the media tasks this node runs (recording, relay, ingest), since the last flush.
+
+        A task first seen counts from the later of its start and this recorder's previous flush
+        (a task taken over, or still running across a restart, is not counted twice); a task
+        that ended since (even one shorter than a flush) counts up to its end.
+        """
+        tracked = list(self._state.tasks)
+        running = TaskRow.state.in_(("running", "stopping"))
+        here = TaskRow.node_id.is_(None) if self.node_id is None else TaskRow.node_id == self.node_id
         q = select(
-            TaskRow.task_id, TaskRow.sdk_app_id, TaskRow.room_id, TaskRow.spec, TaskRow.started_at
-        ).where(TaskRow.kind == "recording", TaskRow.state == "running")
-        q = q.where(TaskRow.node_id.is_(None) if self.node_id is None else TaskRow.node_id == self.node_id)
+            TaskRow.task_id,
+            TaskRow.kind,
+            TaskRow.sdk_app_id,
+            TaskRow.room_id,
+            TaskRow.spec,
+            TaskRow.started_at,
+            TaskRow.ended_at,
+            TaskRow.robot_user_id,
+            TaskRow.state,
+        ).where(
+            TaskRow.kind.in_(METERED_KINDS),
+            or_(and_(here, or_(running, TaskRow.ended_at > self._metered_at)), TaskRow.task_id.in_(tracked)),
+        )
         async with self._sessions() as s:
             rows = (await s.execute(q)).all()
+        last, self._metered_at = self._metered_at, now
         seen: set[str] = set()
-        for task_id, sdk_app_id, room_id, spec_json, started in rows:
-            seen.add(task_id)
-            since = self._state.tasks.get(task_id) or started or now
-            self._state.tasks[task_id] = now
-            if now <= since:
-                continue
-            try:
-                spec = spec_from_json(json.loads(spec_json))
-            except Exception:
+        for task_id, kind, sdk_app_id, room_id, spec_json, started, ended, robot, state in rows:
+            ongoing = state in ("running", "stopping")
+            if ongoing:
+                seen.add(task_id)
+            since = self._state.tasks.get(task_id) or max(started or now, last)
+            upto = now if ongoing else min(ended or now, now)
+            if ongoing:
+                self._state.tasks[task_id] = upto
+            if upto <= since:
                 continue
             app = str(sdk_app_id)
-            if spec.mode is RecordingMode.MIXED:
-                tier = tier_of([(spec.video.width, spec.video.height)]) if spec.records_video else AUDIO
-                self.ledger.add(app, room_id, "record_mixed", tier, since, now)
-                continue
-            # Individual: one file set per publisher; its tier is that of its video (or Audio).
-            for size in self._publishers(app, room_id).values():
-                tier = tier_of([size]) if spec.records_video and size != (0, 0) else AUDIO
-                self.ledger.add(app, room_id, "record_single", tier, since, now)
+            try:
+                usage = self._task_usage(kind, app, room_id, json.loads(spec_json), robot)
+            except Exception:
+                continue  # an unreadable spec: its task fails on its own
+            for product, tier in usage:
+                self.ledger.add(app, room_id, product, tier, since, upto)
         for gone in set(self._state.tasks) - seen:
             del self._state.tasks[gone]
+
+    def _task_usage(
+        self, kind: str, app: str, room_id: str, spec_json: dict[str, Any], robot: str | None
+    ) -> list[tuple[str, str]]:
+        """The (product, tier) pairs a running task of ``kind`` counts (see docs/stats-status.md)."""
+        if kind == "recording":
+            spec = spec_from_json(spec_json)
+            if spec.mode is RecordingMode.MIXED:
+                tier = tier_of([(spec.video.width, spec.video.height)]) if spec.records_video else AUDIO
+                return [("record_mixed", tier)]
+            # Individual: one file set per publisher; its tier is that of its video (or Audio).
+            return [
+                ("record_single", tier_of([size]) if spec.records_video and size != (0, 0) else AUDIO)
+                for size in self._publishers(app, room_id).values()
+            ]
+        if kind == "relay":
+            relay = relay_from_json(spec_json)
+            if relay.source is RelaySource.SINGLE:
+                if relay.single is None:
+                    return []
+                room = relay.single.room_id or room_id
+                want = TrackKind.SCREEN if relay.single.stream == "screen" else TrackKind.CAMERA
+                size = self._published(app, room, relay.single.user_id, want)
+                return [("relay", tier_of([size]) if relay.media.video and size != (0, 0) else AUDIO)]
+            tier = (
+                tier_of([(relay.mix.video.width, relay.mix.video.height)])
+                if relay.mix.records_video
+                else AUDIO
+            )
+            out = [("transcode", tier if tier == AUDIO else f"{tier}H264")]
+            return [*out, ("relay", tier)] if relay.outputs else out
+        if kind == "ingest":
+            ingest = ingest_from_json(spec_json)
+            size = self._publishers(app, room_id).get(robot or "", (0, 0))
+            if size == (0, 0) and ingest.video is not None and ingest.video.width and ingest.video.height:
+                size = (ingest.video.width, ingest.video.height)  # not sampled yet: what it encodes to
+            return [("ingest", tier_of([size]) if size != (0, 0) else AUDIO)]
+        return []
+
+    def _published(self, app_key: str, room_id: str, user_id: str, kind: TrackKind) -> tuple[int, int]:
+        """The size of a user's published video of ``kind`` ((0, 0): none, or not sampled yet)."""
+        st = self._state
+        for (a, r, track), user in st.tracks.items():
+            if (a, r, user) == (app_key, room_id, user_id) and st.kinds.get((a, r, track)) is kind:
+                return st.resolution.get((a, r, track), (0, 0))
+        return (0, 0)
 
     def _publishers(self, app_key: str, room_id: str) -> dict[str, tuple[int, int]]:
         """Per publishing user of a room, the largest video it publishes ((0, 0): audio only)."""

@@ -396,7 +396,8 @@ class AutoRecordRow(Base):
 
 class IngestUsageRow(Base):
     """One ended stream ingest task: how long it ran (billed, pauses included) and how its video
-    went out. Written with the task's end, in the same transaction; the statistics read it."""
+    went out. Written with the task's end, in the same transaction: a record of how each ingest
+    ran. Billing minutes are in the usage ledger (product ``ingest``), not read from here."""
 
     __tablename__ = "ingest_usage"
     __table_args__ = (Index("ix_ingest_usage_app_ended", "sdk_app_id", "ended_at"),)

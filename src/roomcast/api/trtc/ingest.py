@@ -199,6 +199,8 @@ def spec_of(p: StartStreamIngestParams) -> IngestSpec:
 
 
 def _source_error(exc: InvalidArgument | Unavailable) -> TrtcError:
+    if isinstance(exc, Unavailable) and exc.subject == "node":  # the room's node did not answer
+        return TrtcError("ResourceUnavailable", f"{exc.message}.")
     if isinstance(exc, Unavailable):
         return TrtcError("InvalidParameter.StreamUrl", f"The stream cannot be reached: {exc.message}.")
     if exc.subject == "codec":

@@ -1,14 +1,14 @@
 """AI transcripts: the final sentences of transcription and conversation tasks.
 
 Revision ID: 0014
-Revises: 0015
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0015"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

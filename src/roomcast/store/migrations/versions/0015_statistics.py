@@ -1,13 +1,13 @@
 """Statistics: usage and quality buckets, client telemetry, and indexes for per-user queries.
 
-Revision ID: 0013
+Revision ID: 0015
 Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None

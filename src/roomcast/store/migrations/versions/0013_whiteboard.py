@@ -1,13 +1,13 @@
 """Whiteboard operations, per room, in order.
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
