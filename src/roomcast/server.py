@@ -241,7 +241,12 @@ async def _start_recording_stack(
         url_policy=rt.url_policy,
         base_url=_local_url(settings),
         token_for=robot_token,
+        nodes=cluster,
+        apps=rt.tenancy.get_app,
     )
+    if cluster is not None:
+        for method, handler in relays.calls().items():
+            cluster.handle(method, handler)
     rt.relays = relays
 
     def on_dismissed(ev: RoomEvent) -> Awaitable[None] | None:
