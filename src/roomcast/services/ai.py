@@ -9,9 +9,10 @@ Several nodes (:class:`TaskNodes`, as for ingests): a robot is an in-process par
 runs on the node serving its room. Start through another node asks the room's node (``ai.start``;
 the room is placed on the node asked first if nobody serves it); Stop, Update and Control go to
 the task's node (``ai.stop``, ``ai.update``, ``ai.control``). If that node does not answer, Stop
-ends the task row and Update rewrites the stored spec (which a taking node's robot uses); Control
-is refused. A task taken over from a dead node is handed to the node serving its room
-(``ai.adopt``), or its room placed on the taking node.
+ends the task row and Update rewrites the stored spec, which the robot's node reads every
+:data:`FOLLOW_S` seconds (its robot leaves, or follows the new settings); Control is refused.
+A task taken over from a dead node is handed to the node serving its room (``ai.adopt``), or its
+room placed on the taking node.
 
 Dedup (as TRTC documents it): a session id names one live task per app; without one, a
 transcription of the whole room is one per room and one of a user is one per target user.
@@ -60,6 +61,7 @@ from roomcast.store.tables import TaskRow, TranscriptLineRow, utcnow
 log = logging.getLogger("roomcast.ai")
 
 KINDS = (ai.KIND_TRANSCRIPTION, ai.KIND_CONVERSATION)
+FOLLOW_S = 2.0  # several nodes: how often robots read their task rows (ends, moves, specs)
 FORGET_AFTER = timedelta(minutes=10)
 """An ended task is described as stopped this long, then it no longer exists for Describe."""
 
@@ -131,6 +133,8 @@ class AiService:
         self._background = Background("ai")
         self._lock = asyncio.Lock()
         self._closing = False
+        self._seen: dict[str, dict[str, Any]] = {}  # task id -> the stored spec its robot runs
+        self._follower: asyncio.Task[None] | None = None
 
     # -- specs ------------------------------------------------------------------------------------
     def _seal(self, spec: ai.AiSpec) -> dict[str, Any]:
@@ -291,6 +295,9 @@ class AiService:
         )
         robot.resumed = resumed
         self.robots[task_id] = robot
+        self._seen[task_id] = task.spec
+        if self.nodes is not None and self._follower is None:
+            self._follower = self._background.spawn("follow", self._follow())
         try:
             await robot.start()
         except Exception:
@@ -371,7 +378,9 @@ class AiService:
         robot = self._running(task)
         assert isinstance(robot, ConversationRobot)
         robot.update(new)
-        await self.tasks.update_spec(task.task_id, self._seal(new), task.request)
+        sealed = self._seal(new)
+        await self.tasks.update_spec(task.task_id, sealed, task.request)
+        self._seen[task.task_id] = sealed
 
     async def push_text(self, task: Task, text: str, *, interrupt: bool, stop_after: bool) -> None:
         if (owner := self._elsewhere(task)) is not None:
@@ -391,6 +400,7 @@ class AiService:
         mapped = _END_REASONS.get(reason, EndReason.STOPPED)
         await self.tasks.set_state(task_id, TaskState.STOPPING, reason=mapped.value)
         robot = self.robots.pop(task_id, None)
+        self._seen.pop(task_id, None)
         if robot is not None:
             with contextlib.suppress(Exception):
                 await robot.stop()
@@ -398,6 +408,33 @@ class AiService:
         event(log, "ai.exited", task_id=task_id, reason=mapped.value)
 
     # -- other nodes ------------------------------------------------------------------------------
+    async def _follow(self) -> None:
+        """Several nodes: what other nodes wrote to the task rows while this node did not answer
+        them (an end, a take-over, a new spec) reaches the robots here every :data:`FOLLOW_S`."""
+        while not self._closing:
+            await asyncio.sleep(FOLLOW_S)
+            for task_id, robot in list(self.robots.items()):
+                try:
+                    task = await self.tasks.by_id(task_id)
+                except Exception as exc:  # the database away for a moment: next round
+                    event(
+                        log, "ai.follow_failed", level=logging.WARNING, task_id=task_id, error=str(exc)[:200]
+                    )
+                    break
+                if task is None or self.robots.get(task_id) is not robot:
+                    continue
+                if task.state is TaskState.EXITED or task.node_id != self.node_id:
+                    self.robots.pop(task_id, None)
+                    self._seen.pop(task_id, None)
+                    with contextlib.suppress(Exception):
+                        await robot.stop()
+                    event(log, "ai.left", task_id=task_id, state=task.state.value, node_id=task.node_id)
+                elif task.spec != self._seen.get(task_id) and isinstance(robot, ConversationRobot):
+                    spec = self.spec_of(task)
+                    if isinstance(spec, ai.ConversationSpec):
+                        robot.update(spec)
+                    self._seen[task_id] = task.spec
+
     def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
         """What other nodes may ask of this one (cluster RPC methods)."""
 
