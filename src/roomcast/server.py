@@ -241,7 +241,12 @@ async def _start_recording_stack(
         url_policy=rt.url_policy,
         base_url=_local_url(settings),
         token_for=robot_token,
+        nodes=cluster,
+        apps=rt.tenancy.get_app,
     )
+    if cluster is not None:
+        for method, handler in relays.calls().items():
+            cluster.handle(method, handler)
     rt.relays = relays
 
     def on_dismissed(ev: RoomEvent) -> Awaitable[None] | None:
@@ -253,7 +258,7 @@ async def _start_recording_stack(
     return RecordingStack(engine, uploads, outbox, service, relays)
 
 
-async def _start_ai(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> AiService:
+async def _start_ai(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry, cluster: Cluster | None) -> AiService:
     settings = rt.settings
 
     async def app_by_sdk_id(sdk_app_id: int) -> App:
@@ -280,7 +285,11 @@ async def _start_ai(rt: Runtime, sfu: RoomManager, nodes: NodeRegistry) -> AiSer
         url_policy=rt.url_policy,
         default_asr=asr,
         max_tasks=settings.max_ai_robots,
+        nodes=cluster,
     )
+    if cluster is not None:
+        for method, handler in service.calls().items():
+            cluster.handle(method, handler)
 
     def on_room_event(ev: RoomEvent) -> Awaitable[None] | None:
         if isinstance(ev, RoomDismissed):
@@ -373,7 +382,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt.ingests = ingests
         nodes.on_take_over("ingests", ingests.take_over)
         nodes.on_lease_lost("ingests", ingests.let_go)
-        ai_robots = await _start_ai(rt, sfu, nodes)
+        ai_robots = await _start_ai(rt, sfu, nodes, cluster)
         await nodes.reap()  # what a previous process on this host, or a dead node, left unfinished
         nodes.start()
         event(log, "server.started", version=__version__, node_id=nodes.node_id)

@@ -5,6 +5,15 @@ forward: idle (the robot is joining) -> running -> stopping -> exited. Final sen
 in ``ai_transcript_lines`` and listed by the native task API. On restart or when another node is
 gone, unfinished tasks are claimed (``services.nodes`` take-over) and their robots join again.
 
+Several nodes (:class:`TaskNodes`, as for ingests): a robot is an in-process participant, so it
+runs on the node serving its room. Start through another node asks the room's node (``ai.start``;
+the room is placed on the node asked first if nobody serves it); Stop, Update and Control go to
+the task's node (``ai.stop``, ``ai.update``, ``ai.control``). If that node does not answer, Stop
+ends the task row and Update rewrites the stored spec, which the robot's node reads every
+:data:`FOLLOW_S` seconds (its robot leaves, or follows the new settings); Control is refused.
+A task taken over from a dead node is handed to the node serving its room (``ai.adopt``), or its
+room placed on the taking node.
+
 Dedup (as TRTC documents it): a session id names one live task per app; without one, a
 transcription of the whole room is one per room and one of a user is one per target user.
 A robot user id that is already in the room is refused; starting a task while another robot of
@@ -45,12 +54,14 @@ from roomcast.log import event, register_secret
 from roomcast.net.urls import UrlPolicy
 from roomcast.rtc.errors import RtcError
 from roomcast.rtc.room import RoomManager
-from roomcast.services.tasks import TaskService, _open_tree, _seal_tree
+from roomcast.services.task_nodes import call_owner, hand_over
+from roomcast.services.tasks import TaskNodes, TaskService, _open_tree, _seal_tree
 from roomcast.store.tables import TaskRow, TranscriptLineRow, utcnow
 
 log = logging.getLogger("roomcast.ai")
 
 KINDS = (ai.KIND_TRANSCRIPTION, ai.KIND_CONVERSATION)
+FOLLOW_S = 2.0  # several nodes: how often robots read their task rows (ends, moves, specs)
 FORGET_AFTER = timedelta(minutes=10)
 """An ended task is described as stopped this long, then it no longer exists for Describe."""
 
@@ -107,6 +118,7 @@ class AiService:
         url_policy: UrlPolicy,
         default_asr: ai.AsrConfig | None = None,
         max_tasks: int = 20,
+        nodes: TaskNodes | None = None,
     ) -> None:
         self.tasks = tasks
         self._box = box
@@ -116,10 +128,13 @@ class AiService:
         self.policy = url_policy
         self.default_asr = default_asr or ai.AsrConfig()
         self.max_tasks = max_tasks
+        self.nodes = nodes
         self.robots: dict[str, Robot] = {}
         self._background = Background("ai")
         self._lock = asyncio.Lock()
         self._closing = False
+        self._seen: dict[str, dict[str, Any]] = {}  # task id -> the stored spec its robot runs
+        self._follower: asyncio.Task[None] | None = None
 
     # -- specs ------------------------------------------------------------------------------------
     def _seal(self, spec: ai.AiSpec) -> dict[str, Any]:
@@ -181,8 +196,30 @@ class AiService:
         ai.check_asr(spec.asr)
         for key in _keys(spec):
             register_secret(key)  # masked should it ever reach a log line
+        app_key = str(app.sdk_app_id)
+        if self.nodes is not None and (owner := await self.nodes.room_node(app_key, room_id)) is not None:
+            task_id = await self.nodes.call(
+                owner,
+                "ai.start",
+                {
+                    "sdk_app_id": app.sdk_app_id,
+                    "room_id": room_id,
+                    "spec": self._seal(spec),
+                    "dialect": dialect,
+                    "request": _seal_tree(request, self._box, TaskService.SECRET_KEYS),
+                },
+            )
+            event(log, "ai.started_on", task_id=task_id, node_id=owner)
+            return await self.tasks.get(app.sdk_app_id, str(task_id))
+        return await self._start_here(app, room_id, spec, dialect=dialect, request=request)
+
+    async def _start_here(
+        self, app: App, room_id: str, spec: ai.AiSpec, *, dialect: str, request: dict[str, Any]
+    ) -> Task:
         kind = ai.KIND_TRANSCRIPTION if isinstance(spec, ai.TranscriptionSpec) else ai.KIND_CONVERSATION
         app_key = str(app.sdk_app_id)
+        for key in _keys(spec):
+            register_secret(key)
         async with self._lock:
             if len(self.robots) >= self.max_tasks:
                 raise LimitExceeded("the maximum number of AI robots on this node is reached", subject="ai")
@@ -258,6 +295,9 @@ class AiService:
         )
         robot.resumed = resumed
         self.robots[task_id] = robot
+        self._seen[task_id] = task.spec
+        if self.nodes is not None and self._follower is None:
+            self._follower = self._background.spawn("follow", self._follow())
         try:
             await robot.start()
         except Exception:
@@ -297,26 +337,60 @@ class AiService:
             raise NotFound("the task has ended or runs on another node", subject="task")
         return robot
 
+    def _elsewhere(self, task: Task) -> str | None:
+        """The other node running ``task`` (several nodes), or None."""
+        if self.nodes is None or task.node_id in (None, self.node_id) or task.task_id in self.robots:
+            return None
+        return task.node_id
+
     async def stop(self, task: Task) -> None:
         if task.state is TaskState.EXITED:
             return
-        if task.task_id not in self.robots and task.node_id not in (None, self.node_id):
+        if (owner := self._elsewhere(task)) is not None:
+            assert self.nodes is not None
+            if await call_owner(self.nodes, owner, "ai.stop", task, {}, log):
+                return
+            # That node does not answer: end the record; a robot still there leaves when the
+            # node finds its task taken (lease lost) or ended.
+        elif task.task_id not in self.robots and task.node_id not in (None, self.node_id):
             raise NotFound("the task runs on another node", subject="task")
         await self._finish(task.task_id, "stopped")
 
     async def update(self, task: Task, **changes: Any) -> ai.AiSpec:
         """Change a conversation's settings live (None: unchanged); the stored spec follows."""
-        robot = self._running(task)
         spec = self.spec_of(task)
         new = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
-        assert isinstance(new, ai.ConversationSpec) and isinstance(robot, ConversationRobot)
-        robot.update(new)
+        assert isinstance(new, ai.ConversationSpec)
         for key in _keys(new):
             register_secret(key)
-        await self.tasks.update_spec(task.task_id, self._seal(new), task.request)
+        if (owner := self._elsewhere(task)) is not None:
+            assert self.nodes is not None
+            if task.state in (TaskState.STOPPING, TaskState.EXITED):
+                raise NotFound("the task has ended", subject="task")
+            if not await call_owner(self.nodes, owner, "ai.update", task, {"spec": self._seal(new)}, log):
+                # Its node does not answer: the stored spec is what a taking node's robot uses.
+                await self.tasks.update_spec(task.task_id, self._seal(new), task.request)
+            return new
+        await self._apply(task, new)
         return new
 
+    async def _apply(self, task: Task, new: ai.ConversationSpec) -> None:
+        robot = self._running(task)
+        assert isinstance(robot, ConversationRobot)
+        robot.update(new)
+        sealed = self._seal(new)
+        await self.tasks.update_spec(task.task_id, sealed, task.request)
+        self._seen[task.task_id] = sealed
+
     async def push_text(self, task: Task, text: str, *, interrupt: bool, stop_after: bool) -> None:
+        if (owner := self._elsewhere(task)) is not None:
+            assert self.nodes is not None
+            if task.state in (TaskState.STOPPING, TaskState.EXITED):
+                raise NotFound("the task has ended", subject="task")
+            params = {"text": text, "interrupt": interrupt, "stop_after": stop_after}
+            if not await call_owner(self.nodes, owner, "ai.control", task, params, log):
+                raise NotFound("the node running the task does not answer", subject="task")
+            return
         robot = self._running(task)
         if not isinstance(robot, ConversationRobot):
             raise NotFound("not a conversation", subject="task")
@@ -326,11 +400,103 @@ class AiService:
         mapped = _END_REASONS.get(reason, EndReason.STOPPED)
         await self.tasks.set_state(task_id, TaskState.STOPPING, reason=mapped.value)
         robot = self.robots.pop(task_id, None)
+        self._seen.pop(task_id, None)
         if robot is not None:
             with contextlib.suppress(Exception):
                 await robot.stop()
         await self.tasks.set_state(task_id, TaskState.EXITED, reason=mapped.value)
         event(log, "ai.exited", task_id=task_id, reason=mapped.value)
+
+    # -- other nodes ------------------------------------------------------------------------------
+    async def _follow(self) -> None:
+        """Several nodes: what other nodes wrote to the task rows while this node did not answer
+        them (an end, a take-over, a new spec) reaches the robots here every :data:`FOLLOW_S`."""
+        while not self._closing:
+            await asyncio.sleep(FOLLOW_S)
+            for task_id, robot in list(self.robots.items()):
+                try:
+                    task = await self.tasks.by_id(task_id)
+                except Exception as exc:  # the database away for a moment: next round
+                    event(
+                        log, "ai.follow_failed", level=logging.WARNING, task_id=task_id, error=str(exc)[:200]
+                    )
+                    break
+                if task is None or self.robots.get(task_id) is not robot:
+                    continue
+                if task.state is TaskState.EXITED or task.node_id != self.node_id:
+                    self.robots.pop(task_id, None)
+                    self._seen.pop(task_id, None)
+                    with contextlib.suppress(Exception):
+                        await robot.stop()
+                    event(log, "ai.left", task_id=task_id, state=task.state.value, node_id=task.node_id)
+                elif task.spec != self._seen.get(task_id) and isinstance(robot, ConversationRobot):
+                    spec = self.spec_of(task)
+                    if isinstance(spec, ai.ConversationSpec):
+                        robot.update(spec)
+                    self._seen[task_id] = task.spec
+
+    def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        """What other nodes may ask of this one (cluster RPC methods)."""
+
+        async def task_of(p: dict[str, Any]) -> Task:
+            task = await self.find(str(p["task_id"]))
+            if task is None or task.sdk_app_id != int(p["sdk_app_id"]):
+                raise NotFound("task does not exist", subject="task")
+            return task
+
+        async def start(p: dict[str, Any]) -> str:
+            spec = ai.spec_from_json(_open_tree(p["spec"], self._box))
+            request = _open_tree(p.get("request") or {}, self._box)
+            app = await self._apps(int(p["sdk_app_id"]))
+            task = await self._start_here(
+                app, str(p["room_id"]), spec, dialect=str(p["dialect"]), request=request
+            )
+            return task.task_id
+
+        async def stop(p: dict[str, Any]) -> None:
+            await self.stop(await task_of(p))
+
+        async def update(p: dict[str, Any]) -> None:
+            new = ai.spec_from_json(_open_tree(p["spec"], self._box))
+            if not isinstance(new, ai.ConversationSpec):
+                raise NotFound("not a conversation", subject="task")
+            for key in _keys(new):
+                register_secret(key)
+            await self._apply(await task_of(p), new)
+
+        async def control(p: dict[str, Any]) -> None:
+            await self.push_text(
+                await task_of(p),
+                str(p["text"]),
+                interrupt=bool(p["interrupt"]),
+                stop_after=bool(p["stop_after"]),
+            )
+
+        async def adopt(p: dict[str, Any]) -> None:
+            await self.adopt(str(p["task_id"]))
+
+        return {
+            "ai.start": start,
+            "ai.stop": stop,
+            "ai.update": update,
+            "ai.control": control,
+            "ai.adopt": adopt,
+        }
+
+    async def adopt(self, task_id: str) -> None:
+        """Run a task another node gave this one (the room is served here); the robot joins in
+        the background, so the call answers at once."""
+        task = await self.tasks.by_id(task_id)
+        if (
+            task is None
+            or task.kind not in KINDS
+            or task.node_id != self.node_id
+            or task.state in (TaskState.STOPPING, TaskState.EXITED)
+            or task_id in self.robots
+            or self._closing
+        ):
+            raise FailedPrecondition("the task cannot be run on this node", subject="task")
+        self._background.spawn(f"adopt-{task_id[:12]}", self._resume(task, None))
 
     # -- node lifecycle -----------------------------------------------------------------------------
     async def take_over(self) -> None:
@@ -338,27 +504,51 @@ class AiService:
         if self._closing:
             return
         for kind in KINDS:
-            for task, _previous in await self.tasks.claim_orphaned(kind, self.node_id):
+            for task, previous in await self.tasks.claim_orphaned(kind, self.node_id):
                 if task.task_id in self.robots:
                     continue
-                try:
-                    spec = self.spec_of(task)
-                    for key in _keys(spec):
-                        register_secret(key)
-                    if task.state is TaskState.STOPPING:
-                        raise InvalidArgument("was stopping", subject="task")
-                    started = task.started_at or task.created_at
-                    await self._launch(task, spec, started.timestamp(), resumed=True)
-                    event(log, "ai.resumed", task_id=task.task_id, kind=kind)
-                except Exception as exc:
-                    event(
-                        log,
-                        "ai.resume_failed",
-                        level=logging.WARNING,
-                        task_id=task.task_id,
-                        error=str(exc)[:200],
-                    )
-                    await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
+                if self.nodes is None:
+                    await self._resume(task, previous)
+                else:  # handing over may wait for the dead node's rooms to be released
+                    self._background.spawn(f"resume-{task.task_id[:12]}", self._resume(task, previous))
+
+    async def _resume(self, task: Task, previous: str | None) -> None:
+        """The robot of a task this node took over or adopted joins its room again (with several
+        nodes, a taken-over task whose room another node serves is handed to that node)."""
+        if (
+            self.nodes is not None
+            and previous is not None
+            and task.state is not TaskState.STOPPING
+            and await hand_over(self.tasks, self.nodes, self.node_id, task, "ai.adopt", log)
+        ):
+            return
+        try:
+            spec = self.spec_of(task)
+            for key in _keys(spec):
+                register_secret(key)
+            if task.state is TaskState.STOPPING:
+                raise InvalidArgument("was stopping", subject="task")
+            started = task.started_at or task.created_at
+            async with self._lock:
+                current = await self.tasks.by_id(task.task_id)
+                if (
+                    current is None
+                    or current.node_id != self.node_id
+                    or current.state is TaskState.EXITED
+                    or task.task_id in self.robots
+                ):
+                    return  # stopped or moved meanwhile
+                await self._launch(current, spec, started.timestamp(), resumed=True)
+            event(log, "ai.resumed", task_id=task.task_id, kind=task.kind)
+        except Exception as exc:
+            event(
+                log,
+                "ai.resume_failed",
+                level=logging.WARNING,
+                task_id=task.task_id,
+                error=str(exc)[:200],
+            )
+            await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
 
     async def let_go(self) -> None:
         """This node lost its lease: robots of tasks another node took leave the room here."""

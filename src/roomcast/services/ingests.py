@@ -45,7 +45,6 @@ from roomcast.domain.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
-    RoomcastError,
     Unavailable,
 )
 from roomcast.domain.ingest import FOREVER, IngestSpec, spec_from_json, spec_to_json, updated, validate
@@ -56,6 +55,7 @@ from roomcast.media.ingest import Probe, SourceError, probe
 from roomcast.media.ingest_job import IngestJob, JobEnd
 from roomcast.net.urls import MEDIA_SCHEMES, UnresolvedHost, UrlPolicy, UrlRefused
 from roomcast.rtc.room import RoomManager
+from roomcast.services.task_nodes import call_owner, hand_over
 from roomcast.services.tasks import TaskNodes, TaskService
 from roomcast.store.tables import IngestProgressRow, IngestUsageRow, utcnow
 
@@ -65,7 +65,6 @@ KIND = "ingest"
 PROBE_TIMEOUT_S = 8.0
 FOLLOW_S = 2.0  # how often a running job reads its task row (updates and stops from other nodes)
 STOP_WAIT_S = 10.0
-HANDOVER_TRIES = 30  # a taken-over task waits this many seconds at most for its room's node to be known
 
 # Job end -> the task's end reason.
 _REASONS = {
@@ -291,20 +290,8 @@ class IngestService:
         return task.node_id
 
     async def _call_owner(self, owner: str, method: str, task: Task, params: dict[str, Any]) -> bool:
-        """Ask the task's node to act on it; False if it does not answer (gone, slow, Redis down):
-        the caller then acts on the task row, which that node's job follows (or a taking node
-        reads)."""
         assert self.nodes is not None
-        try:
-            await self.nodes.call(
-                owner, method, {"sdk_app_id": task.sdk_app_id, "task_id": task.task_id, **params}
-            )
-        except Unavailable as exc:
-            event(
-                log, "ingest.owner_unavailable", level=logging.WARNING, task_id=task.task_id, error=str(exc)
-            )
-            return False
-        return True
+        return await call_owner(self.nodes, owner, method, task, params, log)
 
     def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
         """What other nodes may ask of this one (cluster RPC methods)."""
@@ -367,45 +354,8 @@ class IngestService:
         self._background.spawn(f"adopt {task_id[:12]}", self._resume(task, None))
 
     async def _hand_over(self, task: Task) -> bool:
-        """A task this node took over: give it to the node serving its room, if another one does
-        (True once it is that node's). A node that is gone still holds the room for a moment
-        (its directory entry expires after its lease): asked again every second."""
         assert self.nodes is not None and self.node_id is not None
-        for _ in range(HANDOVER_TRIES):
-            try:
-                owner = await self.nodes.room_node(str(task.sdk_app_id), task.room_id)
-            except RoomcastError as exc:
-                event(
-                    log,
-                    "ingest.placement_failed",
-                    level=logging.WARNING,
-                    task_id=task.task_id,
-                    error=str(exc),
-                )
-                return False
-            if owner is None:
-                return False  # placed here: the job joins it
-            if not await self.tasks.move(task.task_id, self.node_id, owner):
-                return True  # stopped or moved meanwhile
-            try:
-                await self.nodes.call(owner, "ingests.adopt", {"task_id": task.task_id})
-            except RoomcastError as exc:
-                if not await self.tasks.move(task.task_id, owner, self.node_id):
-                    return True
-                if not isinstance(exc, Unavailable):  # gone or slow: ask again
-                    event(
-                        log,
-                        "ingest.hand_over_failed",
-                        level=logging.WARNING,
-                        task_id=task.task_id,
-                        error=str(exc),
-                    )
-                    return False
-                await asyncio.sleep(1.0)
-                continue
-            event(log, "ingest.handed_over", task_id=task.task_id, node_id=owner)
-            return True
-        return False
+        return await hand_over(self.tasks, self.nodes, self.node_id, task, "ingests.adopt", log)
 
     # ------------------------------------------------------------ the jobs
 

@@ -7,6 +7,14 @@ it holds the media job (:class:`roomcast.media.relay.RelayJob`); when a node is 
 node takes its relays over (:meth:`RelayService.take_over`) and pushes again from the stored
 spec (the CDN sees a reconnect).  An update changes the stored spec and the live job together.
 
+Several nodes (:class:`TaskNodes`, as for ingests): a relay subscribes to its room's tracks in
+process, so it runs on the node serving its room. Start through another node asks the room's node
+(``relays.start``; the room is placed on the node asked first if nobody serves it); Update and Stop
+go to the task's node (``relays.update``, ``relays.stop``; refused with :class:`Unavailable` if
+that node does not answer, until another node takes its relays over). A relay taken over from a
+dead node is handed to the node serving its room (``relays.adopt``), or its room placed on the
+taking node.
+
 Destination trouble is reported where the user looks: every change of a destination's state is
 logged (``relay.push_state``, URL without its query), the live states are returned by
 :meth:`RelayService.outputs`, and the first failure's message is kept in the task's ``error``.
@@ -36,7 +44,8 @@ from roomcast.media.relay import RelayEnded, RelayJob
 from roomcast.media.rtmp import PushState, redact
 from roomcast.net.stream_urls import connect_refusal
 from roomcast.net.urls import UrlPolicy
-from roomcast.services.tasks import TaskService
+from roomcast.services.task_nodes import hand_over
+from roomcast.services.tasks import TaskNodes, TaskService
 
 log = logging.getLogger("roomcast.relays")
 
@@ -79,7 +88,11 @@ class RelayService:
         url_policy: UrlPolicy | None = None,
         base_url: str | None = None,
         token_for: Callable[[int, str], Awaitable[str]] | None = None,
+        nodes: TaskNodes | None = None,
+        apps: Callable[[int], Awaitable[App]] | None = None,
     ) -> None:
+        self.nodes = nodes
+        self.apps = apps
         self.base_url = base_url
         self._token_for = token_for
         self.url_policy = url_policy or UrlPolicy()
@@ -99,6 +112,25 @@ class RelayService:
         validate_relay(req.spec)
         if not req.app.enabled:
             raise FailedPrecondition("the app is disabled", subject="app_state")
+        app_key = str(req.app.sdk_app_id)
+        if self.nodes is not None and (owner := await self.nodes.room_node(app_key, req.room_id)) is not None:
+            task_id = await self.nodes.call(
+                owner,
+                "relays.start",
+                {
+                    "sdk_app_id": req.app.sdk_app_id,
+                    "room_id": req.room_id,
+                    "spec": relay_to_json(req.spec),
+                    "dialect": req.dialect,
+                    "dialect_request": req.dialect_request,
+                    "robot_user_id": req.robot_user_id,
+                },
+            )
+            event(log, "relay.started_on", task_id=task_id, node_id=owner)
+            return await self.tasks.get(req.app.sdk_app_id, str(task_id))
+        return await self._create_here(req)
+
+    async def _create_here(self, req: RelayRequest) -> Task:
         app_key = str(req.app.sdk_app_id)
         async with self._lock:
             if len(self._running) >= self.max_tasks:
@@ -247,6 +279,13 @@ class RelayService:
     ) -> Task:
         """Change a running relay; the stored spec and the live job change together."""
         task = await self.get(app, task_id)
+        if (owner := self._elsewhere(task)) is not None:
+            assert self.nodes is not None
+            params = {"spec": relay_to_json(spec), "dialect_request": dialect_request}
+            await self.nodes.call(
+                owner, "relays.update", {"sdk_app_id": app.sdk_app_id, "task_id": task_id, **params}
+            )
+            return await self.tasks.get(app.sdk_app_id, task_id)
         run = self._live(task)
         validate_relay(spec)
         self.check_robots(str(app.sdk_app_id), spec, task_id)
@@ -265,6 +304,10 @@ class RelayService:
 
     async def stop(self, app: App, task_id: str) -> Task:
         task = await self.get(app, task_id)
+        if (owner := self._elsewhere(task)) is not None:
+            assert self.nodes is not None
+            await self.nodes.call(owner, "relays.stop", {"sdk_app_id": app.sdk_app_id, "task_id": task_id})
+            return await self.tasks.get(app.sdk_app_id, task_id)
         run = self._live(task)
         run.task = await self.tasks.set_state(task_id, TaskState.STOPPING, reason=EndReason.STOPPED.value)
         self._background.spawn(f"stop-{task_id[:12]}", run.job.stop("stopped"))
@@ -291,26 +334,104 @@ class RelayService:
         return run.job if run is not None else None
 
     # -- nodes ---------------------------------------------------------------------------------
+    def _elsewhere(self, task: Task) -> str | None:
+        """The other node running ``task`` (several nodes), or None."""
+        if (
+            self.nodes is None
+            or task.node_id in (None, self.node_id)
+            or task.task_id in self._running
+            or task.state in (TaskState.STOPPING, TaskState.EXITED)
+        ):
+            return None
+        return task.node_id
+
+    def calls(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        """What other nodes may ask of this one (cluster RPC methods)."""
+
+        async def app_of(p: dict[str, Any]) -> App:
+            assert self.apps is not None, "several nodes need the app lookup"
+            return await self.apps(int(p["sdk_app_id"]))
+
+        async def start(p: dict[str, Any]) -> str:
+            robot = p.get("robot_user_id")
+            req = RelayRequest(
+                app=await app_of(p),
+                room_id=str(p["room_id"]),
+                spec=relay_from_json(dict(p["spec"])),
+                dialect=str(p["dialect"]),
+                dialect_request=dict(p.get("dialect_request") or {}),
+                robot_user_id=str(robot) if robot is not None else None,
+            )
+            return (await self._create_here(req)).task_id
+
+        async def update(p: dict[str, Any]) -> None:
+            request = p.get("dialect_request")
+            await self.update(
+                await app_of(p),
+                str(p["task_id"]),
+                relay_from_json(dict(p["spec"])),
+                dict(request) if request is not None else None,
+            )
+
+        async def stop(p: dict[str, Any]) -> None:
+            await self.stop(await app_of(p), str(p["task_id"]))
+
+        async def adopt(p: dict[str, Any]) -> None:
+            task = await self.tasks.by_id(str(p["task_id"]))
+            if (
+                task is None
+                or task.kind != KIND
+                or task.node_id != self.node_id
+                or task.task_id in self._running
+                or self._shutting_down
+            ):
+                raise FailedPrecondition("the task cannot be run on this node", subject="task")
+            self._background.spawn(f"adopt-{task.task_id[:12]}", self._resume(task, None))
+
+        return {"relays.start": start, "relays.update": update, "relays.stop": stop, "relays.adopt": adopt}
+
     async def take_over(self) -> None:
-        """Relays of nodes that are gone (a restart is the same case) push again from here."""
+        """Relays of nodes that are gone (a restart is the same case) push again from here; with
+        several nodes, a relay whose room another node serves is handed to that node."""
         if self._shutting_down:
             return
         for task, previous in await self.tasks.claim_orphaned(KIND, self.node_id):
-            spec: RelaySpec | None = None
-            with contextlib.suppress(InvalidArgument):
-                spec = relay_from_json(task.spec)
-            if spec is None or task.state not in (TaskState.IDLE, TaskState.RUNNING):
-                await self.tasks.set_state(
-                    task.task_id, TaskState.EXITED, task.reason or EndReason.SERVER_RESTART.value
-                )
-                continue
-            try:
-                await self._launch(task, spec)
-            except Exception:
-                log.exception("relay.resume_failed", extra={"fields": {"task_id": task.task_id}})
-                await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
-                continue
-            event(log, "relay.taken_over", task_id=task.task_id, previous=previous, node=self.node_id)
+            if self.nodes is None:
+                await self._resume(task, previous)
+            else:  # handing over may wait for the dead node's rooms to be released
+                self._background.spawn(f"resume-{task.task_id[:12]}", self._resume(task, previous))
+
+    async def _resume(self, task: Task, previous: str | None) -> None:
+        spec: RelaySpec | None = None
+        with contextlib.suppress(InvalidArgument):
+            spec = relay_from_json(task.spec)
+        if spec is None or task.state not in (TaskState.IDLE, TaskState.RUNNING):
+            await self.tasks.set_state(
+                task.task_id, TaskState.EXITED, task.reason or EndReason.SERVER_RESTART.value
+            )
+            return
+        if (
+            self.nodes is not None
+            and previous is not None
+            and await hand_over(self.tasks, self.nodes, self.node_id, task, "relays.adopt", log)
+        ):
+            return
+        try:
+            async with self._lock:
+                current = await self.tasks.by_id(task.task_id)
+                if (
+                    current is None
+                    or current.node_id != self.node_id
+                    or current.state not in (TaskState.IDLE, TaskState.RUNNING)
+                    or task.task_id in self._running
+                ):
+                    return  # stopped or moved meanwhile
+                await self._launch(current, relay_from_json(current.spec))
+        except Exception:
+            log.exception("relay.resume_failed", extra={"fields": {"task_id": task.task_id}})
+            await self.tasks.set_state(task.task_id, TaskState.EXITED, EndReason.SERVER_RESTART.value)
+            return
+        event(log, "relay.taken_over", task_id=task.task_id, previous=previous, node=self.node_id)
 
     async def let_go(self) -> None:
         """This node lost its lease and another took some relays: stop pushing those here."""
