@@ -391,7 +391,6 @@ class StatsRecorder:
             row = (await s.execute(select(t.id).where(key).limit(1))).scalar()
             if row is None:
                 s.add(t(app_key=app, start=start, kind=kind, room_id=room, subject=subject, entries=entries))
-                await s.flush()
             elif entries:
                 await s.execute(update(t).where(t.id == row).values(entries=t.entries + entries))
 
@@ -503,7 +502,7 @@ class StatsRecorder:
                 self._mark_until((app_key, last, "c", room_id, subject), now),
             )
         marks, self._marks = self._marks, {}
-        self._marked = {k for k in self._marked | set(marks) if k[1] >= hour}
+        written = {k for k in self._marked | set(marks) if k[1] >= hour}
         peaks, self._peaks = self._peaks, {}
         quality, self._quality = self._quality, defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
         for app, hour in peaks:
@@ -574,6 +573,7 @@ class StatsRecorder:
                             await s.execute(
                                 update(QualityBucketRow).where(QualityBucketRow.id == row).values(values)
                             )
+            self._marked = written  # after a failure, the hour's marks are written again
         except Exception:
             log.exception("stats.flush_failed")
             log_event(log, "stats.dropped", level=logging.WARNING, events=len(events), buckets=len(quality))
