@@ -78,7 +78,7 @@ TIERS = (("Audio", 2 * 60.0), ("SD", 2 * 60.0), ("HD", 2 * 60.0))  # seconds per
 
 
 class _Unlimited:
-    def allow(self, *args: object, **kwargs: object) -> bool:
+    async def allow(self, *args: object, **kwargs: object) -> bool:
         return True
 
 
