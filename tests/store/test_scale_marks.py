@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from roomcast.rtc import events as ev
 from roomcast.rtc.events import LeaveReason
@@ -15,7 +15,7 @@ from roomcast.stats.ledger import UsageLedger
 from roomcast.stats.queries import StatsQueries
 from roomcast.stats.recorder import StatsRecorder
 from roomcast.store.db import Database
-from roomcast.store.tables import ScaleMarkRow
+from roomcast.store.tables import RoomSessionRow, ScaleMarkRow, UserSessionRow
 
 APP = "1400000002"
 
@@ -59,20 +59,29 @@ async def test_marks_give_the_session_counts(db: Database) -> None:
         left("43", "carol", "s5", at(4, 1)),
         ev.RoomClosed(app_key=APP, room_id="43", reason="empty", at=at(4, 1)),
     ]
+    q = StatsQueries(db.sessions)
+    hourly = [base + timedelta(hours=h) for h in range(7)]
     for e in story:
         stats.apply(e)
     await activity._write(story)
+    # before the recorder marks anything (sessions from before an upgrade) the sessions are counted
+    before = [(p.users, p.rooms, p.entries) for p in await q.counts(APP, hourly)]
+    assert before == [(1, 1, 1), (2, 1, 1), (3, 3, 3), (3, 2, 0), (1, 1, 0), (0, 0, 0)]
+    async with db.sessions.begin() as s:  # the recorder began marking earlier (another app)
+        s.add(
+            ScaleMarkRow(app_key="other", start=base - timedelta(hours=2), kind="u", room_id="r", subject="x")
+        )
     await stats.flush()
     await stats.flush()  # nothing is written twice
 
     async with db.sessions() as s:
-        marks = (await s.execute(select(func.count()).select_from(ScaleMarkRow))).scalar()
+        marks = (
+            await s.execute(select(func.count()).select_from(ScaleMarkRow).where(ScaleMarkRow.app_key == APP))
+        ).scalar()
     # users: alice h0-3 (4) + bob h1-3 (3) + alice@43 h2 + carol@43 h2-4 (3)
     # calls: 42 h0-3 (4), 43 h2, 43 again h2-4 (3)
     assert marks == 4 + 3 + 1 + 3 + 4 + 1 + 3
 
-    q = StatsQueries(db.sessions)
-    hourly = [base + timedelta(hours=h) for h in range(7)]
     three = [base, base + timedelta(hours=3), base + timedelta(hours=6)]  # two long buckets (CASE)
     for per_room in (False, True):
         for edges in (hourly, three):
@@ -85,3 +94,8 @@ async def test_marks_give_the_session_counts(db: Database) -> None:
     assert got == [(1, 1, 1), (2, 1, 1), (3, 3, 3), (3, 2, 0), (1, 1, 0), (0, 0, 0)]
     per_room = [(p.users, p.entries) for p in await q.counts(APP, three, distinct_per_room=True)]
     assert per_room == [(4, 5), (3, 0)]
+
+    async with db.sessions.begin() as s:  # the past is read from the marks alone
+        await s.execute(delete(UserSessionRow).where(UserSessionRow.app_key == APP))
+        await s.execute(delete(RoomSessionRow).where(RoomSessionRow.app_key == APP))
+    assert [(p.users, p.rooms, p.entries) for p in await q.counts(APP, hourly)] == got

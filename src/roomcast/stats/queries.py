@@ -565,23 +565,31 @@ class StatsQueries:
         """Like :meth:`scale`, counted by the database. Buckets on whole hours that ended before
         the current hour read the scale marks the statistics recorder keeps (users and calls
         present per hour, entries); the others (the current hour, the future, or edges off the
-        hour) count their sessions with three indexed aggregates each. The peaks come from the
-        hourly peaks the recorder keeps (the most of any hour in the bucket)."""
+        hour, and hours before the first whole hour the recorder marked: data from before an
+        upgrade) count their sessions with three indexed aggregates each. The peaks come from
+        the hourly peaks the recorder keeps (the most of any hour in the bucket)."""
         q = QualityBucketRow.__table__.c
         cutoff = utcnow().replace(minute=0, second=0, microsecond=0)
-        marked = 0  # buckets [0, marked) are read from the marks
-        while (
-            marked < len(edges) - 1
-            and edges[marked + 1] <= cutoff
-            and all(_on_hour(e) for e in edges[marked : marked + 2])
-        ):
-            marked += 1
+        n = len(edges) - 1
         out: list[ScalePoint] = []
         async with self._sessions() as s:
             conn = await s.connection()
-            if marked:
-                out += await self._mark_counts(conn, app_key, edges[: marked + 1], distinct_per_room)
-            for lo, hi in itertools.pairwise(edges[marked:]):
+            first = (await conn.execute(select(func.min(ScaleMarkRow.start)))).scalar()
+            i0 = 0  # buckets [i0, i1) are read from the marks
+            if first is None:
+                i0 = n
+            else:
+                since = _aware(first) + _ONE_HOUR  # the first hour may have been marked in part
+                while i0 < n and edges[i0] < since:
+                    i0 += 1
+            i1 = i0
+            while i1 < n and edges[i1 + 1] <= cutoff and _on_hour(edges[i1]) and _on_hour(edges[i1 + 1]):
+                i1 += 1
+            for lo, hi in itertools.pairwise(edges[: i0 + 1]):
+                out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
+            if i1 > i0:
+                out += await self._mark_counts(conn, app_key, edges[i0 : i1 + 1], distinct_per_room)
+            for lo, hi in itertools.pairwise(edges[i1:]):
                 out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
             if not out:
                 return out

@@ -576,6 +576,7 @@ class ScaleMarkRow(Base):
     __tablename__ = "scale_marks"
     __table_args__ = (
         UniqueConstraint("app_key", "start", "kind", "room_id", "subject", name="uq_scale_marks"),
+        Index("ix_scale_marks_start", "start"),  # when marking began; retention
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("entries", sa.Integer, nullable=False, server_default="0"),
         sa.UniqueConstraint("app_key", "start", "kind", "room_id", "subject", name="uq_scale_marks"),
     )
+    op.create_index("ix_scale_marks_start", "scale_marks", ["start"])
 
 
 def downgrade() -> None:
