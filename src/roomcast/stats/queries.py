@@ -569,7 +569,8 @@ class StatsQueries:
         upgrade) count their sessions with three indexed aggregates each. The peaks come from
         the hourly peaks the recorder keeps (the most of any hour in the bucket)."""
         q = QualityBucketRow.__table__.c
-        cutoff = utcnow().replace(minute=0, second=0, microsecond=0)
+        now = utcnow()
+        cutoff = now.replace(minute=0, second=0, microsecond=0)
         n = len(edges) - 1
         out: list[ScalePoint] = []
         async with self._sessions() as s:
@@ -589,8 +590,14 @@ class StatsQueries:
                 out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
             if i1 > i0:
                 out += await self._mark_counts(conn, app_key, edges[i0 : i1 + 1], distinct_per_room)
+            future: ScalePoint | None = None  # every bucket after now holds the sessions still open
             for lo, hi in itertools.pairwise(edges[i1:]):
+                if future is not None:
+                    out.append(ScalePoint(at=lo, users=future.users, rooms=future.rooms))
+                    continue
                 out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
+                if lo > now:
+                    future = out[-1]
             if not out:
                 return out
             peaks = (
