@@ -67,6 +67,7 @@ from roomcast.store.tables import (
     QualityBucketRow,
     RoomEventRow,
     RoomSessionRow,
+    ScaleMarkRow,
     TrackSampleRow,
     UsageBucketRow,
     UserSessionRow,
@@ -77,7 +78,7 @@ TIERS = (("Audio", 2 * 60.0), ("SD", 2 * 60.0), ("HD", 2 * 60.0))  # seconds per
 
 
 class _Unlimited:
-    def allow(self, *args: object, **kwargs: object) -> bool:
+    async def allow(self, *args: object, **kwargs: object) -> bool:
         return True
 
 
@@ -141,6 +142,33 @@ def fill(srv: LiveServer, app: str, args: argparse.Namespace) -> dict[str, int]:
                         "leave_reason": "left" if end < now else None,
                     }
                 at = end
+
+    def marks() -> Iterator[dict[str, Any]]:
+        """The scale marks the statistics recorder writes for these calls and sessions: each user
+        and call in every hour it was present, entries in the hour of the join."""
+        hour = timedelta(hours=1)
+        floor = lambda t: t.replace(minute=0, second=0, microsecond=0)  # noqa: E731
+        got: dict[tuple[datetime, str, str, str], int] = {}
+        spans = [("u", r["room_id"], r["user_id"], r["joined_at"], r["left_at"]) for r in sessions()]
+        spans += [
+            ("c", r["room_id"], r["opened_at"].isoformat(), r["opened_at"], r["closed_at"]) for r in calls()
+        ]
+        for kind, room, subject, a, b in spans:
+            h = floor(a)
+            while h <= floor(b or now):
+                got.setdefault((h, kind, room, subject), 0)
+                h += hour
+            if kind == "u":
+                got[(floor(a), kind, room, subject)] += 1
+        for (h, kind, room, subject), entries in got.items():
+            yield {
+                "app_key": app,
+                "start": h,
+                "kind": kind,
+                "room_id": room,
+                "subject": subject,
+                "entries": entries,
+            }
 
     def events() -> Iterator[dict[str, Any]]:
         for room in rooms:
@@ -267,6 +295,7 @@ def fill(srv: LiveServer, app: str, args: argparse.Namespace) -> dict[str, int]:
             ("room_events", RoomEventRow, events()),
             ("usage_buckets", UsageBucketRow, usage()),
             ("quality_buckets", QualityBucketRow, quality()),
+            ("scale_marks", ScaleMarkRow, marks()),
             ("track_samples", TrackSampleRow, samples()),
         ):
             started = time.perf_counter()

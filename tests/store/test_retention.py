@@ -18,6 +18,7 @@ from roomcast.store.tables import (
     ClientSampleRow,
     RoomEventRow,
     RoomSessionRow,
+    ScaleMarkRow,
     TrackSampleRow,
     UploadRow,
     UsageBucketRow,
@@ -126,6 +127,8 @@ async def fill(s: AsyncSession) -> None:
             UsageBucketRow(
                 app_key="a", room_id="r", product="rtc", span="h", start=ago(20), tier="HD", seconds=60
             ),
+            ScaleMarkRow(app_key="a", start=ago(401), kind="u", room_id="r", subject="u"),
+            ScaleMarkRow(app_key="a", start=ago(20), kind="u", room_id="r", subject="u"),
         ]
     )
 
@@ -160,6 +163,7 @@ async def test_prunes_what_is_old_and_finished_only(runtime: Runtime) -> None:
         "client_samples": 1,
         "usage_buckets": 1,  # aggregates live longer (400 days)
         "quality_buckets": 0,
+        "scale_marks": 1,
     }
     async with runtime.db.sessions() as s:
         kept = (await s.execute(select(TrackSampleRow.track_id, TrackSampleRow.at))).all()
@@ -180,7 +184,12 @@ async def test_zero_keeps_forever(runtime: Runtime) -> None:
     async with runtime.db.sessions.begin() as s:
         await fill(s)
     job = RetentionJob(runtime.db.sessions, RetentionPolicy(samples_days=0, events_days=0, uploads_days=0))
-    assert await job.run_once(NOW) == {"callbacks": 2, "usage_buckets": 1, "quality_buckets": 0}
+    assert await job.run_once(NOW) == {
+        "callbacks": 2,
+        "usage_buckets": 1,
+        "quality_buckets": 0,
+        "scale_marks": 1,
+    }
     async with runtime.db.sessions() as s:
         assert await count(s, TrackSampleRow) == 34 and await count(s, RoomEventRow) == 5
         assert await count(s, UploadRow) == 6

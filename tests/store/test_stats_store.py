@@ -149,3 +149,5 @@ async def test_usage_quality_and_events_from_room_events(db: Database) -> None:
     assert (counted.peak_users, counted.peak_rooms) == (2, 1)  # the recorder's hourly peaks
     later = [now + timedelta(hours=1), now + timedelta(hours=2)]
     assert [(p.users, p.rooms, p.entries) for p in await q.counts(APP, later)] == [(2, 1, 0)]  # still open
+    future = [now + timedelta(hours=h) for h in range(1, 5)]  # counted once, the same in each
+    assert [(p.users, p.rooms, p.entries) for p in await q.counts(APP, future)] == [(2, 1, 0)] * 3

@@ -39,6 +39,7 @@ from roomcast.store.tables import (
     QualityBucketRow,
     RoomEventRow,
     RoomSessionRow,
+    ScaleMarkRow,
     TrackSampleRow,
     UploadRow,
     UsageBucketRow,
@@ -97,6 +98,7 @@ def _rules(p: RetentionPolicy) -> list[_Rule]:
         _Rule(ClientSampleRow, ClientSampleRow.at, p.samples_days, _always),
         _Rule(UsageBucketRow, UsageBucketRow.start, p.aggregates_days, _always),
         _Rule(QualityBucketRow, QualityBucketRow.start, p.aggregates_days, _always),
+        _Rule(ScaleMarkRow, ScaleMarkRow.start, p.aggregates_days, _always),
         _Rule(RoomEventRow, RoomEventRow.at, p.events_days, _always),
         _Rule(
             RoomSessionRow,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from roomcast.store.tables import (
     ClientInfoRow,
@@ -28,6 +28,7 @@ from roomcast.store.tables import (
     QualityBucketRow,
     RoomEventRow,
     RoomSessionRow,
+    ScaleMarkRow,
     TrackSampleRow,
     UserSessionRow,
     utcnow,
@@ -50,6 +51,13 @@ QUALITY_COUNTS: tuple[str, ...] = (
     "joins_timed",
     "joins_fast",
 )
+
+
+_ONE_HOUR = timedelta(hours=1)
+
+
+def _on_hour(at: datetime) -> bool:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == at
 
 
 def _user_overlap(start: datetime, end: datetime) -> Any:
@@ -554,37 +562,42 @@ class StatsQueries:
     async def counts(
         self, app_key: str, edges: Sequence[datetime], *, distinct_per_room: bool = False
     ) -> list[ScalePoint]:
-        """Like :meth:`scale`, counted by the database bucket by bucket (three indexed
-        aggregates each) so long windows never load their sessions; the peaks come from the
-        hourly peaks the statistics recorder keeps (the most of any hour in the bucket)."""
-        u, r = UserSessionRow, RoomSessionRow
+        """Like :meth:`scale`, counted by the database. Buckets on whole hours that ended before
+        the current hour read the scale marks the statistics recorder keeps (users and calls
+        present per hour, entries); the others (the current hour, the future, or edges off the
+        hour, and hours before the first whole hour the recorder marked: data from before an
+        upgrade) count their sessions with three indexed aggregates each. The peaks come from
+        the hourly peaks the recorder keeps (the most of any hour in the bucket)."""
         q = QualityBucketRow.__table__.c
-        who = u.room_id.concat("\x1f").concat(u.user_id) if distinct_per_room else u.user_id
+        now = utcnow()
+        cutoff = now.replace(minute=0, second=0, microsecond=0)
+        n = len(edges) - 1
         out: list[ScalePoint] = []
         async with self._sessions() as s:
             conn = await s.connection()
-            for lo, hi in itertools.pairwise(edges):
-                alive = or_(
-                    and_(u.joined_at >= lo, u.joined_at < hi),
-                    and_(u.joined_at < lo, u.left_at >= lo),
-                    and_(u.joined_at < lo, u.left_at.is_(None)),
-                )
-                seen = and_(u.app_key == app_key, u.hidden.is_(False))
-                users = (
-                    await conn.execute(select(func.count(func.distinct(who))).where(seen, alive))
-                ).scalar()
-                entries = (
-                    await conn.execute(select(func.count()).where(seen, u.joined_at >= lo, u.joined_at < hi))
-                ).scalar()
-                open_ = or_(
-                    and_(r.opened_at >= lo, r.opened_at < hi),
-                    and_(r.opened_at < lo, r.closed_at >= lo),
-                    and_(r.opened_at < lo, r.closed_at.is_(None)),
-                )
-                rooms = (await conn.execute(select(func.count()).where(r.app_key == app_key, open_))).scalar()
-                out.append(
-                    ScalePoint(at=lo, users=int(users or 0), rooms=int(rooms or 0), entries=int(entries or 0))
-                )
+            first = (await conn.execute(select(func.min(ScaleMarkRow.start)))).scalar()
+            i0 = 0  # buckets [i0, i1) are read from the marks
+            if first is None:
+                i0 = n
+            else:
+                since = _aware(first) + _ONE_HOUR  # the first hour may have been marked in part
+                while i0 < n and edges[i0] < since:
+                    i0 += 1
+            i1 = i0
+            while i1 < n and edges[i1 + 1] <= cutoff and _on_hour(edges[i1]) and _on_hour(edges[i1 + 1]):
+                i1 += 1
+            for lo, hi in itertools.pairwise(edges[: i0 + 1]):
+                out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
+            if i1 > i0:
+                out += await self._mark_counts(conn, app_key, edges[i0 : i1 + 1], distinct_per_room)
+            future: ScalePoint | None = None  # every bucket after now holds the sessions still open
+            for lo, hi in itertools.pairwise(edges[i1:]):
+                if future is not None:
+                    out.append(ScalePoint(at=lo, users=future.users, rooms=future.rooms))
+                    continue
+                out.append(await self._session_counts(conn, app_key, lo, hi, distinct_per_room))
+                if lo > now:
+                    future = out[-1]
             if not out:
                 return out
             peaks = (
@@ -607,6 +620,65 @@ class StatsQueries:
                     max(p.peak_rooms, int(rooms_peak or 0)),
                 )
         return out
+
+    async def _mark_counts(
+        self, conn: AsyncConnection, app_key: str, edges: Sequence[datetime], distinct_per_room: bool
+    ) -> list[ScalePoint]:
+        """Users, calls and entries per bucket from the scale marks (edges on whole hours)."""
+        m = ScaleMarkRow
+        if all(b - a == _ONE_HOUR for a, b in itertools.pairwise(edges)):
+            bucket: Any = m.start
+        else:  # a few long buckets (days): one CASE branch each
+            bucket = case(*[(m.start < hi, i) for i, hi in enumerate(edges[1:])], else_=len(edges))
+        who = m.room_id.concat("\x1f").concat(m.subject) if distinct_per_room else m.subject
+        window = and_(m.app_key == app_key, m.start >= edges[0], m.start < edges[-1])
+        u = select(bucket.label("b"), who.label("w"), m.entries).where(window, m.kind == "u").subquery()
+        call = m.room_id.concat("\x1f").concat(m.subject)  # grouped outside: the CASE binds once
+        c = select(bucket.label("b"), call.label("w")).where(window, m.kind == "c").subquery()
+        users = select(u.c.b, func.count(func.distinct(u.c.w)), func.sum(u.c.entries)).group_by(u.c.b)
+        calls = select(c.c.b, func.count(func.distinct(c.c.w))).group_by(c.c.b)
+        n = len(edges) - 1
+
+        def index(b: Any) -> int:
+            return bisect.bisect_right(edges, _aware(b)) - 1 if isinstance(b, datetime) else int(b)
+
+        got_users: dict[int, tuple[int, int]] = {}
+        for b, count, entries in (await conn.execute(users)).all():
+            got_users[index(b)] = (int(count or 0), int(entries or 0))
+        got_calls = {index(b): int(c or 0) for b, c in (await conn.execute(calls)).all()}
+        return [
+            ScalePoint(
+                at=edges[i],
+                users=got_users.get(i, (0, 0))[0],
+                rooms=got_calls.get(i, 0),
+                entries=got_users.get(i, (0, 0))[1],
+            )
+            for i in range(n)
+        ]
+
+    async def _session_counts(
+        self, conn: AsyncConnection, app_key: str, lo: datetime, hi: datetime, distinct_per_room: bool
+    ) -> ScalePoint:
+        """Users, calls and entries of ``[lo, hi)`` counted from the sessions."""
+        u, r = UserSessionRow, RoomSessionRow
+        who = u.room_id.concat("\x1f").concat(u.user_id) if distinct_per_room else u.user_id
+        alive = or_(
+            and_(u.joined_at >= lo, u.joined_at < hi),
+            and_(u.joined_at < lo, u.left_at >= lo),
+            and_(u.joined_at < lo, u.left_at.is_(None)),
+        )
+        seen = and_(u.app_key == app_key, u.hidden.is_(False))
+        users = (await conn.execute(select(func.count(func.distinct(who))).where(seen, alive))).scalar()
+        entries = (
+            await conn.execute(select(func.count()).where(seen, u.joined_at >= lo, u.joined_at < hi))
+        ).scalar()
+        open_ = or_(
+            and_(r.opened_at >= lo, r.opened_at < hi),
+            and_(r.opened_at < lo, r.closed_at >= lo),
+            and_(r.opened_at < lo, r.closed_at.is_(None)),
+        )
+        rooms = (await conn.execute(select(func.count()).where(r.app_key == app_key, open_))).scalar()
+        return ScalePoint(at=lo, users=int(users or 0), rooms=int(rooms or 0), entries=int(entries or 0))
 
     async def present(
         self, app_key: str, points: Sequence[datetime], *, room_id: str | None = None

@@ -49,6 +49,7 @@ from roomcast.store.tables import (
     ClientSampleRow,
     QualityBucketRow,
     RoomEventRow,
+    ScaleMarkRow,
     TaskRow,
     utcnow,
 )
@@ -74,6 +75,8 @@ METERED_KINDS = ("recording", "relay", "ingest")
 QUALITY_SPANS: tuple[tuple[str, timedelta], ...] = (("t", timedelta(seconds=10)), ("h", timedelta(hours=1)))
 
 _QKey = tuple[str, str, str, datetime]  # app, room, span, start
+_MKey = tuple[str, datetime, str, str, str]  # app, hour, kind ("u" user, "c" call), room, subject
+_HOUR = timedelta(hours=1)
 _COUNTS = (
     "video_samples",
     "video_frozen",
@@ -108,6 +111,8 @@ class _Presence:
     user_id: str
     since: datetime
     """Metered up to here."""
+    hour: datetime = field(default_factory=utcnow)
+    """Scale marks written up to this hour."""
 
 
 @dataclass
@@ -126,6 +131,8 @@ class _State:
     """(app, room, subscriber, track) -> (last sample time, publisher, kind)."""
     tasks: dict[str, datetime] = field(default_factory=dict)  # media task id -> metered up to
     calls: dict[str, set[str]] = field(default_factory=dict)  # app -> rooms open
+    opened: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+    """(app, room) -> the open call's mark subject (its opening time) and the hour marked up to."""
     bitrates: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     """(app, room, subscriber, track) -> (time, bps) of its latest sample."""
     tracks: dict[tuple[str, str, str], str] = field(default_factory=dict)  # published track -> user
@@ -159,6 +166,8 @@ class StatsRecorder:
         self._client_samples: list[ClientSampleRow] = []
         self._infos: dict[str, dict[str, str]] = {}
         self._peaks: dict[tuple[str, datetime], list[int]] = {}  # (app, hour) -> [users, rooms]
+        self._marks: dict[_MKey, int] = {}  # scale marks to write -> entries they add
+        self._marked: set[_MKey] = set()  # marks of the current hour already written
         self._sub: ev.EventSubscription | None = None
         self._bg = Background("stats")
         self._task: asyncio.Task[None] | None = None
@@ -218,14 +227,20 @@ class StatsRecorder:
         at = _ts(e.at)
         if isinstance(e, ev.RoomOpened):
             st.calls.setdefault(e.app_key, set()).add(e.room_id)
+            st.opened[(e.app_key, e.room_id)] = (at.isoformat(), _floor(at, _HOUR))
+            self._mark((e.app_key, _floor(at, _HOUR), "c", e.room_id, at.isoformat()))
             self._peak(e.app_key, at)
         elif isinstance(e, ev.RoomClosed):
             st.calls.get(e.app_key, set()).discard(e.room_id)
+            call = st.opened.pop((e.app_key, e.room_id), None)
+            if call is not None:
+                self._mark_until((e.app_key, call[1], "c", e.room_id, call[0]), at)
         elif isinstance(e, ev.ParticipantJoined):
             if e.hidden:
                 return
-            st.presence[e.session_id] = _Presence(e.app_key, e.room_id, e.user_id, at)
+            st.presence[e.session_id] = _Presence(e.app_key, e.room_id, e.user_id, at, _floor(at, _HOUR))
             st.by_user[(e.app_key, e.room_id, e.user_id)] = e.session_id
+            self._mark((e.app_key, _floor(at, _HOUR), "u", e.room_id, e.user_id), entries=1)
             self._peak(e.app_key, at)
             for span, step in QUALITY_SPANS:
                 c = self._quality[(e.app_key, e.room_id, span, _floor(at, step))]
@@ -243,6 +258,7 @@ class StatsRecorder:
             p = st.presence.pop(e.session_id, None)
             if p is not None:
                 self._meter(p, at)
+                self._mark_until((p.app_key, p.hour, "u", p.room_id, p.user_id), at)
                 key = (p.app_key, p.room_id, p.user_id)
                 if st.by_user.get(key) == e.session_id:
                     del st.by_user[key]
@@ -352,6 +368,32 @@ class StatsRecorder:
             )
         )
 
+    def _mark_until(self, key: _MKey, at: datetime) -> datetime:
+        """Mark the hours after ``key``'s (the last marked) up to the one of ``at``; the last."""
+        app, hour, kind, room, subject = key
+        upto = _floor(at, _HOUR)
+        while hour < upto:
+            hour += _HOUR
+            self._mark((app, hour, kind, room, subject))
+        return hour
+
+    def _mark(self, key: _MKey, entries: int = 0) -> None:
+        """Note that a user or call was present in an hour (``entries`` sessions entering)."""
+        if entries or (key not in self._marked and key not in self._marks):
+            self._marks[key] = self._marks.get(key, 0) + entries
+
+    async def _write_marks(self, s: AsyncSession, marks: dict[_MKey, int]) -> None:
+        t = ScaleMarkRow
+        for (app, start, kind, room, subject), entries in marks.items():
+            key = and_(
+                t.app_key == app, t.start == start, t.kind == kind, t.room_id == room, t.subject == subject
+            )
+            row = (await s.execute(select(t.id).where(key).limit(1))).scalar()
+            if row is None:
+                s.add(t(app_key=app, start=start, kind=kind, room_id=room, subject=subject, entries=entries))
+            elif entries:
+                await s.execute(update(t).where(t.id == row).values(entries=t.entries + entries))
+
     def _peak(self, app_key: str, at: datetime) -> None:
         """Raise the hour's peaks to what is present now (users of the app, its open calls)."""
         st = self._state
@@ -451,6 +493,16 @@ class StatsRecorder:
             log.exception("stats.tasks_failed")
         for app_key in {p.app_key for p in self._state.presence.values()} | set(self._state.calls):
             self._peak(app_key, now)  # an hour with no join still has its peak: who is there
+        hour = _floor(now, _HOUR)
+        for p in self._state.presence.values():  # who is present is present in every hour since
+            p.hour = self._mark_until((p.app_key, p.hour, "u", p.room_id, p.user_id), now)
+        for (app_key, room_id), (subject, last) in self._state.opened.items():
+            self._state.opened[(app_key, room_id)] = (
+                subject,
+                self._mark_until((app_key, last, "c", room_id, subject), now),
+            )
+        marks, self._marks = self._marks, {}
+        written = {k for k in self._marked | set(marks) if k[1] >= hour}
         peaks, self._peaks = self._peaks, {}
         quality, self._quality = self._quality, defaultdict(lambda: dict.fromkeys(_COUNTS, 0))
         for app, hour in peaks:
@@ -468,6 +520,7 @@ class StatsRecorder:
             async with self._sessions.begin() as s:
                 s.add_all(events)
                 s.add_all(client)
+                await self._write_marks(s, marks)
                 for session_id, fields in infos.items():
                     info = (
                         await s.execute(select(ClientInfoRow).where(ClientInfoRow.session_id == session_id))
@@ -520,6 +573,7 @@ class StatsRecorder:
                             await s.execute(
                                 update(QualityBucketRow).where(QualityBucketRow.id == row).values(values)
                             )
+            self._marked = written  # after a failure, the hour's marks are written again
         except Exception:
             log.exception("stats.flush_failed")
             log_event(log, "stats.dropped", level=logging.WARNING, events=len(events), buckets=len(quality))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -563,3 +564,25 @@ class ClientInfoRow(Base):
     sdk_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     network_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+# --- issue 15: scale marks (who was present in which hour) ---
+class ScaleMarkRow(Base):
+    """One user (``kind`` "u", ``subject`` the user id) or one call (``kind`` "c", ``subject`` its
+    opening time) present in an hour of an app's room, and how many sessions entered in that hour
+    (``entries``). Written by the statistics recorder as sessions open, leave and at each flush,
+    so distinct users, calls and entries per hour or day are counted without reading sessions."""
+
+    __tablename__ = "scale_marks"
+    __table_args__ = (
+        UniqueConstraint("app_key", "start", "kind", "room_id", "subject", name="uq_scale_marks"),
+        Index("ix_scale_marks_start", "start"),  # when marking began; retention
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    kind: Mapped[str] = mapped_column(String(1), nullable=False)
+    room_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    subject: Mapped[str] = mapped_column(String(128), nullable=False)
+    entries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -238,20 +238,19 @@ _QOS: dict[str, tuple[str, str, float, str]] = {
 
 def qos_series(user_id: str, samples: list[Sample], mids: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    by_kind: dict[str, list[tuple[Sample, str]]] = {}  # each sample's time formatted once
+    for smp in samples:
+        by_kind.setdefault(smp.kind, []).append((smp, _iso(smp.at)))
     for mid in mids:
         kind, name, scale, direction = _QOS[mid]
         per_peer: dict[str, list[dict[str, Any]]] = {}
-        for smp in samples:
-            if smp.kind != kind:
-                continue
+        for smp, at in by_kind.get(kind, ()):
             if (direction == "up" and smp.peer) or (direction == "down" and not smp.peer):
                 continue
             value = smp.values.get(name)
             if value is None:
                 continue
-            per_peer.setdefault(smp.peer or "0", []).append(
-                {"time": _iso(smp.at), "value": round(value * scale, 3)}
-            )
+            per_peer.setdefault(smp.peer or "0", []).append({"time": at, "value": round(value * scale, 3)})
         out += [{"uid": user_id, "peerid": peer, "mid": mid, "data": pts} for peer, pts in per_peer.items()]
     return out
 
@@ -614,6 +613,8 @@ def build_router() -> APIRouter:
             users = list(dict.fromkeys(s.user_id for s in sessions))
         data: list[dict[str, Any]] = []
         for uid in users:
+            if len(data) >= offset + limit:
+                break  # the page is full: the other users' samples are not read
             series = qos_series(uid, await q.room_samples(app_key, room_id, uid, start, end), mids)
             for item in series:
                 if peer is not None and item["peerid"] != peer:
