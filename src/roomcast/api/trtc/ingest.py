@@ -14,9 +14,10 @@ Choices where the docs are silent or contradict themselves:
 * A ``UserId`` already in the room is ``FailedOperation.NotAllowed``; a second task with the same
   user in the same room is ``FailedOperation.TaskExist``.
 * ``MaxDuration`` applies only with ``RepeatNum`` -1, as documented; ``SeekSecond`` applies to the
-  first play (loops restart at 0). ``AutoPush`` (relay to CDN) is not served:
-  ``FailedOperation.NotAllowed``. ``PrivateMapKey`` is accepted and not needed (roomcast has no
-  advanced room permission).
+  first play (loops restart at 0). ``AutoPush`` (the vendor's relay to its own CDN, a console
+  switch) answers ``FailedOperation.NotAllowed``: roomcast has no CDN (use
+  StartPublishCdnStream). ``PrivateMapKey`` is accepted and not needed (roomcast has no advanced
+  room permission).
 * Describe and Update know only ``InProgress`` and ``NotExist`` (a paused task is in progress);
   Describe answers ``NotExist`` for an ended or unknown task, Update ``FailedOperation.TaskNotExist``,
   Stop ``FailedOperation.TaskFinished`` for an ended task and ``InvalidParameter.TaskId`` for an
