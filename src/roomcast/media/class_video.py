@@ -47,8 +47,9 @@ from .whiteboard import BoardRenderer, VideoResult, frame_times
 
 __all__ = ["BOARD", "ClassLayout", "Clip", "Slot", "compose_class_video", "probe_video_size"]
 
-BOARD: Final = "tic_record_user"
-"""The slot source that shows the whiteboard (TIW's stream id for it)."""
+BOARD: Final = "<board>"
+"""The slot source that shows the whiteboard (no user id can start with it; dialects map their own
+stream id for the board onto it)."""
 _BOARD_KEY: Final = SourceKey(BOARD, room_id="\x00whiteboard")
 _FILLER_URL: Final = "roomcast:filler"
 RATE: Final = 48000

@@ -136,7 +136,7 @@ class IngestService:
         except UnresolvedHost:
             return  # not now: opening the source fails, and that is retried (or reported)
         except UrlRefused as exc:
-            raise InvalidArgument(f"StreamUrl: {exc}", subject="stream_url") from None
+            raise InvalidArgument(f"stream URL: {exc}", subject="stream_url") from None
 
     async def probe(self, url: str) -> Probe:
         """Open the source once: unreachable is :class:`Unavailable`, unplayable is

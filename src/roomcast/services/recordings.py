@@ -532,30 +532,11 @@ class RecordingService:
                 raise LimitExceeded(
                     "the maximum number of concurrent recordings is reached", subject="recording"
                 )
-            if req.robot_user_id is not None:
-                if req.robot_user_id in self._room_users(app_key, req.room_id):
-                    raise InvalidArgument(
-                        "the recorder's user id is already in the room", subject="robot_user_id"
-                    )
-                for other in await self.tasks.active_in_room(req.app.sdk_app_id, req.room_id):
-                    if other.robot_user_id == req.robot_user_id:
-                        raise InvalidArgument(
-                            "another recorder in the room uses this user id", subject="robot_user_id"
-                        )
-            control = utcnow() + timedelta(hours=req.control_hours) if req.control_hours is not None else None
-            task = await self.tasks.create(
-                sdk_app_id=req.app.sdk_app_id,
-                kind=KIND,
-                dialect=req.dialect,
-                room_id=req.room_id,
-                spec=spec_to_json(req.spec),
-                request=req.dialect_request,
-                target=req.storage,
-                node_id=self.node_id,
-                robot_user_id=req.robot_user_id,
-                control_expires_at=control,
-                library_expire_s=req.library_expire_s,
-            )
+            if req.robot_user_id is not None and req.robot_user_id in self._room_users(app_key, req.room_id):
+                raise InvalidArgument(
+                    "the recorder's user id is already in the room", subject="robot_user_id"
+                )
+            task = await self._insert_task(req, self.node_id)
             run = _Running(task=task, target=req.storage or self.library_target())
             try:
                 await self._launch(run, req.spec)
@@ -564,9 +545,9 @@ class RecordingService:
                 raise
             return task
 
-    async def _create_on(self, node_id: str, req: RecordingRequest) -> Task:
-        """The room is served by ``node_id``: record the task as that node's and hand it over."""
-        assert self.nodes is not None
+    async def _insert_task(self, req: RecordingRequest, node_id: str | None) -> Task:
+        """The task's row, owned by ``node_id``; refused when another recorder in the room already
+        uses the robot user id."""
         if req.robot_user_id is not None:
             for other in await self.tasks.active_in_room(req.app.sdk_app_id, req.room_id):
                 if other.robot_user_id == req.robot_user_id:
@@ -574,7 +555,7 @@ class RecordingService:
                         "another recorder in the room uses this user id", subject="robot_user_id"
                     )
         control = utcnow() + timedelta(hours=req.control_hours) if req.control_hours is not None else None
-        task = await self.tasks.create(
+        return await self.tasks.create(
             sdk_app_id=req.app.sdk_app_id,
             kind=KIND,
             dialect=req.dialect,
@@ -587,6 +568,11 @@ class RecordingService:
             control_expires_at=control,
             library_expire_s=req.library_expire_s,
         )
+
+    async def _create_on(self, node_id: str, req: RecordingRequest) -> Task:
+        """The room is served by ``node_id``: record the task as that node's and hand it over."""
+        assert self.nodes is not None
+        task = await self._insert_task(req, node_id)
         try:
             await self.nodes.call(
                 node_id, "recordings.adopt", {"sdk_app_id": req.app.sdk_app_id, "task_id": task.task_id}

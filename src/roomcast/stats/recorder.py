@@ -43,6 +43,7 @@ from roomcast.log import event as log_event
 from roomcast.rtc import events as ev
 from roomcast.rtc.track import TrackKind
 from roomcast.stats.ledger import UsageLedger
+from roomcast.stats.queries import QUALITY_COUNTS
 from roomcast.stats.tiers import AUDIO, tier_of
 from roomcast.store.tables import (
     ClientInfoRow,
@@ -77,22 +78,7 @@ QUALITY_SPANS: tuple[tuple[str, timedelta], ...] = (("t", timedelta(seconds=10))
 _QKey = tuple[str, str, str, datetime]  # app, room, span, start
 _MKey = tuple[str, datetime, str, str, str]  # app, hour, kind ("u" user, "c" call), room, subject
 _HOUR = timedelta(hours=1)
-_COUNTS = (
-    "video_samples",
-    "video_frozen",
-    "audio_samples",
-    "audio_frozen",
-    "rtt_samples",
-    "rtt_high",
-    "up_video_samples",
-    "up_video_bad",
-    "up_audio_samples",
-    "up_audio_bad",
-    "joins",
-    "joins_ok",
-    "joins_timed",
-    "joins_fast",
-)
+_COUNTS = QUALITY_COUNTS
 
 
 def _ts(at: float) -> datetime:

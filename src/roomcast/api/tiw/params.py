@@ -48,6 +48,8 @@ from roomcast.services.class_videos import BOARD, ClassLayout, Slot
 RECORD_PARAMETER = "InvalidParameter.RecordParameter"
 TYPE_UNMATCHED = "InvalidParameter.BodyParameterTypeUnmatched"
 SUBSTREAM = "tic_substream"
+TIW_BOARD = "tic_record_user"
+"""TIW's stream id of the whiteboard (RecordControl, custom layouts); the engine's is ``BOARD``."""
 EXTRAS = frozenset({"MIX_STREAM"})
 ROOM_MAX = 4_294_967_295
 MAX_SIDE = 3840
@@ -278,7 +280,9 @@ def controls(p: StartOnlineRecordParams) -> Controls:
                 return bool(getattr(sc, attr))
         return bool(getattr(rc, attr))
 
-    user_controls = [sc for sc in rc.StreamControls if sc.StreamId not in (BOARD, SUBSTREAM) and sc.StreamId]
+    user_controls = [
+        sc for sc in rc.StreamControls if sc.StreamId not in (TIW_BOARD, SUBSTREAM) and sc.StreamId
+    ]
 
     def user_filter(attr: str, *, also: str | None = None) -> UserFilter:
         def off(sc: StreamControlModel) -> bool:
@@ -291,7 +295,7 @@ def controls(p: StartOnlineRecordParams) -> Controls:
         return UserFilter(deny_prefixes=frozenset(sc.StreamId for sc in user_controls if off(sc)))
 
     return Controls(
-        whiteboard=not decide(BOARD, "DisableRecord"),
+        whiteboard=not decide(TIW_BOARD, "DisableRecord"),
         substream=not decide(SUBSTREAM, "DisableRecord"),
         users=UserSelection(
             audio=user_filter("DisableAudio", also="DisableRecord"), video=user_filter("DisableRecord")
@@ -347,7 +351,7 @@ def mix_layout(p: StartOnlineRecordParams) -> ClassLayout:
     slots = tuple(
         Slot(
             Rect(s.LayoutParams.X, s.LayoutParams.Y, s.LayoutParams.Width, s.LayoutParams.Height),
-            s.InputStreamId or None,
+            BOARD if s.InputStreamId == TIW_BOARD else (s.InputStreamId or None),
             z=s.LayoutParams.ZOrder,
             render=RenderMode.FILL if s.FillMode == 1 else RenderMode.FIT,
             background=_colour(s.BackgroundColor, Color(0, 0, 0)),
